@@ -1,0 +1,51 @@
+# bcnn: BinaryConnect training (bctrain) and verified export (bcexport).
+# Every target creates the virtual environment it needs on first use.
+
+PYTHON   ?= python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed-stamp
+
+PRESET   ?= mnist
+BINARIZE ?= det
+EPOCHS   ?=
+SEED     ?=
+DATA_DIR ?=
+RUN_DIR  ?= runs/$(PRESET)-$(BINARIZE)
+RESUME   ?=
+
+TRAIN_ARGS := --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
+	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) \
+	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(RESUME),--resume)
+
+.PHONY: venv test train-mnist export verify bench bench-train bench-infer clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+train-mnist: $(STAMP)
+	$(VENV)/bin/bctrain train $(TRAIN_ARGS)
+
+export: $(STAMP)
+	$(VENV)/bin/bcexport onnx $(RUN_DIR)
+
+verify: $(STAMP)
+	$(VENV)/bin/bcexport verify $(RUN_DIR) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+bench: bench-train bench-infer
+
+bench-train: $(STAMP)
+	$(PY) -m benchmarks.bench_train
+
+bench-infer: $(STAMP)
+	$(PY) -m benchmarks.bench_infer $(RUN_DIR)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,188 @@
+"""The epoch loop (paper §5): train, validate, select at the best validation epoch, checkpoint.
+
+Reads top to bottom: data, model and optimizer, resume, then per epoch: set the learning rate,
+train, evaluate, select (val_err <= best), log, checkpoint. The reported test error is the one at
+the last epoch whose validation error was <= every earlier one. Stochastic runs are evaluated twice:
+"real" (latent weights, the paper's convention) and "binary" (sign of the latent weights, deployed).
+"""
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from bctrain import plots, rundir
+from bctrain.config import Config
+from bctrain.data import load_splits, pipeline, preprocess
+from bctrain.models import Net, count_binary_weights
+from bctrain.optim import Optimizer, lr_at_epoch
+from bctrain.steps import error_rate, make_eval_step, make_train_step
+
+
+def eval_modes(binarize: str) -> tuple:
+    """Evaluation modes of a run; the first one is used for selection and `test_error`."""
+    return {"det": ("binary",), "stoch": ("real", "binary"), "none": ("real",)}[binarize]
+
+
+class RunState(tf.Module):
+    """Loop state saved with every checkpoint."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = tf.Variable(0, dtype=tf.int64)
+        self.best_val = tf.Variable(math.inf, dtype=tf.float64)
+        self.best_epoch = tf.Variable(0, dtype=tf.int64)
+
+
+def device_name() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return "GPU: " + ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name)
+                                   for g in gpus)
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU: {model}, {os.cpu_count()} cores"
+
+
+def load_data(cfg: Config, data_dir):
+    splits = load_splits(cfg.dataset, data_dir)
+    mean = preprocess.fit_mean(splits.x_train) if cfg.preprocess == "mean" else None
+
+    def prep(x):
+        return preprocess.apply_mean(x, mean) if mean is not None else preprocess.apply_none(x)
+
+    arrays = {name: (prep(getattr(splits, f"x_{name}")), getattr(splits, f"y_{name}"))
+              for name in ("train", "val", "test")}
+    if mean is None:
+        mean = np.zeros(arrays["train"][0].shape[1], np.float32)
+    return splits, arrays, mean
+
+
+def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=sys.stdout) -> dict:
+    """Run (or resume) the training described by `cfg` in `run_dir`; return the summary metrics."""
+    rundir.prepare(run_dir, cfg, resume)
+    tf.config.experimental.enable_op_determinism()
+    tf.random.set_seed(cfg.seed)
+
+    # -- data ----------------------------------------------------------------------------------
+    splits, arrays, mean = load_data(cfg, data_dir)
+    x_train, y_train = arrays["train"]
+    y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
+    rundir.atomic_save_npz(os.path.join(run_dir, "preprocess.npz"), kind=np.array(cfg.preprocess), mean=mean)
+    val_batches = pipeline.eval_batches(*arrays["val"], cfg.eval_batch_size)
+    test_batches = pipeline.eval_batches(*arrays["test"], cfg.eval_batch_size)
+    steps_per_epoch = len(x_train) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(x_train)} training samples")
+
+    # -- model, optimizer, checkpoint ---------------------------------------------------------
+    net = Net(cfg, seed=cfg.seed)
+    opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
+                    beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps)
+    state = RunState()
+    ckpt = tf.train.Checkpoint(net=net, opt=opt, state=state)
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, "ckpt"), max_to_keep=2)
+    history = []
+    if resume and manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_consumed()
+        history = [r for r in rundir.read_history(run_dir) if r["epoch"] <= int(state.epoch)]
+        print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
+    train_step = make_train_step(net, opt, cfg.jit)
+    modes = eval_modes(cfg.binarize)
+    eval_steps = {m: make_eval_step(net, m, cfg.jit) for m in modes}
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
+    n_binary = count_binary_weights(net.specs)
+    print(f"{cfg.preset} ({cfg.binarize}) on {splits.name}: {len(x_train)}/{len(arrays['val'][0])}/"
+          f"{len(arrays['test'][0])} train/val/test, {n_binary:,} binary weights, {device_name()}", file=out)
+
+    for epoch in range(int(state.epoch) + 1, cfg.epochs + 1):
+        # -- learning rate: geometric decay once per epoch --------------------------------------
+        lr = lr_at_epoch(cfg.lr_start, cfg.lr_end, cfg.epochs, epoch - 1)
+        opt.lr.assign(lr)
+        before = [np.where(w.numpy() >= 0, 1.0, -1.0) for w, _, _ in net.binary_params()]
+
+        # -- train one epoch --------------------------------------------------------------------
+        loss_sum, err_sum = 0.0, 0
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", leave=False,
+                   disable=not sys.stderr.isatty(), file=sys.stderr)
+        start = time.perf_counter()
+        for step, (x, y_pm1) in enumerate(pipeline.train_batches(x_train, y_train_pm1, cfg.batch_size,
+                                                                  cfg.seed, epoch)):
+            loss, errors = train_step(x, y_pm1)
+            loss_sum, err_sum = loss_sum + float(loss), err_sum + int(errors)
+            bar.update(1)
+            if step % 20 == 0:
+                rate = (step + 1) * cfg.batch_size / (time.perf_counter() - start)
+                bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", samples_s=f"{rate:,.0f}")
+        train_seconds = time.perf_counter() - start
+        bar.close()
+
+        # -- evaluate and select ----------------------------------------------------------------
+        record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / steps_per_epoch,
+                  "train_error": err_sum / (steps_per_epoch * cfg.batch_size)}
+        for m in modes:
+            record[f"val_error_{m}"] = error_rate(eval_steps[m], val_batches)
+            record[f"test_error_{m}"] = error_rate(eval_steps[m], test_batches)
+        val = record[f"val_error_{modes[0]}"]
+        record["selected"] = bool(val <= float(state.best_val))
+        if record["selected"]:
+            state.best_val.assign(val)
+            state.best_epoch.assign(epoch)
+            rundir.atomic_save_npz(os.path.join(run_dir, "best.npz"), **net.weights_dict())
+        record.update(seconds=time.perf_counter() - start, train_seconds=train_seconds,
+                      samples_per_second=steps_per_epoch * cfg.batch_size / train_seconds)
+        if net.binary_params():
+            w_all = [w.numpy() for w, _, _ in net.binary_params()]
+            record["flip_ratio"] = [float(np.mean(b != np.where(w >= 0, 1.0, -1.0))) for b, w in zip(before, w_all)]
+            record["at_bound"] = [float(np.mean(np.abs(w) >= h)) for w, (_, _, h) in zip(w_all, net.binary_params())]
+
+        # -- log and checkpoint -----------------------------------------------------------------
+        history.append(record)
+        rundir.write_history(run_dir, history)
+        with writer.as_default(step=epoch):
+            for key, value in record.items():
+                if isinstance(value, float):
+                    tf.summary.scalar(key, value)
+            tf.summary.histogram("w0", net.linear[0].w)
+        plots.save_all(run_dir, history, net.linear[0].w.numpy(), net.specs[0].h)
+        print(_epoch_line(record, modes), file=out, flush=True)
+        state.epoch.assign(epoch)
+        manager.save(checkpoint_number=epoch)
+
+    return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out)
+
+
+def _epoch_line(r: dict, modes) -> str:
+    errors = "  ".join(f"val {m} {100 * r[f'val_error_{m}']:.2f}%  test {m} {100 * r[f'test_error_{m}']:.2f}%"
+                       for m in modes)
+    mark = " *" if r["selected"] else ""
+    return (f"epoch {r['epoch']:4d}  lr {r['lr']:.2e}  loss {r['train_loss']:.4f}  train {100 * r['train_error']:.2f}%"
+            f"  {errors}  {r['samples_per_second']:,.0f} samples/s  {r['seconds']:.1f}s{mark}")
+
+
+def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out) -> dict:
+    modes = eval_modes(cfg.binarize)
+    best = next(r for r in history if r["epoch"] == int(state.best_epoch))
+    metrics = {
+        "dataset": splits.name, "data_source": splits.source,
+        "data_dir": os.path.abspath(data_dir) if data_dir else None,
+        "preset": cfg.preset, "binarize": cfg.binarize,
+        "n_train": len(arrays["train"][0]), "n_val": len(arrays["val"][0]), "n_test": len(arrays["test"][0]),
+        "binary_weights": n_binary, "epochs_run": len(history), "best_epoch": best["epoch"],
+        "val_error": best[f"val_error_{modes[0]}"], "test_error": best[f"test_error_{modes[0]}"],
+        "test_error_binary": best.get("test_error_binary"),
+        "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])),
+        "samples_per_second": float(np.mean([r["samples_per_second"] for r in history])),
+        "device": device_name(), "tensorflow_version": tf.__version__,
+    }
+    rundir.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    print(f"best epoch {metrics['best_epoch']}: val {100 * metrics['val_error']:.2f}%  "
+          f"test {100 * metrics['test_error']:.2f}%  ({run_dir}/metrics.json)", file=out)
+    return metrics

@@ -1,0 +1,67 @@
+"""Config: presets, overrides, validation, JSON round trip, and the CLI flags built from it."""
+import dataclasses
+import json
+
+import pytest
+
+from bctrain.cli import build_parser
+from bctrain.config import PRESETS, Config, ConfigError, load_config, with_overrides
+
+
+def test_mnist_preset_is_the_authors_recipe():
+    cfg = PRESETS["mnist"]
+    assert cfg.hidden == (2048, 2048, 2048) and cfg.batch_size == 100 and cfg.epochs == 250
+    assert (cfg.optimizer, cfg.lr_start, cfg.lr_end, cfg.bn_alpha, cfg.bn_eps) == ("adam", 1e-3, 3e-6, 0.15, 1e-4)
+    assert (cfg.h, cfg.lr_scale) == ("1", "glorot")
+
+
+def test_mnist_paper_preset_uses_sgd_and_glorot_h():
+    cfg = PRESETS["mnist-paper"]
+    assert cfg.hidden == (1024, 1024, 1024) and cfg.batch_size == 200 and cfg.epochs == 1000
+    assert (cfg.optimizer, cfg.h, cfg.lr_scale) == ("sgd", "glorot", "1")
+
+
+def test_json_round_trip(tmp_path):
+    cfg = with_overrides("mnist", epochs=3, hidden=(16, 8), binarize="stoch")
+    (tmp_path / "config.json").write_text(cfg.to_json())
+    assert load_config(str(tmp_path)) == cfg
+
+
+@pytest.mark.parametrize("change, word", [
+    ({"binarize": "sign"}, "binarize"), ({"epochs": 0}, "epochs"), ({"h": "big"}, "h="),
+    ({"bn_alpha": 0.0}, "bn_alpha"), ({"pool": (1,)}, "pool"), ({"optimizer": "rmsprop"}, "optimizer"),
+])
+def test_bad_values_are_refused_with_the_field_name(change, word):
+    with pytest.raises(ConfigError, match=word):
+        with_overrides("mnist", **change)
+
+
+def test_unknown_preset_and_unknown_keys_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset"):
+        with_overrides("imagenet")
+    data = json.loads(Config().to_json())
+    data["colour"] = "blue"
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="colour"):
+        load_config(str(tmp_path))
+    data.pop("colour")
+    data["preset"] = "imagenet"
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_config(str(tmp_path))
+
+
+def test_missing_run_directory_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no such run directory"):
+        load_config(str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match="no config.json"):
+        load_config(str(tmp_path))
+
+
+def test_every_config_field_has_a_flag():
+    args = build_parser().parse_args(["train", "--hidden", "64,32", "--jit", "false", "--lr-start", "0.01"])
+    assert args.hidden == (64, 32) and args.jit is False and args.lr_start == 0.01
+    flags = build_parser()._subparsers._group_actions[0].choices["train"]._option_string_actions
+    for f in dataclasses.fields(Config):
+        if f.name != "preset":
+            assert "--" + f.name.replace("_", "-") in flags
