@@ -59,9 +59,9 @@ def main(argv=None) -> int:
         return 0
     names = {f.name for f in dataclasses.fields(Config)} - {"preset"}
     try:
-        cfg = with_overrides(args.preset, preset=args.preset, **{n: getattr(args, n) for n in names})
+        cfg = with_overrides(args.preset, **{n: getattr(args, n) for n in names})
         run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
-        from bctrain.data.errors import DataError  # noqa: imported late: TensorFlow loads with train
+        from bctrain.data import DataError  # imported late: TensorFlow loads with training
         from bctrain.train import train
         try:
             train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume)

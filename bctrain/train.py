@@ -65,8 +65,11 @@ def load_data(cfg: Config, data_dir):
     return splits, arrays, mean
 
 
-def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=sys.stdout) -> dict:
-    """Run (or resume) the training described by `cfg` in `run_dir`; return the summary metrics."""
+def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=sys.stdout, stop_after=None):
+    """Run (or resume) the training described by `cfg` in `run_dir`; return the summary metrics.
+
+    `stop_after` ends the session after that epoch, as an interruption would (None if so).
+    """
     rundir.prepare(run_dir, cfg, resume)
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(cfg.seed)
@@ -155,6 +158,8 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=sys.stdout
         print(_epoch_line(record, modes), file=out, flush=True)
         state.epoch.assign(epoch)
         manager.save(checkpoint_number=epoch)
+        if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
+            return None
 
     return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out)
 

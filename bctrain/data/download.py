@@ -1,0 +1,116 @@
+"""Download of the official MNIST files into a SHA-256 verified cache (arXiv:1511.00363, §6).
+
+The cache lives outside the repository: `$BCNN_CACHE/mnist/`, default `~/.cache/bcnn/mnist/`.
+A file is used only after its SHA-256 matches the published value (shared with TensorFlow
+Datasets, Keras and torchvision): cached files are checked before every use and deleted on a
+mismatch, downloads go to a temporary name that is renamed only once verified. `fetch_url`
+is the one function that touches the network; tests replace it (or use `file://` mirrors).
+Pure stdlib.
+"""
+
+import hashlib
+import http.client
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from bctrain.data import DataError
+
+MIRRORS = (
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow Datasets
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision
+)
+
+# Published SHA-256 of the gzipped IDX files (see data/SOURCES.md).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+
+TIMEOUT_S = 30  # per socket operation; without a network the failure is immediate anyway
+
+Fetch = Callable[[str, Path], None]
+
+
+def cache_dir() -> Path:
+    """Root of the download cache: $BCNN_CACHE, else ~/.cache/bcnn."""
+    env = os.environ.get("BCNN_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "bcnn"
+
+
+def mnist_cache_dir() -> Path:
+    return cache_dir() / "mnist"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_url(url: str, dest: Path) -> None:
+    """Write the body at `url` (http(s) or file://) to `dest`."""
+    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(dest, "wb") as out:
+        shutil.copyfileobj(response, out)
+
+
+def verified_cached(name: str, directory: Path, sha256: str) -> Path | None:
+    """The cached file if its checksum matches; a mismatching file is deleted, never used."""
+    path = Path(directory) / name
+    if not path.is_file():
+        return None
+    if sha256_file(path) == sha256:
+        return path
+    path.unlink()
+    return None
+
+
+def download_verified(name: str, directory: Path, sha256: str, fetch: Fetch | None = None) -> Path:
+    """Download `name` from the first mirror that serves the right bytes, into `directory/name`."""
+    # Looked up at call time so tests can monkeypatch the module-level fetch_url and MIRRORS.
+    fetch = fetch or fetch_url
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{directory}: cannot create the download cache ({e.strerror or e})") from e
+    failures = []
+    for mirror in MIRRORS:
+        url = mirror + name
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            fetch(url, tmp)
+            got = sha256_file(tmp)
+            if got != sha256:
+                failures.append(f"{url}: SHA-256 mismatch (got {got}, expected {sha256})")
+                continue
+            final = directory / name
+            os.replace(tmp, final)
+            return final
+        # URLError, timeouts, refused connections, cut-off bodies, malformed URLs, disk errors.
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise DataError(f"{name}: download failed: " + "; ".join(failures))
+
+
+def ensure_mnist(allow_download: bool = True, fetch: Fetch | None = None) -> Path:
+    """Directory holding all four verified MNIST files, downloading the missing ones if allowed."""
+    directory = mnist_cache_dir()
+    for name, sha256 in MNIST_SHA256.items():
+        if verified_cached(name, directory, sha256):
+            continue
+        if not allow_download:
+            raise DataError(f"{directory / name}: not in the verified cache and downloads are disabled")
+        download_verified(name, directory, sha256, fetch)
+    return directory

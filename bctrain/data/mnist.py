@@ -1,0 +1,94 @@
+"""MNIST train / validation / test splits (arXiv:1511.00363, §6: MNIST; authors' mnist.py).
+
+The paper's split: train = the first 50,000 images of the training file, validation = the
+last 10,000, test = the 10,000 of the test file. For a data directory whose training file is
+not 60,000 images long the same rule is applied proportionally: validation = the last
+round(N / 6) images (rounded half up), which is exactly 10,000 for N = 60,000.
+
+Where the data comes from, in order:
+1. `data_dir`, if given: it must hold the four IDX files (gzipped or not); never falls back.
+2. the verified download cache ($BCNN_CACHE/mnist, default ~/.cache/bcnn/mnist);
+3. a download from the official mirrors (if `allow_download`);
+4. the bundled offline sample data/mnist_sample.npz (if `allow_sample`), announced on stderr.
+"""
+
+import sys
+from pathlib import Path
+
+from bctrain.data import DataError, Splits, download, idx, sample
+
+DATASETS = ("mnist", "mnist-sample")
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
+TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
+TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
+
+
+def n_validation(n_train_file: int) -> int:
+    """Validation size for a training file of `n_train_file` images: round(N / 6), half up."""
+    return (n_train_file + 3) // 6
+
+
+def read_mnist_dir(directory: Path, source: str) -> Splits:
+    """Splits from a directory holding the four MNIST IDX files."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory}: data directory does not exist")
+    train_images, train_labels, test_images, test_labels = (
+        idx.find_file(directory, name) for name in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+    )
+    x, y = idx.read_pair(train_images, train_labels)
+    x_test, y_test = idx.read_pair(test_images, test_labels)
+    if x_test.shape[1:] != x.shape[1:]:
+        raise DataError(
+            f"{test_images}: images are {x_test.shape[1]}x{x_test.shape[2]}, "
+            f"training images in {train_images.name} are {x.shape[1]}x{x.shape[2]}"
+        )
+
+    n_val = n_validation(len(x))
+    n_train = len(x) - n_val
+    if n_val == 0 or n_train == 0:
+        raise DataError(f"{train_images}: {len(x)} training images, need at least 3 for a validation split")
+    return Splits(
+        name="mnist",
+        x_train=x[:n_train],
+        y_train=y[:n_train],
+        x_val=x[n_train:],
+        y_val=y[n_train:],
+        x_test=x_test,
+        y_test=y_test,
+        source=source,
+    )
+
+
+def load_splits(
+    dataset: str = "mnist",
+    data_dir: str | Path | None = None,
+    allow_download: bool = True,
+    allow_sample: bool = True,
+) -> Splits:
+    """MNIST splits from `data_dir`, the cache, a download, or the bundled sample (in that order).
+
+    `dataset="mnist-sample"` asks for the bundled sample directly (quick runs, CI).
+    """
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
+    if dataset == "mnist-sample":
+        return sample.load_sample()
+    if data_dir is not None:
+        return read_mnist_dir(Path(data_dir), source=f"IDX files in {data_dir}")
+
+    try:
+        directory = download.ensure_mnist(allow_download=allow_download)
+    except DataError as e:
+        if not allow_sample:
+            raise
+        splits = sample.load_sample()
+        n_train, n_val, n_test = splits.counts()
+        print(
+            f"notice: full MNIST unavailable ({e}); using the bundled sample {sample.SAMPLE_PATH.name} "
+            f"({n_train:,} train / {n_val:,} validation / {n_test:,} test)",
+            file=sys.stderr,
+        )
+        return splits
+    return read_mnist_dir(directory, source=f"verified MNIST cache {directory}")

@@ -1,0 +1,47 @@
+"""tf.data input pipelines and ±1 targets (arXiv:1511.00363, §6; authors' squared hinge loss).
+
+The squared hinge loss compares outputs with targets in {−1, +1}: `to_pm1` gives 2·onehot − 1.
+Training order is a permutation that depends only on (seed, epoch), so a run resumed at epoch
+e sees exactly the batches it would have seen without the interruption. Arrays are gathered
+in NumPy and sliced by tf.data, which avoids per-example Python work.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def to_pm1(labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Labels int [N] -> float32 [N, n_classes]: +1 at the label, −1 elsewhere."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (labels.size and (labels.min() < 0 or labels.max() >= n_classes)):
+        raise ValueError(f"expected 1-d labels in 0..{n_classes - 1}, got shape {list(labels.shape)}")
+    y_pm1 = -np.ones((len(labels), n_classes), dtype=np.float32)
+    y_pm1[np.arange(len(labels)), labels] = 1.0
+    return y_pm1
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of range(n) used for `epoch` of a run seeded with `seed`."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def train_batches(x: np.ndarray, y_pm1: np.ndarray, batch_size: int, seed: int, epoch: int) -> tf.data.Dataset:
+    """Shuffled full batches of (x, y_pm1) for one epoch; the last partial batch is dropped."""
+    if len(x) != len(y_pm1):
+        raise ValueError(f"{len(x)} inputs but {len(y_pm1)} targets")
+    if not 0 < batch_size <= len(x):
+        raise ValueError(f"batch_size {batch_size} must be between 1 and the {len(x)} training samples")
+    n_used = len(x) // batch_size * batch_size
+    # Cut before gathering so the dropped remainder is never copied.
+    order = epoch_order(len(x), seed, epoch)[:n_used]
+    data = tf.data.Dataset.from_tensor_slices((x[order], y_pm1[order]))
+    return data.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """(x, y) in order, in batches of `batch_size`; the last batch may be smaller."""
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} inputs but {len(y)} targets")
+    if batch_size < 1:
+        raise ValueError(f"batch_size {batch_size} must be at least 1")
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,1 @@
+"""Benchmarks (make bench): long measurements kept out of the timed tests."""

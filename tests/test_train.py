@@ -1,0 +1,70 @@
+"""The training loop on the bundled sample: learning, run record, resume, refusal."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bctrain.config import ConfigError, with_overrides
+from bctrain.train import train
+
+
+def tiny(**kw):
+    return with_overrides("mnist", hidden=(32,), batch_size=200, lr_start=3e-3, lr_end=1e-3, jit=False, **kw)
+
+
+def quiet():
+    return open(os.devnull, "w")
+
+
+def test_a_few_epochs_learn_and_write_the_run_record(tmp_path):
+    run = str(tmp_path / "run")
+    metrics = train(tiny(epochs=3), run, out=quiet())
+    history = [json.loads(line) for line in open(os.path.join(run, "history.jsonl"))]
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    # 6,000 training samples and a 32-unit net: well above chance (90 % error) after one epoch.
+    assert history[0]["val_error_binary"] < 0.25
+    assert metrics["dataset"] == "mnist-sample" and metrics["binarize"] == "det"
+    for key in ("n_train", "n_val", "n_test", "epochs_run", "best_epoch", "val_error", "test_error",
+                "test_error_binary", "seconds_per_epoch", "samples_per_second", "device", "tensorflow_version"):
+        assert key in metrics
+    best = min(history, key=lambda r: (r["val_error_binary"], -r["epoch"]))
+    assert metrics["best_epoch"] == best["epoch"] and metrics["test_error"] == best["test_error_binary"]
+    assert all(0.0 <= f <= 1.0 for f in history[-1]["flip_ratio"]) and len(history[-1]["at_bound"]) == 2
+    for name in ("config.json", "best.npz", "preprocess.npz", "metrics.json", "curves.png", "weights_layer0.png"):
+        assert os.path.isfile(os.path.join(run, name)), name
+    assert os.listdir(os.path.join(run, "tb"))
+    weights = np.load(os.path.join(run, "best.npz"))
+    assert np.abs(weights["0/w"]).max() <= 1.0
+
+
+def test_stochastic_run_reports_real_and_binary(tmp_path):
+    metrics = train(tiny(epochs=1, binarize="stoch"), str(tmp_path / "run"), out=quiet())
+    assert metrics["test_error"] is not None and metrics["test_error_binary"] is not None
+    history = json.loads(open(tmp_path / "run" / "history.jsonl").readline())
+    assert {"val_error_real", "val_error_binary", "test_error_real", "test_error_binary"} <= set(history)
+
+
+@pytest.mark.parametrize("binarize", ["det", "stoch"])
+def test_resume_is_bit_identical(tmp_path, binarize):
+    cfg = tiny(epochs=2, binarize=binarize)
+    train(cfg, str(tmp_path / "full"), out=quiet())
+    assert train(cfg, str(tmp_path / "cut"), out=quiet(), stop_after=1) is None
+    assert not os.path.exists(tmp_path / "cut" / "metrics.json")
+    train(cfg, str(tmp_path / "cut"), resume=True, out=quiet())
+    full, cut = np.load(tmp_path / "full" / "best.npz"), np.load(tmp_path / "cut" / "best.npz")
+    for key in full.files:
+        np.testing.assert_array_equal(full[key], cut[key], err_msg=key)
+    hist_full = [json.loads(x) for x in open(tmp_path / "full" / "history.jsonl")]
+    hist_cut = [json.loads(x) for x in open(tmp_path / "cut" / "history.jsonl")]
+    assert [r["train_loss"] for r in hist_full] == [r["train_loss"] for r in hist_cut]
+
+
+def test_mismatched_run_directory_is_refused(tmp_path):
+    run = str(tmp_path / "run")
+    train(tiny(epochs=1), run, out=quiet())
+    before = open(os.path.join(run, "best.npz"), "rb").read()
+    with pytest.raises(ConfigError, match="different run"):
+        train(tiny(epochs=1, seed=2), run, resume=True, out=quiet())
+    assert open(os.path.join(run, "best.npz"), "rb").read() == before
