@@ -1,0 +1,163 @@
+"""bctrain.layers against NumPy oracles: binary dense/conv, the authors' BatchNorm (§1, §4, §8)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bctrain.binarize import binarize
+from bctrain.layers import BatchNorm, BinaryConv2D, BinaryDense, max_pool2, relu
+
+H = 0.0383
+RNG = np.random.default_rng(0)
+
+
+def _sign(w):
+    return np.where(w >= 0, 1.0, -1.0).astype(np.float32)
+
+
+def _conv_same(x, w):
+    """NumPy NHWC / HWIO convolution, stride 1, zero padding "SAME" (odd kernels)."""
+    k = w.shape[0]
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    n, hh, ww, _ = x.shape
+    out = np.zeros((n, hh, ww, w.shape[3]), np.float64)
+    for di in range(k):
+        for dj in range(k):
+            out += np.einsum("nhwc,co->nhwo", xp[:, di:di + hh, dj:dj + ww, :], w[di, dj])
+    return out
+
+
+def _bn_numpy(x, gamma, beta, alpha, eps, run_mean, run_std):
+    axes = tuple(range(x.ndim - 1))
+    mu, sigma = x.mean(axis=axes), x.std(axis=axes)
+    y = (x - mu) * gamma / (sigma + eps) + beta
+    return y, (1 - alpha) * run_mean + alpha * mu, (1 - alpha) * run_std + alpha * sigma
+
+
+def _x(*shape):
+    return tf.constant(RNG.normal(size=shape), tf.float32)
+
+
+def test_dense_init_and_variables():
+    a = BinaryDense(20, 7, mode="det", h=H, lr_scale=3.0, seed=4, name="d")
+    b = BinaryDense(20, 7, mode="det", h=H, lr_scale=3.0, init_gen=tf.random.Generator.from_seed(4))
+    w = a.w.numpy()
+    assert w.shape == (20, 7) and np.all(np.abs(w) <= np.float32(H)) and np.std(w) > H / 4
+    np.testing.assert_array_equal(w, b.w.numpy())
+    np.testing.assert_array_equal(a.b.numpy(), np.zeros(7))
+    assert (a.n_in, a.n_out, a.mode, a.h, a.lr_scale, a.is_binary) == (20, 7, "det", H, 3.0, True)
+    assert {v.name for v in a.trainable_variables} == {"d/w:0", "d/b:0"}
+    assert not BinaryDense(2, 2, mode="none", h=1.0, lr_scale=1.0).is_binary
+
+
+def test_layers_reject_bad_arguments():
+    with pytest.raises(ValueError, match="mode"):
+        BinaryDense(2, 2, mode="sign", h=1.0, lr_scale=1.0)
+    with pytest.raises(ValueError, match="h="):
+        BinaryConv2D(2, 2, mode="det", h=0.0, lr_scale=1.0)
+    with pytest.raises(ValueError, match="lr_scale"):
+        BinaryConv2D(2, 2, 3, "det", 1.0, None)
+    with pytest.raises(ValueError, match="alpha"):
+        BatchNorm(3, alpha=0.0)
+
+
+def test_dense_equals_float_matmul_of_sign():
+    layer = BinaryDense(30, 9, mode="det", h=H, lr_scale=1.0, seed=1)
+    layer.b.assign(RNG.normal(size=9).astype(np.float32))
+    x = _x(16, 30)
+    expected = x.numpy() @ (np.float32(H) * _sign(layer.w.numpy())) + layer.b.numpy()
+    for training in (True, False):
+        np.testing.assert_allclose(layer(x, training=training).numpy(), expected, rtol=1e-5, atol=1e-6)
+    real = x.numpy() @ layer.w.numpy() + layer.b.numpy()
+    np.testing.assert_allclose(layer(x, False, eval_mode="real").numpy(), real, rtol=1e-5, atol=1e-6)
+
+
+def test_conv_equals_float_conv_of_sign():
+    layer = BinaryConv2D(3, 5, kernel=3, mode="det", h=1.0, lr_scale=1.0, seed=2)
+    layer.b.assign(RNG.normal(size=5).astype(np.float32))
+    x = _x(2, 6, 7, 3)
+    assert layer.w.shape == (3, 3, 3, 5)
+    expected = _conv_same(x.numpy(), _sign(layer.w.numpy())) + layer.b.numpy()
+    np.testing.assert_allclose(layer(x, training=True).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["det", "stoch"])
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_gradient_of_w_equals_gradient_of_wb(kind, mode):
+    """The straight-through estimator: dL/dw of the binary layer is dL/dwb of a float layer fed wb."""
+    if kind == "dense":
+        layer = BinaryDense(12, 4, mode=mode, h=H, lr_scale=1.0, gen=tf.random.Generator.from_seed(9))
+        x = _x(8, 12)
+        forward = lambda wb: tf.matmul(x, wb) + layer.b
+    else:
+        layer = BinaryConv2D(2, 3, mode=mode, h=H, lr_scale=1.0, gen=tf.random.Generator.from_seed(9))
+        x = _x(2, 5, 5, 2)
+        forward = lambda wb: tf.nn.conv2d(x, wb, 1, "SAME") + layer.b
+    wb = tf.Variable(binarize(layer.w, mode, H, True, gen=tf.random.Generator.from_seed(9)))
+    target = _x(*forward(wb).shape)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(layer(x, training=True) - target))
+    grad_w = tape.gradient(loss, layer.w)
+    with tf.GradientTape() as tape:
+        loss_b = tf.reduce_sum(tf.square(forward(wb) - target))
+    np.testing.assert_allclose(loss.numpy(), loss_b.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grad_w.numpy(), tape.gradient(loss_b, wb).numpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(40, 6), (4, 5, 3, 6)])
+def test_batchnorm_matches_numpy(shape):
+    alpha, eps = 0.15, 1e-4
+    bn = BatchNorm(6, alpha=alpha, eps=eps)
+    gamma, beta = RNG.uniform(0.5, 2, 6), RNG.normal(size=6)
+    bn.gamma.assign(gamma.astype(np.float32))
+    bn.beta.assign(beta.astype(np.float32))
+    run_mean, run_std = np.zeros(6), np.ones(6)
+    for _ in range(3):
+        x = RNG.normal(loc=2.0, scale=3.0, size=shape) * RNG.uniform(0.01, 1, 6)
+        y, run_mean, run_std = _bn_numpy(x, gamma, beta, alpha, eps, run_mean, run_std)
+        got = bn(tf.constant(x, tf.float32), training=True).numpy()
+        np.testing.assert_allclose(got, y, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(bn.mean.numpy(), run_mean, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(bn.std.numpy(), run_std, atol=1e-5, rtol=1e-5)
+    x = RNG.normal(size=shape)
+    expected = (x - run_mean) * gamma / (run_std + eps) + beta
+    got = bn(tf.constant(x, tf.float32), training=False).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(bn.std.numpy(), run_std, atol=1e-5, rtol=1e-5)
+
+
+def test_batchnorm_variables_and_constant_channel():
+    bn = BatchNorm(3, alpha=0.1, name="bn")
+    assert {v.name for v in bn.trainable_variables} == {"bn/gamma:0", "bn/beta:0"}
+    assert {v.name for v in bn.variables} >= {"bn/mean:0", "bn/std:0"}
+    x = np.stack([RNG.normal(size=10), np.full(10, 2.5), RNG.normal(size=10)], axis=1)
+    x = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(tf.sin(bn(x, training=True)))
+    assert np.all(np.isfinite(tape.gradient(loss, x).numpy()))
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_bias_gets_no_gradient_through_batchnorm(kind):
+    if kind == "dense":
+        layer, x = BinaryDense(10, 5, mode="det", h=1.0, lr_scale=1.0), _x(32, 10)
+    else:
+        layer, x = BinaryConv2D(3, 5, mode="det", h=1.0, lr_scale=1.0), _x(4, 6, 6, 3)
+    layer.b.assign(RNG.normal(size=5).astype(np.float32))
+    bn = BatchNorm(5, alpha=0.15)
+    with tf.GradientTape(persistent=True) as tape:
+        z = layer(x, training=True)
+        loss = tf.reduce_sum(tf.sin(3.0 * bn(z, training=True)))
+    grad_b = tape.gradient(loss, layer.b).numpy()
+    grad_z = tape.gradient(loss, z).numpy()
+    scale = np.abs(grad_z).reshape(-1, 5).sum(axis=0)
+    assert np.all(np.abs(grad_b) <= 1e-6 * scale)
+    assert np.all(scale > 0)
+
+
+def test_max_pool2_and_relu():
+    x = _x(2, 6, 4, 3)
+    expected = x.numpy().reshape(2, 3, 2, 2, 2, 3).max(axis=(2, 4))
+    np.testing.assert_array_equal(max_pool2(x).numpy(), expected)
+    np.testing.assert_array_equal(relu(x).numpy(), np.maximum(x.numpy(), 0))
