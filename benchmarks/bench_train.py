@@ -9,6 +9,7 @@ counted as 6 x (binary weights) per sample (forward, input gradient and weight g
 Usage: make bench-train   (or: python -m benchmarks.bench_train --steps 60 --binarize det)
 """
 import argparse
+import dataclasses
 import os
 import time
 
@@ -31,22 +32,27 @@ def synthetic(batch, steps, n_in=784, n_classes=10, seed=0):
     return x, y_pm1
 
 
-def time_bctrain(cfg, x, y_pm1, steps, warmup):
+def bctrain_runner(cfg, x, y_pm1, steps, warmup):
+    """A function that times `steps` training steps of a fresh bctrain network (samples/s)."""
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start)
     step = make_train_step(net, opt, cfg.jit)
-    batches = [(tf.constant(x[i * cfg.batch_size:(i + 1) * cfg.batch_size]),
-                tf.constant(y_pm1[i * cfg.batch_size:(i + 1) * cfg.batch_size])) for i in range(steps)]
+    bs = cfg.batch_size
+    batches = [(tf.constant(x[i * bs:(i + 1) * bs]), tf.constant(y_pm1[i * bs:(i + 1) * bs])) for i in range(steps)]
     for i in range(warmup):
         float(step(*batches[i % steps])[0])
-    start = time.perf_counter()
-    for b in batches:
-        loss, _ = step(*b)
-    float(loss)
-    return steps * cfg.batch_size / (time.perf_counter() - start)
+
+    def run():
+        start = time.perf_counter()
+        for b in batches:
+            loss, _ = step(*b)
+        float(loss)
+        return steps * bs / (time.perf_counter() - start)
+    return run
 
 
-def time_keras(cfg, x, y_pm1, steps, warmup):
+def keras_runner(cfg, x, y_pm1, steps, warmup):
+    """The same network in float, Keras 3 `fit` on a repeated tf.data pipeline (samples/s)."""
     import keras
     model = keras.Sequential([keras.Input((784,))])
     for units in cfg.hidden:
@@ -58,12 +64,15 @@ def time_keras(cfg, x, y_pm1, steps, warmup):
     model.compile(optimizer=keras.optimizers.Adam(cfg.lr_start), loss=keras.losses.SquaredHinge())
     data = tf.data.Dataset.from_tensor_slices((x, y_pm1)).batch(cfg.batch_size, drop_remainder=True).repeat()
     model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    return steps * cfg.batch_size / (time.perf_counter() - start)
+
+    def run():
+        start = time.perf_counter()
+        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+        return steps * cfg.batch_size / (time.perf_counter() - start)
+    return run
 
 
-def matmul_gflops(n=2048, repeats=20):
+def matmul_gflops(n=2048, repeats=10):
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
     mm = tf.function(lambda a, b: tf.matmul(a, b))
@@ -79,26 +88,31 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=60, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before each measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--binarize", default="det", choices=("det", "stoch", "none"))
     parser.add_argument("--out", default="benchmarks/results/bench_train.json", help="JSON results file")
     args = parser.parse_args(argv)
     base = with_overrides("mnist", binarize=args.binarize)
     x, y_pm1 = synthetic(base.batch_size, args.steps)
     flops_per_sample = 6 * count_binary_weights(Net(base, seed=1).specs)
-    gflops = matmul_gflops()
-    rows = {}
-    for name, fn, cfg in [("bctrain, XLA", time_bctrain, base),
-                          ("bctrain, no XLA", time_bctrain, with_overrides("mnist", binarize=args.binarize, jit=False)),
-                          ("Keras 3 fit (float)", time_keras, base)]:
-        rows[name] = fn(cfg, x, y_pm1, args.steps, args.warmup)
+    runners = {"bctrain, XLA": bctrain_runner(base, x, y_pm1, args.steps, args.warmup),
+               "bctrain, no XLA": bctrain_runner(dataclasses.replace(base, jit=False), x, y_pm1, args.steps, args.warmup),
+               "Keras 3 fit (float)": keras_runner(base, x, y_pm1, args.steps, args.warmup)}
+    samples, peaks = {name: [] for name in runners}, []
+    for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits every row alike
+        peaks.append(matmul_gflops())
+        for name, run in runners.items():
+            samples[name].append(run())
+    rows = {name: float(np.median(v)) for name, v in samples.items()}
+    gflops = float(np.median(peaks))
     keras_rate = rows["Keras 3 fit (float)"]
     print(f"device: {device_name()}, TensorFlow {tf.__version__}")
-    print(f"matmul peak (2048x2048 float32): {gflops:.1f} GFLOP/s")
+    print(f"matmul peak (2048x2048 float32, median of {args.rounds}): {gflops:.1f} GFLOP/s")
     print(f"{'step':24s} {'samples/s':>10s} {'vs Keras':>9s} {'GFLOP/s':>8s} {'of peak':>8s}")
     for name, rate in rows.items():
         achieved = rate * flops_per_sample / 1e9
         print(f"{name:24s} {rate:10,.0f} {rate / keras_rate:8.2f}x {achieved:8.1f} {achieved / gflops:7.0%}")
-    result = {"device": device_name(), "tensorflow": tf.__version__, "matmul_gflops": gflops,
+    result = {"rounds": samples, "matmul_gflops_rounds": peaks, "device": device_name(), "tensorflow": tf.__version__, "matmul_gflops": gflops,
               "binarize": args.binarize, "batch_size": base.batch_size, "steps": args.steps,
               "flops_per_sample": flops_per_sample, "samples_per_second": rows}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

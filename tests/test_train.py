@@ -1,4 +1,5 @@
 """The training loop on the bundled sample: learning, run record, resume, refusal."""
+import dataclasses
 import json
 import os
 
@@ -46,9 +47,9 @@ def test_stochastic_run_reports_real_and_binary(tmp_path):
     assert {"val_error_real", "val_error_binary", "test_error_real", "test_error_binary"} <= set(history)
 
 
-@pytest.mark.parametrize("binarize", ["det", "stoch"])
-def test_resume_is_bit_identical(tmp_path, binarize):
-    cfg = tiny(epochs=2, binarize=binarize)
+@pytest.mark.parametrize("binarize, jit", [("det", False), ("stoch", False), ("stoch", True)])
+def test_resume_is_bit_identical(tmp_path, binarize, jit):
+    cfg = dataclasses.replace(tiny(epochs=2, binarize=binarize), jit=jit)
     train(cfg, str(tmp_path / "full"), out=quiet())
     assert train(cfg, str(tmp_path / "cut"), out=quiet(), stop_after=1) is None
     assert not os.path.exists(tmp_path / "cut" / "metrics.json")
