@@ -65,11 +65,12 @@ def load_data(cfg: Config, data_dir):
     return splits, arrays, mean
 
 
-def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=sys.stdout, stop_after=None):
+def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop_after=None):
     """Run (or resume) the training described by `cfg` in `run_dir`; return the summary metrics.
 
     `stop_after` ends the session after that epoch, as an interruption would (None if so).
     """
+    out = out or sys.stdout
     rundir.prepare(run_dir, cfg, resume)
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(cfg.seed)

@@ -1,0 +1,58 @@
+"""`bcexport`: export a finished BinaryConnect run and verify the export (paper §9).
+
+    bcexport onnx RUN_DIR                   model.onnx, model.packed.onnx, model.raw.onnx, export.json
+    bcexport verify RUN_DIR [--data-dir D]  parity of TF, NumPy and ONNX back ends on the test set
+
+Exit codes: 0 success, 1 verification failed, 2 unusable input (one line on stderr).
+"""
+import argparse
+import sys
+
+from bctrain.config import ConfigError
+from bctrain.data import DataError
+from bcexport import ExportError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bcexport", description="Export a trained BinaryConnect run to ONNX and verify it.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("onnx", help="write model.onnx, model.packed.onnx, model.raw.onnx and export.json",
+                       description="Fold BatchNorm, pack sign(w) as bits and write the ONNX models "
+                                   "and export.json into RUN_DIR (a finished bctrain run).")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="finished run directory (config.json, best.npz, "
+                                                      "preprocess.npz, metrics.json)")
+    p = sub.add_parser("verify", help="compare every back end with the NumPy reference; write verify.json",
+                       description="Run TF (training code path), the NumPy reference and onnxruntime on "
+                                   "model.onnx, model.packed.onnx and model.raw.onnx over the whole test "
+                                   "set; exit 1 if any back end disagrees beyond the tolerance.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory exported with `bcexport onnx`")
+    p.add_argument("--data-dir", default=None, metavar="D",
+                   help="directory with the MNIST IDX files (default: the one recorded in metrics.json, "
+                        "else the download cache)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "onnx":
+            from bcexport.onnx_export import export_run
+            summary = export_run(args.run_dir)
+            files = ", ".join(f"{k} ({v:,} B)" for k, v in summary["files"].items())
+            print(f"wrote {files} and export.json to {args.run_dir}; binary weights stored in "
+                  f"1/{1 / summary['binary_weight_bytes']['ratio']:.1f} of their float32 bytes")
+            return 0
+        from bcexport.verify import verify_run
+        report = verify_run(args.run_dir, data_dir=args.data_dir)
+        return 0 if report["passed"] else EXIT_FAILED
+    except (ExportError, ConfigError, DataError) as exc:
+        print(f"bcexport {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Deployment weights: sign bits packed 8 per byte and BatchNorm folded into an affine (paper §9).
+
+A trained block computes z = h·(x ∗ wb) + b, an optional 2x2 max-pool, then the authors' BatchNorm
+(z − mean)·γ/(std + ε) + β (§4), and ReLU on all but the last block. With wb = h·sign(w),
+sign(0) = +1, and h > 0 (so pooling commutes with the positive scale and the per-channel bias):
+
+    y = a ⊙ pool(x ∗ sign(w)) + c,   a = γ·h/(std + ε),   c = β + γ·(b − mean)/(std + ε).
+
+Bit order of `pack_bits`: the ±1 array is flattened row-major (C order) in its own layout (HWIO for
+conv kernels, [n_in, n_out] for dense); element k is bit (k mod 8) of byte k // 8, least significant
+bit first (numpy.packbits with bitorder="little"); bit 1 means +1, bit 0 means −1. The last byte is
+zero-padded.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bctrain.config import Config
+from bctrain.models import layer_specs
+from bcexport import ExportError
+from bcexport.rundir import load_best, load_preprocess, require_finished
+
+BIT_ORDER = "little"
+
+
+def sign_pm1(w) -> np.ndarray:
+    """+1 where w >= 0, else −1 (sign(0) = +1), as int8."""
+    return np.where(np.asarray(w) >= 0, 1, -1).astype(np.int8)
+
+
+def pack_bits(wb) -> np.ndarray:
+    """±1 array -> uint8 [ceil(size / 8)], bit = 1 for +1 (bit order: module docstring)."""
+    wb = np.asarray(wb)
+    if not np.all(np.abs(wb) == 1):
+        raise ValueError("pack_bits expects an array of ±1 values")
+    return np.packbits(wb.reshape(-1) > 0, bitorder=BIT_ORDER)
+
+
+def unpack_bits(bits, shape) -> np.ndarray:
+    """Inverse of `pack_bits`: uint8 bytes -> ±1 float32 array of `shape`."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    count = math.prod(shape)
+    if bits.shape != ((count + 7) // 8,):
+        raise ValueError(f"{bits.shape[0]} bytes cannot hold shape {tuple(shape)}")
+    flat = np.unpackbits(bits, count=count, bitorder=BIT_ORDER)
+    return (flat.astype(np.float32) * 2 - 1).reshape(shape)
+
+
+def fold_bn(h, b, gamma, beta, mean, std, eps):
+    """(a, c) float32 with a ⊙ u + c == BN(h·u + b) for every u (formula: module docstring).
+
+    Computed in float64 and rounded once, so a and c are the nearest float32 to the exact values.
+    """
+    b, gamma, beta, mean, std = (np.asarray(v, dtype=np.float64) for v in (b, gamma, beta, mean, std))
+    scale = gamma / (std + eps)
+    a = scale * h
+    c = beta + scale * (b - mean)
+    return a.astype(np.float32), c.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One deployed block: y = a ⊙ pool(x ∗ unpack(bits)) + c, then ReLU if `relu`."""
+
+    kind: str            # "dense" | "conv"
+    shape: tuple         # weight shape: (k, k, c_in, c_out) HWIO or (n_in, n_out)
+    bits: np.ndarray     # uint8 [ceil(prod(shape) / 8)]
+    a: np.ndarray        # float32 [n_out]
+    c: np.ndarray        # float32 [n_out]
+    pool: bool
+    relu: bool
+
+    @property
+    def wb(self) -> np.ndarray:
+        return unpack_bits(self.bits, self.shape)
+
+    @property
+    def n_weights(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Everything inference needs: blocks, input shape and the preprocessing mean."""
+
+    cfg: Config
+    blocks: tuple
+    input_shape: tuple
+    preprocess: str          # "mean" | "none"
+    mean: np.ndarray         # float32 [prod(input_shape)], zeros for "none"
+
+    @property
+    def n_binary_weights(self) -> int:
+        return sum(b.n_weights for b in self.blocks)
+
+
+def build_blocks(cfg: Config, weights: dict) -> tuple:
+    """Blocks from `layer_specs(cfg)` and a best.npz-style dict of float32 arrays."""
+    blocks = []
+    for i, s in enumerate(layer_specs(cfg)):
+        w = weights[f"{i}/w"]
+        a, c = fold_bn(s.h, *(weights[f"{i}/{k}"] for k in ("b", "gamma", "beta", "mean", "std")),
+                       eps=cfg.bn_eps)
+        blocks.append(Block(s.kind, tuple(w.shape), pack_bits(sign_pm1(w)), a, c, s.pool, s.relu))
+    return tuple(blocks)
+
+
+def load_deployment(run_dir: str) -> Deployment:
+    """The deployment form of a finished run directory (float baselines are refused)."""
+    cfg = require_finished(run_dir)
+    if cfg.binarize == "none":
+        raise ExportError(f"{run_dir}: run is a float baseline (binarize=none): nothing to binarize")
+    blocks = build_blocks(cfg, load_best(run_dir, cfg))
+    kind, mean = load_preprocess(run_dir)
+    n_in = math.prod(cfg.input_shape)
+    if mean.shape != (n_in,):
+        raise ExportError(f"{run_dir}/preprocess.npz: mean has {mean.size} values, expected {n_in}")
+    return Deployment(cfg, blocks, tuple(cfg.input_shape), kind, mean)

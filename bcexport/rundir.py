@@ -1,0 +1,89 @@
+"""Reading a finished run directory for export (docs/DESIGN.md "Run directory"; paper §9).
+
+Export only reads what training wrote (`config.json`, `best.npz`, `preprocess.npz`, `metrics.json`)
+and adds its own files next to them. Problems a user can fix are `ExportError`s with one line naming
+the file and what was expected.
+"""
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from bctrain.config import Config, load_config
+from bctrain.models import WEIGHT_KEYS, layer_specs
+from bcexport import ExportError
+
+MODEL_ONNX = "model.onnx"
+MODEL_PACKED_ONNX = "model.packed.onnx"
+MODEL_RAW_ONNX = "model.raw.onnx"
+EXPORT_JSON = "export.json"
+VERIFY_JSON = "verify.json"
+
+
+def require_finished(run_dir: str) -> Config:
+    """The Config of a finished run (config.json, metrics.json and best.npz present)."""
+    if not os.path.isdir(run_dir):
+        raise ExportError(f"{run_dir}: no such run directory")
+    cfg = load_config(run_dir)
+    for name in ("metrics.json", "best.npz"):
+        if not os.path.isfile(os.path.join(run_dir, name)):
+            raise ExportError(f"{run_dir}: unfinished run (no {name}); train it to the end first")
+    return cfg
+
+
+def read_metrics(run_dir: str) -> dict:
+    path = os.path.join(run_dir, "metrics.json")
+    try:
+        with open(path) as fh:
+            metrics = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{path}: unreadable metrics ({exc})") from None
+    if not isinstance(metrics, dict):
+        raise ExportError(f"{path}: expected a JSON object")
+    return metrics
+
+
+def _load_npz(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise ExportError(f"{path}: missing")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ExportError(f"{path}: unreadable npz ({exc})") from None
+
+
+def load_best(run_dir: str, cfg: Config) -> dict:
+    """best.npz as float32 arrays, checked against the shapes `layer_specs(cfg)` implies."""
+    path = os.path.join(run_dir, "best.npz")
+    weights = _load_npz(path)
+    for i, s in enumerate(layer_specs(cfg)):
+        w_shape = (s.kernel, s.kernel, s.n_in, s.n_out) if s.kind == "conv" else (s.n_in, s.n_out)
+        for key in WEIGHT_KEYS:
+            name = f"{i}/{key}"
+            if name not in weights:
+                raise ExportError(f"{path}: no weight {name!r} (block {i} of {cfg.preset})")
+            expected = w_shape if key == "w" else (s.n_out,)
+            if weights[name].shape != expected:
+                raise ExportError(f"{path}: {name} has shape {weights[name].shape}, expected {expected}")
+            if not np.all(np.isfinite(weights[name])):
+                raise ExportError(f"{path}: {name} holds non-finite values")
+        if not np.all(weights[f"{i}/std"] > 0):
+            raise ExportError(f"{path}: {i}/std must be positive")
+    return {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+
+
+def load_preprocess(run_dir: str) -> tuple:
+    """(kind, mean): kind "mean" | "none", mean float32 [784] (zeros for "none")."""
+    path = os.path.join(run_dir, "preprocess.npz")
+    data = _load_npz(path)
+    if "kind" not in data or "mean" not in data:
+        raise ExportError(f"{path}: expected keys 'kind' and 'mean'")
+    kind = str(data["kind"])
+    if kind not in ("mean", "none"):
+        raise ExportError(f"{path}: kind {kind!r}, expected 'mean' or 'none'")
+    mean = np.asarray(data["mean"], dtype=np.float32).reshape(-1)
+    if kind == "none":
+        mean = np.zeros_like(mean)
+    return kind, mean

@@ -1,0 +1,72 @@
+"""Inference tf.functions of the deployment form, over ±1 constants (paper §9).
+
+Each block is y = a ⊙ pool(x ∗ wb) + c (ReLU on all but the last), with wb the unpacked sign bits
+as float32 ±1 constants: no Sign op, no random op, no variables, no training branch.
+
+The constants are created inside the traced body: tf2onnx turns a tensor captured from outside a
+tf.function into an extra graph input, while constants built during tracing are frozen into the
+graph (and become ONNX initializers named after them: wb0, a0, c0, ...).
+
+A constant Mul right after a convolution is folded into the kernel twice over: by grappler's
+constant folding (MulConvPushDown, which tf2onnx runs while freezing) and by tf2onnx's transpose
+optimizer. Either would turn the ±1 kernel into a ±a one, so for a conv block without pool the scale
+is broadcast to the dynamic shape of the conv output first: the same products, but not a constant.
+"""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from bcexport import ExportError
+from bcexport.pack import Deployment
+
+RAW_SHAPE = (28, 28)  # uint8 MNIST images, what model.raw.onnx takes
+
+
+def _blocks_graph(dep: Deployment, x):
+    """The block stack on a float32 tensor x [N, *input_shape]; call only while tracing."""
+    for i, blk in enumerate(dep.blocks):
+        if blk.kind == "conv":
+            u = tf.nn.conv2d(x, tf.constant(blk.wb, name=f"wb{i}"), strides=1, padding="SAME")
+        else:
+            if len(x.shape) > 2:
+                x = tf.reshape(x, [-1, math.prod(x.shape[1:])])
+            u = tf.matmul(x, tf.constant(blk.wb, name=f"wb{i}"))
+        if blk.pool:
+            u = tf.nn.max_pool2d(u, ksize=2, strides=2, padding="VALID")
+        a = tf.constant(blk.a, name=f"a{i}")
+        if blk.kind == "conv" and not blk.pool:
+            a = tf.broadcast_to(a, tf.shape(u))  # keeps the kernel ±1: see the module docstring
+        x = a * u + tf.constant(blk.c, name=f"c{i}")
+        if blk.relu:
+            x = tf.nn.relu(x)
+    return tf.identity(x, name="logits")
+
+
+def inference_function(dep: Deployment):
+    """tf.function: x float32 [None, *input_shape] (preprocessed) -> logits float32 [None, classes]."""
+    spec = tf.TensorSpec([None, *dep.input_shape], tf.float32, name="x")
+
+    @tf.function(input_signature=[spec])
+    def infer(x):
+        return _blocks_graph(dep, x)
+
+    return infer
+
+
+def raw_inference_function(dep: Deployment):
+    """tf.function: uint8 pixels [None, 28, 28] -> logits, with pixels / 255 − mean in the graph."""
+    n_in = math.prod(dep.input_shape)
+    if n_in != math.prod(RAW_SHAPE):
+        raise ExportError(f"raw-pixel model needs {math.prod(RAW_SHAPE)} inputs, "
+                          f"this network takes {dep.input_shape}")
+    spec = tf.TensorSpec([None, *RAW_SHAPE], tf.uint8, name="pixels")
+    mean = np.asarray(dep.mean, dtype=np.float32)
+
+    @tf.function(input_signature=[spec])
+    def infer_raw(pixels):
+        flat = tf.reshape(tf.cast(pixels, tf.float32), [-1, n_in]) / 255.0
+        x = flat - tf.constant(mean, name="mean")
+        return _blocks_graph(dep, tf.reshape(x, [-1, *dep.input_shape]))
+
+    return infer_raw

@@ -1,0 +1,201 @@
+"""`bcexport verify RUN_DIR`: the parity gate over the whole test set (paper §9).
+
+Back ends, each compared with the NumPy float64 reference over the packed weights
+(`bcexport.reference`):
+    tf_net       the training code path: bctrain.models.Net(training=False, eval_mode="binary")
+                 on the latent best.npz weights (unfolded BN, its own sign), TensorFlow float32
+    onnx         onnxruntime on model.onnx            (preprocessed float32 input)
+    onnx_packed  onnxruntime on model.packed.onnx     (preprocessed float32 input)
+    onnx_raw     onnxruntime on model.raw.onnx        (raw uint8 pixels, preprocessing in-graph)
+
+Tolerance, per test sample (row of logits):
+    scale = max(1, max_j |ref_j|),   tol = K · s · scale,   K = 16,
+    s = max(4u, max over the test set of max_j |ref32_j − ref_j| / scale),   u = 2^-24,
+where ref32 is the same reference pass run in float32 (NumPy/BLAS summation order). A float32
+back end differs from the float64 oracle only by rounding; how much depends on the network (fan-in,
+cancellation between a ⊙ u and c, depth) more than on the summation order, so the tolerance is
+the float32 rounding noise of *this* network on *this* test set, measured with a back end that
+shares no code with the ones under test, times a safety factor. BatchNorm keeps logits O(1), hence
+the relative form with an absolute floor of 1. Observed: every back end (TF, onnxruntime) stays
+within 1.6·s on trained and random MNIST-sized MLPs and small CNNs, so K = 16 leaves a 10x margin,
+while in a trained MNIST MLP a single flipped sign bit in any hidden or output layer moved some
+logit by more than 600·s (about 40·tol) in every trial (a flip that only meets always-zero inputs
+is invisible to any test set).
+
+A back end passes when every logit is within tol and its argmax agrees with the reference on every
+sample except genuine ties: samples whose two largest reference logits differ by at most 2·tol
+(the only ones whose order two within-tol results can swap); ties are counted separately. The packed
+model must also store its binary weights in at most 1/30 of their float32 bytes.
+Results go to verify.json; the exit code of the CLI is non-zero on any failure.
+"""
+import math
+import os
+import sys
+
+import numpy as np
+import onnx
+import tensorflow as tf
+from onnx import numpy_helper
+
+from bctrain.data import load_splits
+from bctrain.data.preprocess import apply_mean
+from bctrain.models import Net
+from bctrain.rundir import atomic_write_json
+from bcexport import ExportError, packed_onnx, reference, rundir
+from bcexport.onnx_export import session
+from bcexport.pack import Deployment, load_deployment
+from bcexport.rundir import load_best, read_metrics
+
+U32 = 2.0 ** -24
+K_TOL = 16
+NOISE_FLOOR = 4 * U32
+MAX_WEIGHT_BYTES_RATIO = 1 / 30
+
+
+def load_test_data(run_dir: str, data_dir=None) -> tuple:
+    """(pixels uint8 [N, 28, 28], labels int64 [N], dataset name) of the data the run used."""
+    metrics = read_metrics(run_dir)
+    dataset = metrics.get("dataset")
+    if dataset not in ("mnist", "mnist-sample"):
+        raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected 'mnist' or 'mnist-sample'")
+    data_dir = data_dir or metrics.get("data_dir")
+    splits = load_splits(dataset, data_dir, allow_sample=False)
+    return splits.x_test, splits.y_test, splits.name
+
+
+def logit_scale(ref) -> np.ndarray:
+    """max(1, max_j |ref_j|) per sample."""
+    return np.maximum(1.0, np.abs(ref).max(axis=1, initial=0.0))
+
+
+def noise_level(dep: Deployment, x, ref) -> float:
+    """s: the largest float32 deviation of the reference pass, relative to the logit scale."""
+    ref32 = reference.forward(dep, x, dtype=np.float32)
+    dev = np.abs(ref32.astype(np.float64) - ref).max(axis=1, initial=0.0) / logit_scale(ref)
+    return max(NOISE_FLOOR, float(dev.max(initial=0.0)))
+
+
+def tolerance(ref, noise: float) -> np.ndarray:
+    """Per-sample absolute tolerance [N]: K · s · max(1, max_j |ref_j|) (module docstring)."""
+    return K_TOL * noise * logit_scale(ref)
+
+
+def compare(ref, other, tol, labels) -> dict:
+    """Logit and argmax agreement of one back end with the reference."""
+    diff = np.abs(np.asarray(other, np.float64) - ref)
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    tie = (top2[:, 1] - top2[:, 0]) <= 2 * tol
+    disagree = other.argmax(axis=1) != ref.argmax(axis=1)
+    within = bool(np.all(diff <= tol[:, None]))
+    bad = int(np.sum(disagree & ~tie))
+    return {"accuracy": float(np.mean(other.argmax(axis=1) == labels)),
+            "max_abs_logit_diff": float(diff.max(initial=0.0)),
+            "max_diff_over_tol": float((diff.max(axis=1, initial=0.0) / tol).max(initial=0.0)),
+            "argmax_agreement": float(1.0 - np.mean(disagree)) if len(ref) else 1.0,
+            "argmax_disagreements": bad, "tie_disagreements": int(np.sum(disagree & tie)),
+            "logits_within_tol": within, "passed": within and bad == 0}
+
+
+def _batched(fn, x, batch) -> np.ndarray:
+    return np.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def net_logits(run_dir: str, dep: Deployment, x) -> np.ndarray:
+    """The training code path: Net on the latent weights, inference, binary weights."""
+    cfg = dep.cfg
+    net = Net(cfg, seed=cfg.seed)
+    net.load_weights_dict(load_best(run_dir, cfg))
+    return _batched(lambda xb: net(tf.constant(xb), training=False, eval_mode="binary").numpy(),
+                    x, cfg.eval_batch_size)
+
+
+def onnx_logits(path: str, feed, batch) -> np.ndarray:
+    sess = session(path)
+    name = sess.get_inputs()[0].name
+    return _batched(lambda xb: sess.run(None, {name: xb})[0], feed, batch)
+
+
+def packed_weight_bytes(path: str, dep: Deployment) -> tuple:
+    """(bytes of the uint8 sign-bit initializers, names of float ±1 block weights left)."""
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ExportError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+    bits = sum(numpy_helper.to_array(i).nbytes for i in model.graph.initializer
+               if i.name.endswith(packed_onnx.BITS_SUFFIX) and i.data_type == onnx.TensorProto.UINT8)
+    return bits, sorted(packed_onnx.find_binary_initializers(model, dep))
+
+
+def _required(run_dir: str, name: str) -> str:
+    path = os.path.join(run_dir, name)
+    if not os.path.isfile(path):
+        raise ExportError(f"{run_dir}: no {name}; run `bcexport onnx {run_dir}` first")
+    return path
+
+
+def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
+    """Run every back end on the whole test set, write verify.json, return it (key 'passed').
+
+    `load_test(run_dir, data_dir) -> (pixels uint8, labels, name)` defaults to `load_test_data`.
+    """
+    dep = load_deployment(run_dir)
+    paths = {"onnx": _required(run_dir, rundir.MODEL_ONNX),
+             "onnx_packed": _required(run_dir, rundir.MODEL_PACKED_ONNX)}
+    raw_path = os.path.join(run_dir, rundir.MODEL_RAW_ONNX)
+    pixels, labels, dataset = (load_test or load_test_data)(run_dir, data_dir)
+    if math.prod(pixels.shape[1:]) != math.prod(dep.input_shape) or len(pixels) != len(labels):
+        raise ExportError(f"test data {dataset}: images {pixels.shape[1:]} and {len(labels)} labels do "
+                          f"not fit a network taking {dep.input_shape}")
+    x = apply_mean(pixels, dep.mean).reshape((len(pixels),) + dep.input_shape)
+    batch = dep.cfg.eval_batch_size
+
+    ref = reference.forward(dep, x)
+    outputs = {"tf_net": net_logits(run_dir, dep, x)}
+    outputs.update({k: onnx_logits(p, x, batch) for k, p in paths.items()})
+    if os.path.isfile(raw_path):
+        outputs["onnx_raw"] = onnx_logits(raw_path, pixels, batch)
+    noise = noise_level(dep, x, ref)
+    tol = tolerance(ref, noise)
+    backends = {k: compare(ref, v, tol, labels) for k, v in outputs.items()}
+
+    bits, leftovers = packed_weight_bytes(paths["onnx_packed"], dep)
+    float_bytes = 4 * dep.n_binary_weights
+    sizes = {"files": {os.path.basename(p): os.path.getsize(p)
+                       for p in list(paths.values()) + [raw_path] if os.path.isfile(p)},
+             "binary_weights": dep.n_binary_weights, "binary_weight_bytes_float32": float_bytes,
+             "binary_weight_bytes_packed": bits, "binary_weight_bytes_ratio": bits / float_bytes,
+             "float_binary_initializers_left": leftovers}
+    sizes["file_ratio_packed_to_float"] = (sizes["files"][rundir.MODEL_PACKED_ONNX]
+                                           / sizes["files"][rundir.MODEL_ONNX])
+    size_ok = 0 < bits <= MAX_WEIGHT_BYTES_RATIO * float_bytes and not leftovers
+    report = {
+        "dataset": dataset, "n_test": int(len(labels)),
+        "tolerance": {"formula": "K * s * max(1, max_j |ref_j|) per sample; s = max(4u, max over "
+                                 "samples of max_j |ref32_j - ref_j| / max(1, max_j |ref_j|))",
+                      "K": K_TOL, "s": noise, "u": U32, "rtol": K_TOL * noise, "floor": 1.0,
+                      "tie": "two largest reference logits within 2 * tol"},
+        "reference": {"accuracy": float(np.mean(ref.argmax(axis=1) == labels)),
+                      "arithmetic": "float64"},
+        "backends": backends, "sizes": sizes, "size_passed": bool(size_ok),
+        "passed": bool(size_ok and all(b["passed"] for b in backends.values())),
+    }
+    atomic_write_json(os.path.join(run_dir, rundir.VERIFY_JSON), report)
+    print_table(report, out or sys.stdout)
+    return report
+
+
+def print_table(report: dict, out):
+    print(f"{report['n_test']} test samples ({report['dataset']}); reference accuracy "
+          f"{100 * report['reference']['accuracy']:.2f}%, rtol {report['tolerance']['rtol']:.2e}", file=out)
+    print(f"{'back end':<12} {'accuracy':>9} {'max|dlogit|':>12} {'/tol':>8} {'argmax≠':>8} {'ties':>5}",
+          file=out)
+    for name, b in report["backends"].items():
+        print(f"{name:<12} {100 * b['accuracy']:>8.2f}% {b['max_abs_logit_diff']:>12.3e} "
+              f"{b['max_diff_over_tol']:>8.3g} {b['argmax_disagreements']:>8d} {b['tie_disagreements']:>5d}  "
+              f"{'ok' if b['passed'] else 'FAIL'}", file=out)
+    s = report["sizes"]
+    print(f"binary weights {s['binary_weights']}: {s['binary_weight_bytes_packed']} packed bytes = "
+          f"1/{1 / s['binary_weight_bytes_ratio']:.1f} of float32; packed file "
+          f"1/{1 / s['file_ratio_packed_to_float']:.1f} of model.onnx  "
+          f"{'ok' if report['size_passed'] else 'FAIL'}", file=out)
+    print("verify: " + ("PASSED" if report["passed"] else "FAILED"), file=out)

@@ -1,0 +1,118 @@
+"""bcexport.cli: exit codes and one-line errors of `bcexport onnx` / `bcexport verify` (paper §9)."""
+import json
+import os
+import shutil
+
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from bcexport import cli, verify
+from export_fixtures import exported_mlp_dir, mlp_config, synthetic_loader, tiny_run_dir  # noqa: F401
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_help_documents_the_flags(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["verify", "--help"])
+    assert exc.value.code == 0
+    assert "--data-dir" in capsys.readouterr().out
+
+
+def test_missing_run_directory(tmp_path, capsys):
+    assert cli.main(["onnx", str(tmp_path / "nope")]) == cli.EXIT_USAGE
+    assert "no such run directory" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("missing", ["metrics.json", "best.npz"])
+def test_unfinished_run(tiny_run_dir, missing, capsys):
+    os.remove(os.path.join(tiny_run_dir, missing))
+    assert cli.main(["onnx", tiny_run_dir]) == cli.EXIT_USAGE
+    assert f"unfinished run (no {missing})" in _error_line(capsys)
+
+
+def test_not_a_run_directory(tmp_path, capsys):
+    assert cli.main(["verify", str(tmp_path)]) == cli.EXIT_USAGE
+    assert "no config.json" in _error_line(capsys)
+
+
+def test_unknown_preset(tiny_run_dir, capsys):
+    path = os.path.join(tiny_run_dir, "config.json")
+    with open(path) as fh:
+        config = json.load(fh)
+    config["preset"] = "imagenet"
+    with open(path, "w") as fh:
+        json.dump(config, fh)
+    assert cli.main(["onnx", tiny_run_dir]) == cli.EXIT_USAGE
+    assert "unknown preset 'imagenet'" in _error_line(capsys)
+
+
+def test_unreadable_weights(tiny_run_dir, capsys):
+    with open(os.path.join(tiny_run_dir, "best.npz"), "wb") as fh:
+        fh.write(b"not a zip file")
+    assert cli.main(["onnx", tiny_run_dir]) == cli.EXIT_USAGE
+    assert "best.npz: unreadable" in _error_line(capsys)
+
+
+def test_verify_before_export(tiny_run_dir, capsys):
+    assert cli.main(["verify", tiny_run_dir]) == cli.EXIT_USAGE
+    assert "run `bcexport onnx" in _error_line(capsys)
+
+
+def test_export_then_verify(tiny_run_dir, monkeypatch, capsys):
+    assert cli.main(["onnx", tiny_run_dir]) == 0
+    assert "model.packed.onnx" in capsys.readouterr().out
+    monkeypatch.setattr(verify, "load_test_data", synthetic_loader(mlp_config()))
+    assert cli.main(["verify", tiny_run_dir]) == 0
+    assert "verify: PASSED" in capsys.readouterr().out
+
+
+def test_corrupted_onnx(exported_mlp_dir, tmp_path, monkeypatch, capsys):
+    run_dir = shutil.copytree(exported_mlp_dir, tmp_path / "copy")
+    with open(os.path.join(run_dir, "model.onnx"), "wb") as fh:
+        fh.write(os.urandom(256))
+    monkeypatch.setattr(verify, "load_test_data", synthetic_loader(mlp_config()))
+    assert cli.main(["verify", str(run_dir)]) == cli.EXIT_USAGE
+    assert "onnxruntime refuses it" in _error_line(capsys)
+
+
+def test_changed_weight_fails_verification(exported_mlp_dir, tmp_path, monkeypatch, capsys):
+    run_dir = shutil.copytree(exported_mlp_dir, tmp_path / "copy")
+    path = os.path.join(run_dir, "model.onnx")
+    model = onnx.load(path)
+    init = next(i for i in model.graph.initializer if i.name.startswith("a2"))
+    init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+    onnx.save(model, path)
+    monkeypatch.setattr(verify, "load_test_data", synthetic_loader(mlp_config()))
+    assert cli.main(["verify", str(run_dir)]) == cli.EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "verify: FAILED" in out and "FAIL" in out.splitlines()[3]
+    with open(os.path.join(run_dir, "verify.json")) as fh:
+        report = json.load(fh)
+    assert report["passed"] is False and report["backends"]["onnx"]["max_abs_logit_diff"] > 1e-3
+
+
+def _record_dataset(run_dir, dataset):
+    with open(os.path.join(run_dir, "metrics.json"), "w") as fh:
+        json.dump({"dataset": dataset, "data_dir": None}, fh)
+
+
+def test_verify_on_the_bundled_sample(exported_mlp_dir, tmp_path, capsys):
+    run_dir = shutil.copytree(exported_mlp_dir, tmp_path / "copy")
+    _record_dataset(run_dir, "mnist-sample")
+    assert cli.main(["verify", str(run_dir)]) == 0
+    with open(os.path.join(run_dir, "verify.json")) as fh:
+        report = json.load(fh)
+    assert report["dataset"] == "mnist-sample" and report["n_test"] > 1000
+
+
+def test_missing_data_dir(exported_mlp_dir, tmp_path, capsys):
+    run_dir = shutil.copytree(exported_mlp_dir, tmp_path / "copy")
+    _record_dataset(run_dir, "mnist")
+    assert cli.main(["verify", str(run_dir), "--data-dir", str(tmp_path / "no-data")]) == cli.EXIT_USAGE
+    assert "no-data" in _error_line(capsys)

@@ -1,0 +1,33 @@
+"""End to end on the bundled sample: `bctrain train` -> `bcexport onnx` -> `bcexport verify`."""
+import json
+
+from bcexport.cli import main as bcexport_main
+from bctrain.cli import main as bctrain_main
+
+
+def test_train_export_verify_on_the_bundled_sample(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert bctrain_main(["train", "--epochs", "1", "--hidden", "48", "--batch-size", "200",
+                         "--jit", "false", "--run-dir", run]) == 0
+    assert bcexport_main(["onnx", run]) == 0
+    assert bcexport_main(["verify", run]) == 0
+    metrics = json.load(open(f"{run}/metrics.json"))
+    verify = json.load(open(f"{run}/verify.json"))
+    assert metrics["dataset"] == verify["dataset"] == "mnist-sample"
+    assert verify["passed"] and verify["n_test"] == metrics["n_test"]
+    # The training loop's test error (binary weights) and the TF back end of verify are the same
+    # network on the same data, computed by different code: they must agree exactly.
+    assert abs((1 - verify["backends"]["tf_net"]["accuracy"]) - metrics["test_error_binary"]) < 1e-12
+    for name in ("onnx", "onnx_packed", "onnx_raw"):
+        assert verify["backends"][name]["argmax_agreement"] == 1.0
+    assert "verify: PASSED" in capsys.readouterr().out
+
+
+def test_a_second_training_in_the_same_directory_is_refused(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    args = ["train", "--epochs", "1", "--hidden", "16", "--jit", "false", "--run-dir", run]
+    assert bctrain_main(args) == 0
+    capsys.readouterr()
+    assert bctrain_main(args[:2] + ["2"] + args[3:]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bctrain: error:") and "different run" in err[0]

@@ -1,0 +1,121 @@
+"""bcexport.verify: the parity gate passes on a faithful export and fails on a damaged one (§9)."""
+import dataclasses
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from bctrain.data.preprocess import apply_mean
+from bcexport import ExportError, reference
+from bcexport.pack import load_deployment
+from bcexport.packed_onnx import BITS_SUFFIX
+from bcexport.verify import compare, load_test_data, verify_run
+from export_fixtures import (cnn_config, exported_cnn_dir, exported_mlp_dir, mlp_config,  # noqa: F401
+                             synthetic_loader, synthetic_test_data, tiny_run_dir)
+
+
+def _copy(src, tmp_path):
+    return shutil.copytree(src, tmp_path / "copy")
+
+
+def _verify(run_dir, cfg):
+    return verify_run(run_dir, load_test=synthetic_loader(cfg), out=io.StringIO())
+
+
+@pytest.mark.parametrize("which", ["mlp", "cnn"])
+def test_faithful_export_passes(which, exported_mlp_dir, exported_cnn_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir if which == "mlp" else exported_cnn_dir, tmp_path)
+    cfg = mlp_config() if which == "mlp" else cnn_config()
+    report = _verify(run_dir, cfg)
+    assert report["passed"], report
+    expected = {"tf_net", "onnx", "onnx_packed"} | ({"onnx_raw"} if which == "mlp" else set())
+    assert set(report["backends"]) == expected
+    assert report["sizes"]["binary_weight_bytes_ratio"] <= 1 / 30
+    with open(os.path.join(run_dir, "verify.json")) as fh:
+        assert json.load(fh) == report
+    accuracies = {b["accuracy"] for b in report["backends"].values()}
+    assert accuracies == {report["reference"]["accuracy"]}
+
+
+def test_compare_counts_ties_separately():
+    ref = np.array([[1.0, 2.0, 0.0], [3.0, 3.0 + 1e-9, 0.0], [0.0, 5.0, 1.0]])
+    tol = np.full(3, 1e-6)
+    labels = np.array([1, 0, 1])
+    tied = ref.copy()
+    tied[1, 0] += 2e-9  # swaps a genuine tie: admissible
+    r = compare(ref, tied, tol, labels)
+    assert r["passed"] and r["tie_disagreements"] == 1 and r["argmax_disagreements"] == 0
+    assert r["accuracy"] == 1.0
+    wrong = ref.copy()
+    wrong[2, 2] = 6.0  # a real disagreement, far outside the tolerance
+    r = compare(ref, wrong, tol, labels)
+    assert not r["passed"] and r["argmax_disagreements"] == 1 and not r["logits_within_tol"]
+    off = ref + 1e-5  # same argmax everywhere but logits beyond tol
+    assert not compare(ref, off, tol, labels)["passed"]
+
+
+def _most_active_hidden_unit(run_dir, cfg):
+    dep = load_deployment(run_dir)
+    pixels, _, _ = synthetic_test_data(cfg)
+    x = apply_mean(pixels, dep.mean)
+    hidden = reference.forward(dataclasses.replace(dep, blocks=dep.blocks[:-1]), x)
+    return int(np.argmax((hidden > 0).mean(axis=0)))
+
+
+def test_one_flipped_packed_bit_fails(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    path = os.path.join(run_dir, "model.packed.onnx")
+    model = onnx.load(path)
+    last = [i for i in model.graph.initializer if i.name.endswith(BITS_SUFFIX)]
+    init = next(i for i in last if tuple(numpy_helper.to_array(i).shape) == ((16 * 10 + 7) // 8,))
+    k = _most_active_hidden_unit(run_dir, mlp_config()) * 10  # weight [unit, class 0] of [16, 10]
+    bits = numpy_helper.to_array(init).copy()
+    bits[k // 8] ^= np.uint8(1 << (k % 8))
+    init.CopyFrom(numpy_helper.from_array(bits, init.name))
+    onnx.save(model, path)
+    report = _verify(run_dir, mlp_config())
+    assert not report["passed"]
+    assert not report["backends"]["onnx_packed"]["passed"]
+    assert all(report["backends"][k]["passed"] for k in ("tf_net", "onnx", "onnx_raw"))
+
+
+def test_altered_initializer_fails(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    path = os.path.join(run_dir, "model.onnx")
+    model = onnx.load(path)
+    init = next(i for i in model.graph.initializer if i.name.startswith("c2"))
+    value = numpy_helper.to_array(init).copy()
+    value[3] += 0.01
+    init.CopyFrom(numpy_helper.from_array(value, init.name))
+    onnx.save(model, path)
+    report = _verify(run_dir, mlp_config())
+    assert not report["passed"] and not report["backends"]["onnx"]["passed"]
+    assert report["backends"]["onnx_packed"]["passed"]
+
+
+def test_corrupted_onnx_file_is_an_error(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    with open(os.path.join(run_dir, "model.packed.onnx"), "wb") as fh:
+        fh.write(b"\x08garbage, not a protobuf\xff\xff")
+    with pytest.raises(ExportError, match="model.packed.onnx: onnxruntime refuses it"):
+        _verify(run_dir, mlp_config())
+
+
+def test_verify_before_export_is_an_error(tiny_run_dir):
+    with pytest.raises(ExportError, match="bcexport onnx"):
+        _verify(tiny_run_dir, mlp_config())
+
+
+def test_default_loader_uses_the_recorded_dataset(tiny_run_dir):
+    with pytest.raises(ExportError, match="dataset 'synthetic'"):
+        load_test_data(tiny_run_dir)
+    with open(os.path.join(tiny_run_dir, "metrics.json"), "w") as fh:
+        json.dump({"dataset": "mnist-sample", "data_dir": None}, fh)
+    pixels, labels, name = load_test_data(tiny_run_dir)
+    assert name == "mnist-sample" and pixels.dtype == np.uint8 and pixels.shape[1:] == (28, 28)
+    assert labels.shape == (len(pixels),)
