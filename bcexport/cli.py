@@ -6,7 +6,11 @@
 Exit codes: 0 success, 1 verification failed, 2 unusable input (one line on stderr).
 """
 import argparse
+import os
 import sys
+
+# TensorFlow's start-up INFO lines (oneDNN, XLA) are noise for users; a user setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from bctrain.config import ConfigError
 from bctrain.data import DataError

@@ -7,6 +7,9 @@ import dataclasses
 import os
 import sys
 
+# TensorFlow's start-up INFO lines (oneDNN, XLA) are noise for users; a user setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
 from bctrain.config import PRESETS, Config, ConfigError, with_overrides
 
 

@@ -113,18 +113,20 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
         before = [np.where(w.numpy() >= 0, 1.0, -1.0) for w, _, _ in net.binary_params()]
 
         # -- train one epoch --------------------------------------------------------------------
-        loss_sum, err_sum = 0.0, 0
+        losses, errors = [], []  # kept as tensors: reading them every step would stall the step queue
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", leave=False,
                    disable=not sys.stderr.isatty(), file=sys.stderr)
         start = time.perf_counter()
         for step, (x, y_pm1) in enumerate(pipeline.train_batches(x_train, y_train_pm1, cfg.batch_size,
                                                                   cfg.seed, epoch)):
-            loss, errors = train_step(x, y_pm1)
-            loss_sum, err_sum = loss_sum + float(loss), err_sum + int(errors)
+            loss, n_wrong = train_step(x, y_pm1)
+            losses.append(loss)
+            errors.append(n_wrong)
             bar.update(1)
-            if step % 20 == 0:
+            if not bar.disable and step % 20 == 0:
                 rate = (step + 1) * cfg.batch_size / (time.perf_counter() - start)
-                bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", samples_s=f"{rate:,.0f}")
+                bar.set_postfix(loss=f"{float(tf.reduce_mean(losses)):.4f}", samples_s=f"{rate:,.0f}")
+        loss_sum, err_sum = float(tf.add_n(losses)), int(tf.add_n(errors))
         train_seconds = time.perf_counter() - start
         bar.close()
 
