@@ -16,7 +16,7 @@ RESUME   ?=
 
 TRAIN_ARGS := --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) \
-	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(RESUME),--resume)
+	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 .PHONY: venv test train-mnist export verify bench bench-train bench-infer clean
 

@@ -20,7 +20,7 @@ def _f(default, help_text, **kw):
 @dataclass(frozen=True)
 class Config:
     preset: str = _f("mnist", "preset the other fields started from")
-    dataset: str = _f("mnist", "dataset: mnist")
+    dataset: str = _f("mnist", "dataset: mnist", choices=("mnist",))
     binarize: str = _f("det", "weight binarization: det | stoch | none (float baseline)",
                        choices=("det", "stoch", "none"))
     input_shape: tuple = _f((784,), "input shape of one preprocessed sample")
@@ -87,6 +87,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"bn_alpha={cfg.bn_alpha}: expected 0 < alpha <= 1")
     if len(cfg.pool) != len(cfg.conv):
         raise ConfigError(f"pool has {len(cfg.pool)} entries but conv has {len(cfg.conv)}")
+    if cfg.conv and len(cfg.input_shape) != 3:
+        raise ConfigError("conv layers need input_shape height,width,channels")
+    if any(n < 1 for n in tuple(cfg.hidden) + tuple(cfg.conv)):
+        raise ConfigError("hidden and conv sizes must be at least 1")
     for name in ("h", "lr_scale"):
         value = getattr(cfg, name)
         if value != "glorot":

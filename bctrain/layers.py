@@ -30,26 +30,29 @@ def _check_binary_args(mode, h, lr_scale):
         raise ValueError(f"lr_scale={lr_scale!r}: expected a positive number")
 
 
-def _uniform_init(shape, h, init_gen, seed):
-    """U(-h, h) from `init_gen`, or from a generator seeded with `seed` (deterministic either way)."""
+def _uniform_init(shape, limit, init_gen, seed):
+    """U(-limit, limit) from `init_gen`, or from a generator seeded with `seed` (deterministic)."""
     if init_gen is None:
         init_gen = tf.random.Generator.from_seed(seed)
-    return init_gen.uniform(shape, minval=-h, maxval=h, dtype=tf.float32)
+    return init_gen.uniform(shape, minval=-limit, maxval=limit, dtype=tf.float32)
 
 
-class BinaryDense(tf.Module):
-    """y = x @ binarize(w) + b, with latent w [n_in, n_out] ~ U(-h, h) and b = 0."""
+class _BinaryLinear(tf.Module):
+    """Latent weights `w` of a given shape and a bias `b` [n_out]; subclasses say how to apply wb.
 
-    def __init__(self, n_in, n_out, mode, h, lr_scale, gen=None, name=None, *,
-                 init_gen=None, seed=0):
+    `init_limit` defaults to h (U(-H, H), paper §3); a float baseline (mode "none") is given the
+    Glorot-uniform limit instead, as the authors' layers fall back to Lasagne's default init.
+    """
+
+    def __init__(self, w_shape, mode, h, lr_scale, gen, name, init_gen, seed, init_limit):
         super().__init__(name=name)
         _check_binary_args(mode, h, lr_scale)
-        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.n_in, self.n_out = int(w_shape[-2]), int(w_shape[-1])
         self.mode, self.h, self.lr_scale = mode, float(h), float(lr_scale)
         self.gen = gen
+        limit = self.h if init_limit is None else float(init_limit)
         with self.name_scope:
-            self.w = tf.Variable(_uniform_init([self.n_in, self.n_out], self.h, init_gen, seed),
-                                 name="w")
+            self.w = tf.Variable(_uniform_init(list(w_shape), limit, init_gen, seed), name="w")
             self.b = tf.Variable(tf.zeros([self.n_out]), name="b")
 
     @property
@@ -58,35 +61,34 @@ class BinaryDense(tf.Module):
 
     def __call__(self, x, training, eval_mode="binary"):
         wb = binarize(self.w, self.mode, self.h, training, gen=self.gen, eval_mode=eval_mode)
-        return tf.matmul(x, wb) + self.b
+        return self._apply(x, wb) + self.b
 
 
-class BinaryConv2D(tf.Module):
+class BinaryDense(_BinaryLinear):
+    """y = x @ binarize(w) + b, with latent w [n_in, n_out] ~ U(-h, h) and b = 0."""
+
+    def __init__(self, n_in, n_out, mode, h, lr_scale, gen=None, name=None, *,
+                 init_gen=None, seed=0, init_limit=None):
+        super().__init__([n_in, n_out], mode, h, lr_scale, gen, name, init_gen, seed, init_limit)
+
+    def _apply(self, x, wb):
+        return tf.matmul(x, wb)
+
+
+class BinaryConv2D(_BinaryLinear):
     """y = conv2d(x, binarize(w)) + b: NHWC, w HWIO [k, k, c_in, c_out] ~ U(-h, h), stride 1, SAME.
 
     `mode`, `h` and `lr_scale` are required; they follow `kernel` so that it can default to 3.
     """
 
     def __init__(self, c_in, c_out, kernel=3, mode=None, h=None, lr_scale=None, gen=None,
-                 name=None, *, init_gen=None, seed=0):
-        super().__init__(name=name)
-        _check_binary_args(mode, h, lr_scale)
+                 name=None, *, init_gen=None, seed=0, init_limit=None):
         self.c_in, self.c_out, self.kernel = int(c_in), int(c_out), int(kernel)
-        self.n_in, self.n_out = self.c_in, self.c_out
-        self.mode, self.h, self.lr_scale = mode, float(h), float(lr_scale)
-        self.gen = gen
-        shape = [self.kernel, self.kernel, self.c_in, self.c_out]
-        with self.name_scope:
-            self.w = tf.Variable(_uniform_init(shape, self.h, init_gen, seed), name="w")
-            self.b = tf.Variable(tf.zeros([self.c_out]), name="b")
+        super().__init__([self.kernel, self.kernel, c_in, c_out], mode, h, lr_scale, gen, name,
+                         init_gen, seed, init_limit)
 
-    @property
-    def is_binary(self) -> bool:
-        return self.mode != "none"
-
-    def __call__(self, x, training, eval_mode="binary"):
-        wb = binarize(self.w, self.mode, self.h, training, gen=self.gen, eval_mode=eval_mode)
-        return tf.nn.conv2d(x, wb, strides=1, padding="SAME") + self.b
+    def _apply(self, x, wb):
+        return tf.nn.conv2d(x, wb, strides=1, padding="SAME")
 
 
 class BatchNorm(tf.Module):

@@ -62,6 +62,15 @@ def layer_specs(cfg: Config) -> list:
     return specs
 
 
+def init_limit(spec: LayerSpec, mode: str) -> float:
+    """Latent weights start U(-H, H) (paper §3); a float baseline starts Glorot-uniform,
+    U(±sqrt(6 / (fan_in + fan_out))), Lasagne's default that the authors' non-binary layers use."""
+    if mode != "none":
+        return spec.h
+    fan_in, fan_out = _fans(spec.kind, spec.n_in, spec.n_out, spec.kernel)
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
 def count_binary_weights(specs) -> int:
     return sum(s.kernel * s.kernel * s.n_in * s.n_out for s in specs)
 
@@ -78,7 +87,7 @@ class Net(tf.Module):
         self.linear, self.bn = [], []
         for i, s in enumerate(self.specs):
             kw = dict(mode=cfg.binarize, h=s.h, lr_scale=s.lr_scale, gen=self.gen,
-                      init_gen=init, name=f"{s.kind}{i}")
+                      init_gen=init, init_limit=init_limit(s, cfg.binarize), name=f"{s.kind}{i}")
             if s.kind == "conv":
                 self.linear.append(layers.BinaryConv2D(s.n_in, s.n_out, kernel=s.kernel, **kw))
             else:

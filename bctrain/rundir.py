@@ -4,6 +4,7 @@ Everything a run writes goes through a temporary file and a rename, so an interr
 leaves a half-written file; a directory that holds a different run is refused, never overwritten.
 """
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -14,17 +15,13 @@ import numpy as np
 from bctrain.config import Config, ConfigError, load_config
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 def atomic_write_bytes(path: str, data: bytes):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual mode
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be read by others
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -52,8 +49,15 @@ def _differences(a: Config, b: Config) -> str:
     return ", ".join(diffs)
 
 
-def prepare(run_dir: str, cfg: Config, resume: bool):
-    """Create `run_dir` for `cfg`, or check that it holds the same config when resuming."""
+def data_record(splits, mean) -> dict:
+    """What identifies the data of a run: a resume must see the same (recorded as data.json)."""
+    return {"dataset": splits.name, "n_train": len(splits.y_train), "n_val": len(splits.y_val),
+            "n_test": len(splits.y_test), "train_sha256": hashlib.sha256(splits.x_train.tobytes()).hexdigest(),
+            "mean_sha256": hashlib.sha256(np.asarray(mean, np.float32).tobytes()).hexdigest()}
+
+
+def check(run_dir: str, cfg: Config, resume: bool):
+    """Refuse a run directory that `prepare` would refuse for its config; change nothing."""
     config_path = os.path.join(run_dir, "config.json")
     if os.path.isfile(config_path):
         stored = load_config(run_dir)
@@ -63,13 +67,39 @@ def prepare(run_dir: str, cfg: Config, resume: bool):
         if not resume:
             raise ConfigError(f"{run_dir} already holds this run; pass --resume (RESUME=1) to continue "
                               "it or choose another --run-dir (RUN_DIR=...)")
-        return
-    if resume:
+    elif resume:
         raise ConfigError(f"{run_dir}: nothing to resume (no config.json)")
-    if os.path.isdir(run_dir) and os.listdir(run_dir):
+    elif os.path.isdir(run_dir) and os.listdir(run_dir):
         raise ConfigError(f"{run_dir} is not empty and is not a run directory; choose another --run-dir")
+
+
+def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None):
+    """Create `run_dir` for `cfg`, or check that it holds the same config (and data) when resuming."""
+    check(run_dir, cfg, resume)
+    data_path = os.path.join(run_dir, "data.json")
+    if resume:
+        if data is not None and os.path.isfile(data_path):
+            with open(data_path) as fh:
+                stored_data = json.load(fh)
+            if stored_data != data:
+                keys = ", ".join(k for k in data if stored_data.get(k) != data[k])
+                raise ConfigError(f"{run_dir} was trained on other data ({keys} differ: "
+                                  f"{stored_data.get('dataset')} then, {data['dataset']} now); "
+                                  "resume with the same data (--data-dir)")
+        return
     os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(config_path, cfg.to_json())
+    if data is not None:
+        atomic_write_json(data_path, data)
+    atomic_write_text(os.path.join(run_dir, "config.json"), cfg.to_json())
+
+
+def saved_best_epoch(run_dir: str):
+    """The epoch stored in best.npz (None if there is no best.npz)."""
+    path = os.path.join(run_dir, "best.npz")
+    if not os.path.isfile(path):
+        return None
+    with np.load(path) as weights:
+        return int(weights["epoch"]) if "epoch" in weights.files else None
 
 
 def history_path(run_dir: str) -> str:
@@ -81,7 +111,10 @@ def read_history(run_dir: str) -> list:
     if not os.path.isfile(path):
         return []
     with open(path) as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        try:
+            return [json.loads(line) for line in fh if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: unreadable history ({exc}); start a new run directory") from None
 
 
 def write_history(run_dir: str, records: list):

@@ -6,11 +6,7 @@ and the optimizer update (scaled and clipped for binary weights).
 """
 import tensorflow as tf
 
-from bctrain.losses import squared_hinge
-
-
-def _n_errors(y, labels):
-    return tf.reduce_sum(tf.cast(tf.not_equal(tf.argmax(y, axis=1), labels), tf.int64))
+from bctrain.losses import n_errors, squared_hinge
 
 
 def make_train_step(net, opt, jit: bool):
@@ -25,7 +21,7 @@ def make_train_step(net, opt, jit: bool):
             loss = squared_hinge(y, y_pm1)
         grads = tape.gradient(loss, binary + other)
         opt.apply(grads[:n_binary], grads[n_binary:])
-        return loss, _n_errors(y, tf.argmax(y_pm1, axis=1))
+        return loss, n_errors(y, tf.argmax(y_pm1, axis=1))
 
     return train_step
 
@@ -34,12 +30,12 @@ def make_eval_step(net, eval_mode: str, jit: bool):
     @tf.function(jit_compile=jit)
     def eval_step(x, labels):
         y = net(x, training=False, eval_mode=eval_mode)
-        return _n_errors(y, labels)
+        return n_errors(y, labels)
 
     return eval_step
 
 
-def error_rate(eval_step, batches) -> float:
+def dataset_error_rate(eval_step, batches) -> float:
     """Fraction of misclassified samples over a `pipeline.eval_batches` dataset."""
     errors, count = 0, 0
     for x, labels in batches:

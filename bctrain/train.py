@@ -15,11 +15,11 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from bctrain import plots, rundir
-from bctrain.config import Config
+from bctrain.config import Config, ConfigError
 from bctrain.data import load_splits, pipeline, preprocess
 from bctrain.models import Net, count_binary_weights
 from bctrain.optim import Optimizer, lr_at_epoch
-from bctrain.steps import error_rate, make_eval_step, make_train_step
+from bctrain.steps import dataset_error_rate, make_eval_step, make_train_step
 
 
 def eval_modes(binarize: str) -> tuple:
@@ -52,17 +52,20 @@ def device_name() -> str:
 
 
 def load_data(cfg: Config, data_dir):
+    """The splits, their preprocessed arrays {split: (x, labels)} and the training mean."""
     splits = load_splits(cfg.dataset, data_dir)
-    mean = preprocess.fit_mean(splits.x_train) if cfg.preprocess == "mean" else None
-
-    def prep(x):
-        return preprocess.apply_mean(x, mean) if mean is not None else preprocess.apply_none(x)
-
-    arrays = {name: (prep(getattr(splits, f"x_{name}")), getattr(splits, f"y_{name}"))
-              for name in ("train", "val", "test")}
-    if mean is None:
-        mean = np.zeros(arrays["train"][0].shape[1], np.float32)
+    mean, xs = preprocess.preprocess(cfg.preprocess, splits.x_train, splits.x_val, splits.x_test)
+    arrays = {name: (x, getattr(splits, f"y_{name}")) for name, x in zip(("train", "val", "test"), xs)}
+    if cfg.conv or math.prod(cfg.input_shape) != xs[0].shape[1]:
+        raise ConfigError(f"{splits.name} gives flat vectors of {xs[0].shape[1]} values: input_shape must be "
+                          f"{xs[0].shape[1]} and conv empty (got {cfg.input_shape}, conv {cfg.conv or 'none'})")
+    if len(xs[0]) < cfg.batch_size:
+        raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {len(xs[0])} training samples")
     return splits, arrays, mean
+
+
+def _signs(net) -> list:
+    return [w.numpy() >= 0 for w, _, _ in net.binary_params()]
 
 
 def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop_after=None):
@@ -71,20 +74,21 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     `stop_after` ends the session after that epoch, as an interruption would (None if so).
     """
     out = out or sys.stdout
-    rundir.prepare(run_dir, cfg, resume)
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(cfg.seed)
 
-    # -- data ----------------------------------------------------------------------------------
+    # -- data (loaded before the run directory is touched, so a bad input leaves nothing behind) --
+    rundir.check(run_dir, cfg, resume)
     splits, arrays, mean = load_data(cfg, data_dir)
+    data = rundir.data_record(splits, mean)
+    rundir.prepare(run_dir, cfg, resume, data)
+    if not resume:
+        rundir.atomic_save_npz(os.path.join(run_dir, "preprocess.npz"), kind=np.array(cfg.preprocess), mean=mean)
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
-    rundir.atomic_save_npz(os.path.join(run_dir, "preprocess.npz"), kind=np.array(cfg.preprocess), mean=mean)
     val_batches = pipeline.eval_batches(*arrays["val"], cfg.eval_batch_size)
     test_batches = pipeline.eval_batches(*arrays["test"], cfg.eval_batch_size)
     steps_per_epoch = len(x_train) // cfg.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(x_train)} training samples")
 
     # -- model, optimizer, checkpoint ---------------------------------------------------------
     net = Net(cfg, seed=cfg.seed)
@@ -110,7 +114,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
         # -- learning rate: geometric decay once per epoch --------------------------------------
         lr = lr_at_epoch(cfg.lr_start, cfg.lr_end, cfg.epochs, epoch - 1)
         opt.lr.assign(lr)
-        before = [np.where(w.numpy() >= 0, 1.0, -1.0) for w, _, _ in net.binary_params()]
+        at_epoch_start = _signs(net)
 
         # -- train one epoch --------------------------------------------------------------------
         losses, errors = [], []  # kept as tensors: reading them every step would stall the step queue
@@ -119,6 +123,8 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
         start = time.perf_counter()
         for step, (x, y_pm1) in enumerate(pipeline.train_batches(x_train, y_train_pm1, cfg.batch_size,
                                                                   cfg.seed, epoch)):
+            if step == steps_per_epoch - 1:
+                before_last_step = _signs(net)
             loss, n_wrong = train_step(x, y_pm1)
             losses.append(loss)
             errors.append(n_wrong)
@@ -134,20 +140,23 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
         record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / steps_per_epoch,
                   "train_error": err_sum / (steps_per_epoch * cfg.batch_size)}
         for m in modes:
-            record[f"val_error_{m}"] = error_rate(eval_steps[m], val_batches)
-            record[f"test_error_{m}"] = error_rate(eval_steps[m], test_batches)
+            record[f"val_error_{m}"] = dataset_error_rate(eval_steps[m], val_batches)
+            record[f"test_error_{m}"] = dataset_error_rate(eval_steps[m], test_batches)
         val = record[f"val_error_{modes[0]}"]
         record["selected"] = bool(val <= float(state.best_val))
         if record["selected"]:
             state.best_val.assign(val)
             state.best_epoch.assign(epoch)
-            rundir.atomic_save_npz(os.path.join(run_dir, "best.npz"), **net.weights_dict())
+            rundir.atomic_save_npz(os.path.join(run_dir, "best.npz"), epoch=np.array(epoch), **net.weights_dict())
         record.update(seconds=time.perf_counter() - start, train_seconds=train_seconds,
                       samples_per_second=steps_per_epoch * cfg.batch_size / train_seconds)
         if net.binary_params():
-            w_all = [w.numpy() for w, _, _ in net.binary_params()]
-            record["flip_ratio"] = [float(np.mean(b != np.where(w >= 0, 1.0, -1.0))) for b, w in zip(before, w_all)]
-            record["at_bound"] = [float(np.mean(np.abs(w) >= h)) for w, (_, _, h) in zip(w_all, net.binary_params())]
+            # flip ratio (larq's diagnostic): fraction of binary weights whose sign changed in the
+            # epoch's last step; flip_ratio_epoch: changed between the start and the end of the epoch.
+            after = _signs(net)
+            record["flip_ratio"] = [float(np.mean(a != b)) for a, b in zip(after, before_last_step)]
+            record["flip_ratio_epoch"] = [float(np.mean(a != b)) for a, b in zip(after, at_epoch_start)]
+            record["at_bound"] = [float(np.mean(np.abs(w.numpy()) >= h)) for w, _, h in net.binary_params()]
 
         # -- log and checkpoint -----------------------------------------------------------------
         history.append(record)
@@ -177,7 +186,12 @@ def _epoch_line(r: dict, modes) -> str:
 
 def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out) -> dict:
     modes = eval_modes(cfg.binarize)
-    best = next(r for r in history if r["epoch"] == int(state.best_epoch))
+    best = [r for r in history if r["epoch"] == int(state.best_epoch)]
+    saved = rundir.saved_best_epoch(run_dir)
+    if not best or saved != best[0]["epoch"]:
+        raise ConfigError(f"{run_dir}: best.npz is from epoch {saved}, history selects epoch "
+                          f"{int(state.best_epoch)}; the run directory is inconsistent")
+    best = best[0]
     metrics = {
         "dataset": splits.name, "data_source": splits.source,
         "data_dir": os.path.abspath(data_dir) if data_dir else None,

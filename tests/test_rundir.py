@@ -45,3 +45,16 @@ def test_atomic_write_leaves_no_temporary_file(tmp_path):
     rundir.atomic_write_json(path, {"x": 1})
     rundir.atomic_write_json(path, {"x": 2})
     assert open(path).read().strip().endswith("}") and os.listdir(tmp_path) == ["a.json"]
+
+
+def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "metrics.json")
+    rundir.atomic_write_json(path, {"x": 1})
+
+    def crash(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        rundir.atomic_write_json(path, {"x": 2})
+    assert open(path).read() == '{\n  "x": 1\n}\n' and os.listdir(tmp_path) == ["metrics.json"]

@@ -69,3 +69,42 @@ def test_mismatched_run_directory_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="different run"):
         train(tiny(epochs=1, seed=2), run, resume=True, out=quiet())
     assert open(os.path.join(run, "best.npz"), "rb").read() == before
+
+
+def test_learning_rate_starts_at_lr_start_and_decays_once_per_epoch(tmp_path):
+    cfg = tiny(epochs=3)
+    train(cfg, str(tmp_path / "run"), out=quiet())
+    lrs = [json.loads(x)["lr"] for x in open(tmp_path / "run" / "history.jsonl")]
+    decay = (cfg.lr_end / cfg.lr_start) ** (1 / cfg.epochs)
+    assert lrs == pytest.approx([cfg.lr_start, cfg.lr_start * decay, cfg.lr_start * decay ** 2], rel=1e-12)
+
+
+def test_stochastic_selection_uses_real_weights(tmp_path):
+    metrics = train(tiny(epochs=3, binarize="stoch"), str(tmp_path / "run"), out=quiet())
+    history = [json.loads(x) for x in open(tmp_path / "run" / "history.jsonl")]
+    best = max((r for r in history if r["val_error_real"] <= min(h["val_error_real"] for h in history
+                                                                 if h["epoch"] <= r["epoch"])),
+               key=lambda r: r["epoch"])
+    assert metrics["best_epoch"] == best["epoch"]
+    assert metrics["test_error"] == best["test_error_real"]
+    assert metrics["test_error_binary"] == best["test_error_binary"]
+    assert int(np.load(tmp_path / "run" / "best.npz")["epoch"]) == best["epoch"]
+
+
+def test_float_baseline_has_no_binary_diagnostics(tmp_path):
+    metrics = train(tiny(epochs=1, binarize="none"), str(tmp_path / "run"), out=quiet())
+    record = json.loads(open(tmp_path / "run" / "history.jsonl").readline())
+    assert "flip_ratio" not in record and "val_error_real" in record
+    assert metrics["test_error_binary"] is None and metrics["test_error"] < 0.5
+
+
+def test_resume_on_other_data_is_refused(tmp_path):
+    from tests.test_mnist import write_mnist_dir
+    cfg = tiny(epochs=2)
+    run = str(tmp_path / "run")
+    train(cfg, run, out=quiet(), stop_after=1)
+    before = open(os.path.join(run, "preprocess.npz"), "rb").read()
+    write_mnist_dir(tmp_path / "other", n_train=1200, n_test=200)
+    with pytest.raises(ConfigError, match="other data"):
+        train(cfg, run, data_dir=str(tmp_path / "other"), resume=True, out=quiet())
+    assert open(os.path.join(run, "preprocess.npz"), "rb").read() == before

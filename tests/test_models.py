@@ -1,0 +1,60 @@
+"""Architecture from a Config: parameter counts and per-layer scales of PAPER.md §3 and §6."""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bctrain.config import PRESETS, with_overrides
+from bctrain.models import Net, count_binary_weights, layer_specs
+
+CIFAR10 = dataclasses.replace(PRESETS["mnist"], input_shape=(32, 32, 3), conv=(128, 128, 256, 256, 512, 512),
+                              pool=(0, 1, 0, 1, 0, 1), hidden=(1024, 1024))
+SVHN = dataclasses.replace(CIFAR10, conv=(64, 64, 128, 128, 256, 256))
+
+
+@pytest.mark.parametrize("cfg, count", [(PRESETS["mnist"], 10_014_720), (CIFAR10, 14_022_016), (SVHN, 6_397_632)])
+def test_binary_weight_counts(cfg, count):
+    assert count_binary_weights(layer_specs(cfg)) == count
+
+
+def test_mnist_blocks_scales_and_output():
+    specs = layer_specs(PRESETS["mnist"])
+    assert [(s.n_in, s.n_out) for s in specs] == [(784, 2048), (2048, 2048), (2048, 2048), (2048, 10)]
+    assert [s.relu for s in specs] == [True, True, True, False]  # the output is BN only (L2-SVM)
+    assert [round(s.lr_scale, 2) for s in specs] == [43.45, 52.26, 52.26, 37.04]
+    assert all(s.h == 1.0 for s in specs)
+
+
+def test_mnist_paper_uses_glorot_h_without_scaling():
+    specs = layer_specs(PRESETS["mnist-paper"])
+    assert all(s.lr_scale == 1.0 for s in specs)
+    assert specs[0].h == pytest.approx(math.sqrt(1.5 / (784 + 1024)))
+
+
+def test_cnn_blocks_flatten_to_the_first_dense_layer():
+    specs = layer_specs(CIFAR10)
+    assert [s.kind for s in specs] == ["conv"] * 6 + ["dense"] * 3
+    assert specs[6].n_in == 4 * 4 * 512 == 8192
+    assert round(specs[0].lr_scale, 2) == 28.04 and round(specs[6].lr_scale, 2) == 78.38
+
+
+def test_parameter_groups_and_initialisation():
+    det = Net(with_overrides("mnist", hidden=(64,)), seed=3)
+    assert [w for w, _, _ in det.binary_params()] == [det.linear[0].w, det.linear[1].w]
+    assert all(np.abs(lin.w.numpy()).max() <= 1.0 for lin in det.linear)
+    assert np.abs(det.linear[0].w.numpy()).max() > 0.99  # U(-1, 1), not a narrower range
+    none = Net(with_overrides("mnist", hidden=(64,), binarize="none"), seed=3)
+    assert none.binary_params() == [] and none.linear[0].w in none.other_params()
+    limit = math.sqrt(6 / (784 + 64))  # Glorot uniform, Lasagne's default for non-binary layers
+    assert limit * 0.98 < np.abs(none.linear[0].w.numpy()).max() <= limit
+
+
+def test_forward_shape_and_weights_round_trip():
+    cfg = with_overrides("mnist", hidden=(32,))
+    a, b = Net(cfg, seed=1), Net(cfg, seed=2)
+    b.load_weights_dict(a.weights_dict())
+    x = tf.random.normal((5, 784))
+    np.testing.assert_array_equal(a(x, training=False).numpy(), b(x, training=False).numpy())
+    assert a(x, training=True).shape == (5, 10)
