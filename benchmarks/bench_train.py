@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from bctrain.config import with_overrides
+from bctrain.data import pipeline
 from bctrain.models import Net, count_binary_weights
 from bctrain.optim import Optimizer
 from bctrain.rundir import atomic_write_json
@@ -37,17 +38,17 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup):
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start)
     step = make_train_step(net, opt, cfg.jit)
-    bs = cfg.batch_size
-    batches = [(tf.constant(x[i * bs:(i + 1) * bs]), tf.constant(y_pm1[i * bs:(i + 1) * bs])) for i in range(steps)]
-    for i in range(warmup):
-        float(step(*batches[i % steps])[0])
+    for i, batch in zip(range(warmup), pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)):
+        float(step(*batch)[0])
+    epoch = [0]
 
-    def run():
+    def run():  # fed by the training pipeline, as `bctrain train` is
+        epoch[0] += 1
         start = time.perf_counter()
-        for b in batches:
-            loss, _ = step(*b)
+        for batch in pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=epoch[0]):
+            loss, _ = step(*batch)
         float(loss)
-        return steps * bs / (time.perf_counter() - start)
+        return steps * cfg.batch_size / (time.perf_counter() - start)
     return run
 
 
@@ -89,9 +90,13 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=60, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before each measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--no-determinism", action="store_true", help="leave TensorFlow op determinism off")
     parser.add_argument("--binarize", default="det", choices=("det", "stoch", "none"))
     parser.add_argument("--out", default="benchmarks/results/bench_train.json", help="JSON results file")
     args = parser.parse_args(argv)
+    if not args.no_determinism:  # as in `bctrain train`, which needs it for bit-identical resume
+        tf.config.experimental.enable_op_determinism()
+        tf.random.set_seed(1)
     base = with_overrides("mnist", binarize=args.binarize)
     x, y_pm1 = synthetic(base.batch_size, args.steps)
     flops_per_sample = 6 * count_binary_weights(Net(base, seed=1).specs)
@@ -106,13 +111,14 @@ def main(argv=None):
     rows = {name: float(np.median(v)) for name, v in samples.items()}
     gflops = float(np.median(peaks))
     keras_rate = rows["Keras 3 fit (float)"]
-    print(f"device: {device_name()}, TensorFlow {tf.__version__}")
+    print(f"device: {device_name()}, TensorFlow {tf.__version__}, op determinism "
+          f"{'off' if args.no_determinism else 'on'}, batch {base.batch_size}, {args.steps} steps per measurement")
     print(f"matmul peak (2048x2048 float32, median of {args.rounds}): {gflops:.1f} GFLOP/s")
     print(f"{'step':24s} {'samples/s':>10s} {'vs Keras':>9s} {'GFLOP/s':>8s} {'of peak':>8s}")
     for name, rate in rows.items():
         achieved = rate * flops_per_sample / 1e9
         print(f"{name:24s} {rate:10,.0f} {rate / keras_rate:8.2f}x {achieved:8.1f} {achieved / gflops:7.0%}")
-    result = {"rounds": samples, "matmul_gflops_rounds": peaks, "device": device_name(), "tensorflow": tf.__version__, "matmul_gflops": gflops,
+    result = {"determinism": not args.no_determinism, "rounds": samples, "matmul_gflops_rounds": peaks, "device": device_name(), "tensorflow": tf.__version__, "matmul_gflops": gflops,
               "binarize": args.binarize, "batch_size": base.batch_size, "steps": args.steps,
               "flops_per_sample": flops_per_sample, "samples_per_second": rows}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
