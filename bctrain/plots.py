@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator  # noqa: E402
 
 from bctrain.rundir import atomic_write_bytes  # noqa: E402
 
@@ -28,12 +29,18 @@ def plot_curves(history: list, path: str):
             series.append((key, key.replace("_error", "").replace("_", " ")))
     for key, label in series:
         ax_err.plot(epochs, [100 * r[key] for r in history], marker=".", label=label)
+    selected = [r["epoch"] for r in history if r.get("selected")]
+    if selected:
+        ax_err.axvline(selected[-1], color="grey", linestyle=":", label=f"selected (epoch {selected[-1]})")
     ax_err.set(xlabel="epoch", ylabel="error (%)", yscale="log", title="error rate")
-    ax_err.grid(True, which="both", alpha=0.3)
     ax_err.legend()
     ax_loss.plot(epochs, [r["train_loss"] for r in history], marker=".")
     ax_loss.set(xlabel="epoch", ylabel="squared hinge loss", yscale="log", title="training loss")
-    ax_loss.grid(True, which="both", alpha=0.3)
+    for ax in (ax_err, ax_loss):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     fig.tight_layout()
     _save(fig, path)
 
