@@ -25,7 +25,8 @@ is invisible to any test set).
 A back end passes when every logit is within tol and its argmax agrees with the reference on every
 sample except genuine ties: samples whose two largest reference logits differ by at most 2·tol
 (the only ones whose order two within-tol results can swap); ties are counted separately. The packed
-model must also store its binary weights in at most 1/30 of their float32 bytes.
+model must also store its binary weights in at most 1/30 of their float32 bytes. A network whose
+measured rtol K·s exceeds 1e-4 is refused (exit 2): such a tolerance would no longer test parity.
 Results go to verify.json; the exit code of the CLI is non-zero on any failure.
 """
 import math
@@ -50,6 +51,8 @@ U32 = 2.0 ** -24
 K_TOL = 16
 NOISE_FLOOR = 4 * U32
 MAX_WEIGHT_BYTES_RATIO = 1 / 30
+# The measured tolerance must stay a float32 rounding bound: beyond this the check is refused.
+MAX_RTOL = 1e-4
 
 
 def load_test_data(run_dir: str, data_dir=None) -> tuple:
@@ -155,6 +158,9 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     if os.path.isfile(raw_path):
         outputs["onnx_raw"] = onnx_logits(raw_path, pixels, batch)
     noise = noise_level(dep, x, ref)
+    if K_TOL * noise > MAX_RTOL:
+        raise ExportError(f"{run_dir}: float32 rounding noise of this network is {noise:.1e} of its logit "
+                          f"scale; a tolerance of {K_TOL * noise:.1e} (> {MAX_RTOL:.0e}) would not be a parity check")
     tol = tolerance(ref, noise)
     backends = {k: compare(ref, v, tol, labels) for k, v in outputs.items()}
 

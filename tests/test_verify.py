@@ -119,3 +119,11 @@ def test_default_loader_uses_the_recorded_dataset(tiny_run_dir):
     pixels, labels, name = load_test_data(tiny_run_dir)
     assert name == "mnist-sample" and pixels.dtype == np.uint8 and pixels.shape[1:] == (28, 28)
     assert labels.shape == (len(pixels),)
+
+
+def test_a_tolerance_too_loose_to_test_parity_is_refused(exported_mlp_dir, tmp_path, monkeypatch):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    monkeypatch.setattr("bcexport.verify.noise_level", lambda dep, x, ref: 1e-5)  # rtol 1.6e-4
+    with pytest.raises(ExportError, match="would not be a parity check"):
+        _verify(run_dir, mlp_config())
+    assert not os.path.exists(os.path.join(run_dir, "verify.json"))
