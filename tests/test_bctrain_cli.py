@@ -36,3 +36,21 @@ def test_help_documents_every_make_variable(capsys):
     text = capsys.readouterr().out
     for flag in ("--epochs", "--binarize", "--seed", "--data-dir", "--run-dir", "--resume", "--jit"):
         assert flag in text
+
+
+def test_output_is_one_line_per_epoch_when_not_a_terminal(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", "--epochs", "2", "--hidden", "16", "--jit", "false", "--run-dir", run]) == 0
+    captured = capsys.readouterr()
+    epoch_lines = [line for line in captured.out.splitlines() if line.startswith("epoch")]
+    assert [line.split()[1] for line in epoch_lines] == ["1", "2"]
+    assert "step/s" not in captured.err and "\r" not in captured.err  # no progress bar
+
+
+def test_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bctrain.train.train", interrupted)
+    assert main(["train", "--epochs", "1", "--run-dir", str(tmp_path / "run")]) == 130
+    assert "--resume" in capsys.readouterr().err
