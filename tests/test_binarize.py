@@ -108,3 +108,28 @@ def test_bad_arguments():
 def test_glorot_lr_scale_paper_values(fan_in, fan_out, expected):
     assert glorot_lr_scale(fan_in, fan_out) == pytest.approx(expected, abs=0.01)
     assert glorot_h(fan_in, fan_out) * glorot_lr_scale(fan_in, fan_out) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (1000, 3)])
+def test_uniform16_covers_the_16_bit_grid(shape):
+    from bctrain.binarize import uniform16
+    u = uniform16(tf.random.Generator.from_seed(4), shape).numpy()
+    assert u.shape == shape and u.dtype == np.int32 and u.min() >= 0 and u.max() < 65536
+
+
+def test_uniform16_is_uniform_and_uses_both_halves_of_each_word():
+    from bctrain.binarize import uniform16
+    u = uniform16(tf.random.Generator.from_seed(5), (200_000,)).numpy().astype(np.float64)
+    # mean and variance of the discrete uniform on 0..65535, 6 standard errors
+    assert abs(u.mean() - 32767.5) < 6 * 18918.6 / np.sqrt(len(u))
+    assert abs(u.var() / (65536 ** 2 / 12) - 1) < 0.02
+    low, high = u[0::2], u[1::2]
+    assert abs(np.corrcoef(low, high)[0, 1]) < 0.02
+    assert np.histogram(u, bins=16, range=(0, 65536))[0].min() > 0.9 * len(u) / 16
+
+
+def test_stochastic_probability_under_xla_with_threefry():
+    gen = tf.random.Generator.from_seed(6, alg="threefry")
+    w = tf.fill([100_000], 0.5)
+    draw = tf.function(lambda: binarize(w, "stoch", 1.0, training=True, gen=gen), jit_compile=True)
+    assert abs(float(tf.reduce_mean(tf.cast(draw() > 0, tf.float32))) - 0.75) < 0.005
