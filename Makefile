@@ -7,6 +7,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed-stamp
 
 PRESET   ?= mnist
+DATASET  ?=
 BINARIZE ?= det
 EPOCHS   ?=
 SEED     ?=
@@ -15,7 +16,7 @@ RUN_DIR  ?= runs/$(PRESET)-$(BINARIZE)
 RESUME   ?=
 
 TRAIN_ARGS := --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
-	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) \
+	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 .PHONY: venv test train-mnist export verify bench bench-train bench-infer clean

@@ -54,11 +54,11 @@ def session(model_or_path) -> onnxruntime.InferenceSession:
         raise ExportError(f"{where}: onnxruntime refuses it ({first})") from None
 
 
-def _write(run_dir: str, name: str, model: onnx.ModelProto) -> int:
-    data = model.SerializeToString()
-    session(data)
-    atomic_write_bytes(os.path.join(run_dir, name), data)
-    return len(data)
+def _remove_stale(run_dir: str):
+    """A new export invalidates an earlier verification."""
+    path = os.path.join(run_dir, rundir.VERIFY_JSON)
+    if os.path.exists(path):
+        os.remove(path)
 
 
 def export_models(dep: Deployment) -> dict:
@@ -75,7 +75,14 @@ def export_run(run_dir: str) -> dict:
     """Write the ONNX files and export.json into a finished run directory; return export.json."""
     dep = load_deployment(run_dir)
     out = export_models(dep)
-    sizes = {name: _write(run_dir, name, m) for name, m in out["models"].items()}
+    # All or nothing: every model must load in onnxruntime before any file is replaced.
+    blobs = {name: m.SerializeToString() for name, m in out["models"].items()}
+    for data in blobs.values():
+        session(data)
+    _remove_stale(run_dir)
+    for name, data in blobs.items():
+        atomic_write_bytes(os.path.join(run_dir, name), data)
+    sizes = {name: len(data) for name, data in blobs.items()}
     float_bytes = sum(v[1] for v in out["packing"].values())
     packed_bytes = sum(v[2] for v in out["packing"].values())
     summary = {

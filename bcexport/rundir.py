@@ -44,6 +44,21 @@ def read_metrics(run_dir: str) -> dict:
     return metrics
 
 
+def read_export(run_dir: str) -> dict:
+    """export.json, written last by `bcexport onnx` (so its presence means a complete export)."""
+    path = os.path.join(run_dir, EXPORT_JSON)
+    if not os.path.isfile(path):
+        raise ExportError(f"{run_dir}: no {EXPORT_JSON}; run `bcexport onnx {run_dir}` first")
+    try:
+        with open(path) as fh:
+            exported = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(exported, dict) or not isinstance(exported.get("files"), dict):
+        raise ExportError(f"{path}: expected an object with 'files'")
+    return exported
+
+
 def _load_npz(path: str) -> dict:
     if not os.path.isfile(path):
         raise ExportError(f"{path}: missing")

@@ -44,8 +44,8 @@ from bctrain.models import Net
 from bctrain.rundir import atomic_write_json
 from bcexport import ExportError, packed_onnx, reference, rundir
 from bcexport.onnx_export import session
-from bcexport.pack import Deployment, load_deployment
-from bcexport.rundir import load_best, read_metrics
+from bcexport.pack import Deployment, load_deployment, pack_bits
+from bcexport.rundir import load_best, read_export, read_metrics
 
 U32 = 2.0 ** -24
 K_TOL = 16
@@ -53,6 +53,7 @@ NOISE_FLOOR = 4 * U32
 MAX_WEIGHT_BYTES_RATIO = 1 / 30
 # The measured tolerance must stay a float32 rounding bound: beyond this the check is refused.
 MAX_RTOL = 1e-4
+N_PROBES = 256  # random images checked after the test set
 
 
 def load_test_data(run_dir: str, data_dir=None) -> tuple:
@@ -84,14 +85,15 @@ def tolerance(ref, noise: float) -> np.ndarray:
 
 
 def compare(ref, other, tol, labels) -> dict:
-    """Logit and argmax agreement of one back end with the reference."""
+    """Logit and argmax agreement of one back end with the reference; accuracy over the first
+    len(labels) rows (the test set; the rows after it are random probes)."""
     diff = np.abs(np.asarray(other, np.float64) - ref)
     top2 = np.sort(ref, axis=1)[:, -2:]
     tie = (top2[:, 1] - top2[:, 0]) <= 2 * tol
     disagree = other.argmax(axis=1) != ref.argmax(axis=1)
     within = bool(np.all(diff <= tol[:, None]))
     bad = int(np.sum(disagree & ~tie))
-    return {"accuracy": float(np.mean(other.argmax(axis=1) == labels)),
+    return {"accuracy": float(np.mean(other[:len(labels)].argmax(axis=1) == labels)),
             "max_abs_logit_diff": float(diff.max(initial=0.0)),
             "max_diff_over_tol": float((diff.max(axis=1, initial=0.0) / tol).max(initial=0.0)),
             "argmax_agreement": float(1.0 - np.mean(disagree)) if len(ref) else 1.0,
@@ -118,15 +120,43 @@ def onnx_logits(path: str, feed, batch) -> np.ndarray:
     return _batched(lambda xb: sess.run(None, {name: xb})[0], feed, batch)
 
 
-def packed_weight_bytes(path: str, dep: Deployment) -> tuple:
-    """(bytes of the uint8 sign-bit initializers, names of float ±1 block weights left)."""
+def _float_tensors(model: onnx.ModelProto):
+    """Every float32 tensor stored in the file: initializers and Constant-node values."""
+    for init in model.graph.initializer:
+        if init.data_type == onnx.TensorProto.FLOAT:
+            yield init.name, init
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Constant" and attr.type == onnx.AttributeProto.TENSOR:
+                yield node.name or node.output[0], attr.t
+
+
+def packed_structure(path: str, dep: Deployment) -> tuple:
+    """(bytes of sign-bit initializers, problems): each block's weights must be stored exactly
+    once, as the bits `pack_bits` gives for them, and no float tensor may be large enough to
+    hold a block's weights (so the file cannot pass on its outputs while storing floats)."""
     try:
         model = onnx.load(path)
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ExportError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    bits = sum(numpy_helper.to_array(i).nbytes for i in model.graph.initializer
-               if i.name.endswith(packed_onnx.BITS_SUFFIX) and i.data_type == onnx.TensorProto.UINT8)
-    return bits, sorted(packed_onnx.find_binary_initializers(model, dep))
+    matches, problems, total = [], [], 0
+    for init in model.graph.initializer:
+        if not init.name.endswith(packed_onnx.BITS_SUFFIX):
+            continue
+        bits = numpy_helper.to_array(init)
+        total += bits.nbytes
+        hit = [i for i, b in enumerate(dep.blocks) if init.data_type == onnx.TensorProto.UINT8 and any(
+            np.array_equal(pack_bits(v), bits) for v in packed_onnx._layouts(b.wb))]
+        if not hit:
+            problems.append(f"{init.name} holds the bits of no block")
+        matches += hit[:1]
+    for i in range(len(dep.blocks)):
+        if matches.count(i) != 1:
+            problems.append(f"block {i} weights stored as bits {matches.count(i)} times, expected once")
+    smallest = min(b.n_weights for b in dep.blocks)
+    problems += [f"float tensor {name} with {math.prod(t.dims)} values" for name, t in _float_tensors(model)
+                 if math.prod(t.dims) >= smallest]
+    return total, problems
 
 
 def _required(run_dir: str, name: str) -> str:
@@ -141,21 +171,29 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
 
     `load_test(run_dir, data_dir) -> (pixels uint8, labels, name)` defaults to `load_test_data`.
     """
+    stale = os.path.join(run_dir, rundir.VERIFY_JSON)
+    if os.path.exists(stale):  # a failed or refused verification must not leave an old pass behind
+        os.remove(stale)
     dep = load_deployment(run_dir)
     paths = {"onnx": _required(run_dir, rundir.MODEL_ONNX),
              "onnx_packed": _required(run_dir, rundir.MODEL_PACKED_ONNX)}
-    raw_path = os.path.join(run_dir, rundir.MODEL_RAW_ONNX)
+    exported = read_export(run_dir)
+    raw_path = _required(run_dir, rundir.MODEL_RAW_ONNX) if rundir.MODEL_RAW_ONNX in exported["files"] else None
     pixels, labels, dataset = (load_test or load_test_data)(run_dir, data_dir)
     if math.prod(pixels.shape[1:]) != math.prod(dep.input_shape) or len(pixels) != len(labels):
         raise ExportError(f"test data {dataset}: images {pixels.shape[1:]} and {len(labels)} labels do "
                           f"not fit a network taking {dep.input_shape}")
+    # Random images after the test set: every input pixel is non-zero in them, so a weight that
+    # only meets always-zero test pixels is checked too.
+    probes = np.random.default_rng(0).integers(0, 256, (N_PROBES,) + pixels.shape[1:], dtype=np.uint8)
+    pixels = np.concatenate([pixels, probes])
     x = apply_mean(pixels, dep.mean).reshape((len(pixels),) + dep.input_shape)
     batch = dep.cfg.eval_batch_size
 
     ref = reference.forward(dep, x)
     outputs = {"tf_net": net_logits(run_dir, dep, x)}
     outputs.update({k: onnx_logits(p, x, batch) for k, p in paths.items()})
-    if os.path.isfile(raw_path):
+    if raw_path:
         outputs["onnx_raw"] = onnx_logits(raw_path, pixels, batch)
     noise = noise_level(dep, x, ref)
     if K_TOL * noise > MAX_RTOL:
@@ -164,23 +202,23 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     tol = tolerance(ref, noise)
     backends = {k: compare(ref, v, tol, labels) for k, v in outputs.items()}
 
-    bits, leftovers = packed_weight_bytes(paths["onnx_packed"], dep)
+    bits, problems = packed_structure(paths["onnx_packed"], dep)
     float_bytes = 4 * dep.n_binary_weights
     sizes = {"files": {os.path.basename(p): os.path.getsize(p)
-                       for p in list(paths.values()) + [raw_path] if os.path.isfile(p)},
+                       for p in list(paths.values()) + [raw_path] if p},
              "binary_weights": dep.n_binary_weights, "binary_weight_bytes_float32": float_bytes,
              "binary_weight_bytes_packed": bits, "binary_weight_bytes_ratio": bits / float_bytes,
-             "float_binary_initializers_left": leftovers}
+             "packed_problems": problems}
     sizes["file_ratio_packed_to_float"] = (sizes["files"][rundir.MODEL_PACKED_ONNX]
                                            / sizes["files"][rundir.MODEL_ONNX])
-    size_ok = 0 < bits <= MAX_WEIGHT_BYTES_RATIO * float_bytes and not leftovers
+    size_ok = 0 < bits <= MAX_WEIGHT_BYTES_RATIO * float_bytes and not problems
     report = {
-        "dataset": dataset, "n_test": int(len(labels)),
+        "dataset": dataset, "n_test": int(len(labels)), "n_random_probes": N_PROBES,
         "tolerance": {"formula": "K * s * max(1, max_j |ref_j|) per sample; s = max(4u, max over "
                                  "samples of max_j |ref32_j - ref_j| / max(1, max_j |ref_j|))",
                       "K": K_TOL, "s": noise, "u": U32, "rtol": K_TOL * noise, "floor": 1.0,
                       "tie": "two largest reference logits within 2 * tol"},
-        "reference": {"accuracy": float(np.mean(ref.argmax(axis=1) == labels)),
+        "reference": {"accuracy": float(np.mean(ref[:len(labels)].argmax(axis=1) == labels)),
                       "arithmetic": "float64"},
         "backends": backends, "sizes": sizes, "size_passed": bool(size_ok),
         "passed": bool(size_ok and all(b["passed"] for b in backends.values())),
@@ -191,7 +229,8 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
 
 
 def print_table(report: dict, out):
-    print(f"{report['n_test']} test samples ({report['dataset']}); reference accuracy "
+    print(f"{report['n_test']} test samples ({report['dataset']}) + {report['n_random_probes']} random images; "
+          f"reference accuracy "
           f"{100 * report['reference']['accuracy']:.2f}%, rtol {report['tolerance']['rtol']:.2e}", file=out)
     print(f"{'back end':<12} {'accuracy':>9} {'max|dlogit|':>12} {'/tol':>8} {'argmax≠':>8} {'ties':>5}",
           file=out)
@@ -204,4 +243,6 @@ def print_table(report: dict, out):
           f"1/{1 / s['binary_weight_bytes_ratio']:.1f} of float32; packed file "
           f"1/{1 / s['file_ratio_packed_to_float']:.1f} of model.onnx  "
           f"{'ok' if report['size_passed'] else 'FAIL'}", file=out)
+    for problem in s["packed_problems"]:
+        print(f"packed model: {problem}", file=out)
     print("verify: " + ("PASSED" if report["passed"] else "FAILED"), file=out)

@@ -20,7 +20,8 @@ def _f(default, help_text, **kw):
 @dataclass(frozen=True)
 class Config:
     preset: str = _f("mnist", "preset the other fields started from")
-    dataset: str = _f("mnist", "dataset: mnist", choices=("mnist",))
+    dataset: str = _f("mnist", "dataset: mnist (full MNIST, or the bundled sample if it cannot be had) | "
+                      "mnist-sample (the bundled sample)", choices=("mnist", "mnist-sample"))
     binarize: str = _f("det", "weight binarization: det | stoch | none (float baseline)",
                        choices=("det", "stoch", "none"))
     input_shape: tuple = _f((784,), "input shape of one preprocessed sample")

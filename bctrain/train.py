@@ -82,7 +82,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     splits, arrays, mean = load_data(cfg, data_dir)
     data = rundir.data_record(splits, mean)
     rundir.prepare(run_dir, cfg, resume, data)
-    if not resume:
+    if not os.path.isfile(os.path.join(run_dir, "preprocess.npz")):  # a resume keeps it (same data)
         rundir.atomic_save_npz(os.path.join(run_dir, "preprocess.npz"), kind=np.array(cfg.preprocess), mean=mean)
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)

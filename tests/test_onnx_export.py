@@ -111,3 +111,22 @@ def test_export_json(exported_mlp_dir):
 def test_stochastic_run_gets_a_note(tmp_path):
     run_dir = make_run_dir(tmp_path / "stoch", mlp_config(binarize="stoch"))
     assert "real-valued" in export_run(run_dir)["note"]
+
+
+def test_export_is_all_or_nothing(exported_mlp_dir, tmp_path, monkeypatch):
+    import shutil
+    from bcexport import ExportError, onnx_export
+    run_dir = str(shutil.copytree(exported_mlp_dir, tmp_path / "copy"))
+    before = {n: open(os.path.join(run_dir, n), "rb").read() for n in os.listdir(run_dir)
+              if n.endswith((".onnx", ".json"))}
+    calls = []
+
+    def refuse_second(data):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ExportError("model: onnxruntime refuses it (simulated)")
+
+    monkeypatch.setattr(onnx_export, "session", refuse_second)
+    with pytest.raises(ExportError, match="simulated"):
+        onnx_export.export_run(run_dir)
+    assert {n: open(os.path.join(run_dir, n), "rb").read() for n in before} == before

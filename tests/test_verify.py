@@ -127,3 +127,45 @@ def test_a_tolerance_too_loose_to_test_parity_is_refused(exported_mlp_dir, tmp_p
     with pytest.raises(ExportError, match="would not be a parity check"):
         _verify(run_dir, mlp_config())
     assert not os.path.exists(os.path.join(run_dir, "verify.json"))
+
+
+def test_weights_that_meet_only_zero_test_inputs_are_still_checked(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    dep = load_deployment(run_dir)
+    pixels, labels, _ = synthetic_test_data(mlp_config())
+    pixels = pixels.copy()
+    pixels.reshape(len(pixels), -1)[:, 0] = 0  # input 0 is 0 - mean[0] in every test image ...
+    prep = dict(np.load(os.path.join(run_dir, "preprocess.npz")))
+    prep["mean"][0] = 0.0  # ... and the mean makes it exactly 0: its weights never matter
+    np.savez(os.path.join(run_dir, "preprocess.npz"), **prep)
+    path = os.path.join(run_dir, "model.onnx")
+    model = onnx.load(path)
+    init = next(i for i in model.graph.initializer
+                if numpy_helper.to_array(i).shape == dep.blocks[0].shape)
+    w = numpy_helper.to_array(init).copy()
+    w[0, :] *= -1  # every weight from input 0
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    onnx.save(model, path)
+    report = verify_run(run_dir, load_test=lambda r, d: (pixels, labels, "synthetic"), out=io.StringIO())
+    assert not report["backends"]["onnx"]["passed"]  # caught by the random images after the test set
+    assert report["backends"]["onnx_packed"]["passed"] and report["n_random_probes"] > 0
+
+
+def test_packed_file_must_store_each_block_as_its_bits(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    path = os.path.join(run_dir, "model.packed.onnx")
+    model = onnx.load(path)
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros(4, np.uint8), "dummy" + BITS_SUFFIX))
+    onnx.save(model, path)
+    report = _verify(run_dir, mlp_config())
+    assert not report["passed"] and not report["size_passed"]
+    assert any("dummy" in p for p in report["sizes"]["packed_problems"])
+
+
+def test_a_refused_verification_leaves_no_old_verdict(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    assert _verify(run_dir, mlp_config())["passed"]
+    os.remove(os.path.join(run_dir, "model.raw.onnx"))  # listed in export.json: required
+    with pytest.raises(ExportError, match="model.raw.onnx"):
+        _verify(run_dir, mlp_config())
+    assert not os.path.exists(os.path.join(run_dir, "verify.json"))
