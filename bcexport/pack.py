@@ -1,8 +1,8 @@
 """Deployment weights: sign bits packed 8 per byte and BatchNorm folded into an affine (paper §9).
 
-A trained block computes z = h·(x ∗ wb) + b, an optional 2x2 max-pool, then the authors' BatchNorm
-(z − mean)·γ/(std + ε) + β (§4), and ReLU on all but the last block. With wb = h·sign(w),
-sign(0) = +1, and h > 0 (so pooling commutes with the positive scale and the per-channel bias):
+A trained block computes z = x ∗ wb + b with wb = h·sign(w) (sign(0) = +1), an optional 2x2
+max-pool, then the authors' BatchNorm (z − mean)·γ/(std + ε) + β (§4), and ReLU on all but the last
+block. With h > 0 (so pooling commutes with the positive scale and the per-channel bias):
 
     y = a ⊙ pool(x ∗ sign(w)) + c,   a = γ·h/(std + ε),   c = β + γ·(b − mean)/(std + ε).
 

@@ -1,4 +1,4 @@
-"""NumPy reference forward pass over the packed weights: the oracle for TF, ONNX and C (paper §9).
+"""NumPy reference forward pass over the packed weights: the oracle for TF and ONNX (paper §9).
 
 Every block is y = a ⊙ pool(x ∗ wb) + c (then ReLU but on the last block), with wb = ±1 unpacked
 from the sign bits, NHWC tensors, HWIO kernels, 3x3 SAME convolution as an explicit im2col matmul,

@@ -10,9 +10,8 @@ respect to `wb` is used unchanged as the gradient of `w`. The forward value is e
 
 Stochastic draws use 16 random bits per weight, two draws per 32 generated bits: the drawn
 uniform lies on the grid k / 65536, so P(+1) is hard_sigmoid(w / h) rounded up to a multiple of
-1/65536. Random-bit generation dominates a stochastic step (10 M draws per step for the MNIST MLP);
-halving it, with the threefry generator under XLA, took the draws from 51 ms to 13 ms a step on the
-development machine.
+1/65536. Random-bit generation is a large part of a stochastic step (10 M draws per step for the
+MNIST MLP), so it is halved this way (docs/BENCHMARKS.md).
 
 At test time (training=False) deterministic layers use h*sign(w) and stochastic layers use the
 real `w` (how the paper's stochastic numbers were obtained, §2): `eval_mode` "binary" or "real"

@@ -83,7 +83,7 @@ class Net(tf.Module):
         self.specs = layer_specs(cfg)
         self.mode = cfg.binarize
         init = tf.random.Generator.from_seed(seed)
-        # Stochastic binarization draws: threefry is 4x faster than philox under XLA on CPU, but
+        # Stochastic binarization draws: threefry is faster than philox under XLA on CPU, but
         # TensorFlow runs it only in XLA-compiled code.
         self.gen = tf.random.Generator.from_seed(seed + 1, alg="threefry" if cfg.jit else "philox")
         self.linear, self.bn = [], []

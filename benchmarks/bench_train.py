@@ -64,7 +64,11 @@ def keras_runner(cfg, x, y_pm1, steps, warmup, jit):
     model.add(keras.layers.BatchNormalization(momentum=1 - cfg.bn_alpha, epsilon=cfg.bn_eps))
     model.compile(optimizer=keras.optimizers.Adam(cfg.lr_start), loss=keras.losses.SquaredHinge(),
                   jit_compile=jit)
-    data = tf.data.Dataset.from_tensor_slices((x, y_pm1)).batch(cfg.batch_size, drop_remainder=True).repeat()
+    # The same input conditions as bctrain's pipeline: tf.data autotuning off (see pipeline.py).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    data = (tf.data.Dataset.from_tensor_slices((x, y_pm1)).batch(cfg.batch_size, drop_remainder=True)
+            .repeat().prefetch(pipeline.PREFETCH).with_options(options))
     model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
 
     def run():

@@ -105,3 +105,10 @@ def test_image_label_count_mismatch(tmp_path):
         idx.read_pair(xp, yp)
     assert str(info.value).startswith(str(yp))
     assert "4 labels for the 5 images in t10k-images-idx3-ubyte.gz" in str(info.value)
+
+
+def test_a_header_whose_size_overflows_int64_is_a_data_error(tmp_path):
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(struct.pack(">IIII", 0x00000803, 2 ** 31, 2 ** 31, 4) + bytes(16))
+    with pytest.raises(DataError, match="truncated"):
+        idx.read_idx(path, 3)

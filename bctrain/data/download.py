@@ -68,7 +68,10 @@ def verified_cached(name: str, directory: Path, sha256: str) -> Path | None:
         return None
     if sha256_file(path) == sha256:
         return path
-    path.unlink()
+    try:
+        path.unlink()
+    except OSError as exc:
+        raise DataError(f"{path}: fails its SHA-256 check and cannot be removed ({exc.strerror})") from None
     return None
 
 

@@ -9,6 +9,7 @@ Pure NumPy and stdlib.
 """
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -73,7 +74,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     if min(shape) == 0:
         raise DataError(f"{path}: empty dimension in shape {shape}")
 
-    n_bytes = int(np.prod(shape, dtype=np.int64))
+    n_bytes = math.prod(shape)  # Python ints: a crafted header cannot overflow the product
     body = len(data) - header
     dims = "x".join(str(s) for s in shape)
     if body < n_bytes:

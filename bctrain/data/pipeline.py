@@ -6,8 +6,8 @@ e sees exactly the batches it would have seen without the interruption. Arrays a
 in NumPy and sliced by tf.data, which avoids per-example Python work.
 
 Prefetching uses a fixed buffer with tf.data's autotuning off: on a 2-core CPU the autotuner's
-background thread competes with the training step's compute threads and, measured on the
-development machine, made about 4 steps in 10 run 60 % slower (43 ms instead of 27 ms).
+background thread competes with the training step's compute threads and made some epochs' steps
+markedly slower on the development machine (docs/BENCHMARKS.md).
 """
 
 import numpy as np
