@@ -32,16 +32,19 @@ def require_finished(run_dir: str) -> Config:
     return cfg
 
 
-def read_metrics(run_dir: str) -> dict:
-    path = os.path.join(run_dir, "metrics.json")
+def _read_json_object(path: str, what: str) -> dict:
     try:
         with open(path) as fh:
-            metrics = json.load(fh)
+            data = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path}: unreadable metrics ({exc})") from None
-    if not isinstance(metrics, dict):
+        raise ExportError(f"{path}: unreadable {what} ({exc})") from None
+    if not isinstance(data, dict):
         raise ExportError(f"{path}: expected a JSON object")
-    return metrics
+    return data
+
+
+def read_metrics(run_dir: str) -> dict:
+    return _read_json_object(os.path.join(run_dir, "metrics.json"), "metrics")
 
 
 def read_export(run_dir: str) -> dict:
@@ -49,12 +52,8 @@ def read_export(run_dir: str) -> dict:
     path = os.path.join(run_dir, EXPORT_JSON)
     if not os.path.isfile(path):
         raise ExportError(f"{run_dir}: no {EXPORT_JSON}; run `bcexport onnx {run_dir}` first")
-    try:
-        with open(path) as fh:
-            exported = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(exported, dict) or not isinstance(exported.get("files"), dict):
+    exported = _read_json_object(path, EXPORT_JSON)
+    if not isinstance(exported.get("files"), dict):
         raise ExportError(f"{path}: expected an object with 'files'")
     return exported
 
