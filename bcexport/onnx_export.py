@@ -43,11 +43,15 @@ def convert(fn) -> onnx.ModelProto:
     return model
 
 
-def session(model_or_path) -> onnxruntime.InferenceSession:
-    """An onnxruntime CPU session; a file onnxruntime refuses is an ExportError."""
+def session(model_or_path, threads=None) -> onnxruntime.InferenceSession:
+    """An onnxruntime CPU session (intra- and inter-op `threads` if given); a file onnxruntime
+    refuses is an ExportError."""
     src = model_or_path if isinstance(model_or_path, (str, bytes)) else model_or_path.SerializeToString()
+    opts = onnxruntime.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = opts.inter_op_num_threads = threads
     try:
-        return onnxruntime.InferenceSession(src, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own, unexported exception types
         where = model_or_path if isinstance(model_or_path, str) else "model"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

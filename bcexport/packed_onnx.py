@@ -24,7 +24,7 @@ MIN_OPSET = 18  # BitwiseAnd
 BITS_SUFFIX = "__bits"
 
 
-def _layouts(wb: np.ndarray) -> list:
+def layouts(wb: np.ndarray) -> list:
     """The arrangements of a ±1 kernel a converter may store: as is, or conv HWIO -> OIHW."""
     out = [wb]
     if wb.ndim == 4:
@@ -44,7 +44,7 @@ def find_binary_initializers(model: onnx.ModelProto, dep: Deployment) -> dict:
             continue
         value = numpy_helper.to_array(init)
         for i in sizes:
-            if any(v.shape == dims and np.array_equal(v, value) for v in _layouts(dep.blocks[i].wb)):
+            if any(v.shape == dims and np.array_equal(v, value) for v in layouts(dep.blocks[i].wb)):
                 found[init.name] = i
                 break
     return found

@@ -40,7 +40,8 @@ def max_pool2(x) -> np.ndarray:
     return x[:, :2 * h2, :2 * w2, :].reshape(n, h2, 2, w2, 2, ch).max(axis=(2, 4))
 
 
-def _forward_chunk(blocks, weights, x) -> np.ndarray:
+def forward_unpacked(blocks, weights, x) -> np.ndarray:
+    """The block stack on x with already unpacked weights [(wb, a, c) per block], in x's dtype."""
     for blk, (wb, a, c) in zip(blocks, weights):
         if blk.kind == "conv":
             u = conv3(x, wb)
@@ -58,6 +59,6 @@ def forward(dep: Deployment, x, dtype=np.float64) -> np.ndarray:
     """Logits [N, n_classes] of preprocessed inputs x [N, *input_shape] (or flattened), in `dtype`."""
     x = np.asarray(x, dtype=np.float32).reshape((len(x),) + dep.input_shape).astype(dtype)
     weights = [(b.wb.astype(dtype), b.a.astype(dtype), b.c.astype(dtype)) for b in dep.blocks]
-    outs = [_forward_chunk(dep.blocks, weights, x[i:i + BATCH]) for i in range(0, len(x), BATCH)]
+    outs = [forward_unpacked(dep.blocks, weights, x[i:i + BATCH]) for i in range(0, len(x), BATCH)]
     return np.concatenate(outs) if outs else np.zeros((0, dep.blocks[-1].a.shape[0]), dtype)
 

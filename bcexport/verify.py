@@ -146,7 +146,7 @@ def packed_structure(path: str, dep: Deployment) -> tuple:
         bits = numpy_helper.to_array(init)
         total += bits.nbytes
         hit = [i for i, b in enumerate(dep.blocks) if init.data_type == onnx.TensorProto.UINT8 and any(
-            np.array_equal(pack_bits(v), bits) for v in packed_onnx._layouts(b.wb))]
+            np.array_equal(pack_bits(v), bits) for v in packed_onnx.layouts(b.wb))]
         if not hit:
             problems.append(f"{init.name} holds the bits of no block")
         matches += hit[:1]

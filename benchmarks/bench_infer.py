@@ -31,7 +31,7 @@ BATCH = 256
 def _import_libraries(threads):
     """Import the numeric libraries with `threads` BLAS threads (no effect if NumPy is already in)."""
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
-    global np, tf, ort, ConfigError, rundir, reference, load_deployment, inference_function
+    global np, tf, ort, session, ConfigError, rundir, reference, load_deployment, inference_function
     global atomic_write_json, device_name
     import numpy as np
     import onnxruntime as ort
@@ -40,6 +40,7 @@ def _import_libraries(threads):
     from bctrain.rundir import atomic_write_json
     from bctrain.train import device_name
     from bcexport import reference, rundir
+    from bcexport.onnx_export import session
     from bcexport.pack import load_deployment
     from bcexport.tfmodel import inference_function
 
@@ -55,14 +56,7 @@ def set_tf_threads(threads):
 
 
 def ort_runner(path, threads):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = threads
-    try:
-        sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own, unexported exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"{path}: onnxruntime refuses it ({first})") from None
+    sess = session(path, threads)
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})[0]
 
@@ -75,7 +69,7 @@ def runners(run_dir, dep, threads, with_numpy):
            "ORT packed": ort_runner(os.path.join(run_dir, rundir.MODEL_PACKED_ONNX), threads)}
     if with_numpy:
         weights = [(b.wb, b.a, b.c) for b in dep.blocks]  # unpacked once, as a deployment would
-        out["NumPy f32"] = lambda x: reference._forward_chunk(dep.blocks, weights, x)
+        out["NumPy f32"] = lambda x: reference.forward_unpacked(dep.blocks, weights, x)
     return out
 
 
