@@ -13,7 +13,8 @@ scalar step size, eps is added to sqrt(v). Every parameter has its own m and v; 
 Adam instances count steps in lockstep, so one `iterations` counter serves both groups.
 
 Each parameter is updated by one chain of elementwise ops ending in a single `assign` per state
-variable, which XLA fuses into one pass over memory (the 3x2048 MNIST net has 10M latent weights).
+variable. XLA fuses it into three passes over memory per parameter (new m, new v, then w); the
+update of the 3x2048 MNIST net's 10M latent weights is memory-bound (docs/BENCHMARKS.md).
 
 Learning rate: lr_epoch = lr_start * decay^epoch (epoch 0-based), decay = (lr_end / lr_start)^(1/epochs).
 """
