@@ -17,8 +17,9 @@ import onnxruntime
 import tensorflow as tf
 import tf2onnx
 
+from bctrain import runfiles
 from bctrain.rundir import atomic_write_bytes, atomic_write_json
-from bcexport import ExportError, packed_onnx, rundir
+from bcexport import ExportError, packed_onnx
 from bcexport.pack import BIT_ORDER, Deployment, load_deployment
 from bcexport.tfmodel import inference_function, raw_inference_function
 
@@ -60,7 +61,7 @@ def session(model_or_path, threads=None) -> onnxruntime.InferenceSession:
 
 def _remove_stale(run_dir: str):
     """A new export invalidates an earlier verification."""
-    path = os.path.join(run_dir, rundir.VERIFY_JSON)
+    path = os.path.join(run_dir, runfiles.VERIFY_JSON)
     if os.path.exists(path):
         os.remove(path)
 
@@ -69,9 +70,9 @@ def export_models(dep: Deployment) -> dict:
     """{file name: ModelProto} for a deployment, plus the packing details under key 'packing'."""
     model = convert(inference_function(dep))
     packed, packing = packed_onnx.pack_model(model, dep)
-    models = {rundir.MODEL_ONNX: model, rundir.MODEL_PACKED_ONNX: packed}
+    models = {runfiles.MODEL_ONNX: model, runfiles.MODEL_PACKED_ONNX: packed}
     if math.prod(dep.input_shape) == 784:
-        models[rundir.MODEL_RAW_ONNX] = convert(raw_inference_function(dep))
+        models[runfiles.MODEL_RAW_ONNX] = convert(raw_inference_function(dep))
     return {"models": models, "packing": packing}
 
 
@@ -94,11 +95,11 @@ def export_run(run_dir: str) -> dict:
         "binary_weights": dep.n_binary_weights,
         "binary_weight_bytes": {"float32": float_bytes, "packed": packed_bytes,
                                 "ratio": packed_bytes / float_bytes},
-        "file_ratio_packed_to_float": sizes[rundir.MODEL_PACKED_ONNX] / sizes[rundir.MODEL_ONNX],
+        "file_ratio_packed_to_float": sizes[runfiles.MODEL_PACKED_ONNX] / sizes[runfiles.MODEL_ONNX],
         "packed_initializers": {k: v[0] for k, v in sorted(out["packing"].items())},
         "bit_order": f"row-major over each initializer, {BIT_ORDER}-endian bits, 1 = +1",
-        "inputs": {rundir.MODEL_ONNX: "x float32 [N, " + ", ".join(map(str, dep.input_shape)) + "]",
-                   rundir.MODEL_RAW_ONNX: "pixels uint8 [N, 28, 28]"},
+        "inputs": {runfiles.MODEL_ONNX: "x float32 [N, " + ", ".join(map(str, dep.input_shape)) + "]",
+                   runfiles.MODEL_RAW_ONNX: "pixels uint8 [N, 28, 28]"},
         "output": f"{OUTPUT_NAME} float32 [N, {dep.cfg.n_classes}]",
         "opset": OPSET,
         "preset": dep.cfg.preset,
@@ -108,9 +109,9 @@ def export_run(run_dir: str) -> dict:
                      "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
                      "numpy": np.__version__},
     }
-    if rundir.MODEL_RAW_ONNX not in sizes:
-        del summary["inputs"][rundir.MODEL_RAW_ONNX]
+    if runfiles.MODEL_RAW_ONNX not in sizes:
+        del summary["inputs"][runfiles.MODEL_RAW_ONNX]
     if dep.cfg.binarize == "stoch":
         summary["note"] = STOCH_NOTE
-    atomic_write_json(os.path.join(run_dir, rundir.EXPORT_JSON), summary)
+    atomic_write_json(os.path.join(run_dir, runfiles.EXPORT_JSON), summary)
     return summary

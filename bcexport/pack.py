@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bctrain.config import Config
-from bctrain.models import layer_specs
+from bctrain.arch import layer_specs
 from bcexport import ExportError
 from bcexport.rundir import load_best, load_preprocess, require_finished
 

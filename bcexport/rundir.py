@@ -10,15 +10,11 @@ import zipfile
 
 import numpy as np
 
+from bctrain import runfiles
+from bctrain.arch import WEIGHT_KEYS, layer_specs
 from bctrain.config import Config, load_config
-from bctrain.models import WEIGHT_KEYS, layer_specs
 from bcexport import ExportError
 
-MODEL_ONNX = "model.onnx"
-MODEL_PACKED_ONNX = "model.packed.onnx"
-MODEL_RAW_ONNX = "model.raw.onnx"
-EXPORT_JSON = "export.json"
-VERIFY_JSON = "verify.json"
 
 
 def require_finished(run_dir: str) -> Config:
@@ -26,7 +22,7 @@ def require_finished(run_dir: str) -> Config:
     if not os.path.isdir(run_dir):
         raise ExportError(f"{run_dir}: no such run directory")
     cfg = load_config(run_dir)
-    for name in ("metrics.json", "best.npz"):
+    for name in (runfiles.METRICS_JSON, runfiles.BEST_NPZ):
         if not os.path.isfile(os.path.join(run_dir, name)):
             raise ExportError(f"{run_dir}: unfinished run (no {name}); train it to the end first")
     return cfg
@@ -44,15 +40,15 @@ def _read_json_object(path: str, what: str) -> dict:
 
 
 def read_metrics(run_dir: str) -> dict:
-    return _read_json_object(os.path.join(run_dir, "metrics.json"), "metrics")
+    return _read_json_object(os.path.join(run_dir, runfiles.METRICS_JSON), "metrics")
 
 
 def read_export(run_dir: str) -> dict:
     """export.json, written last by `bcexport onnx` (so its presence means a complete export)."""
-    path = os.path.join(run_dir, EXPORT_JSON)
+    path = os.path.join(run_dir, runfiles.EXPORT_JSON)
     if not os.path.isfile(path):
-        raise ExportError(f"{run_dir}: no {EXPORT_JSON}; run `bcexport onnx {run_dir}` first")
-    exported = _read_json_object(path, EXPORT_JSON)
+        raise ExportError(f"{run_dir}: no {runfiles.EXPORT_JSON}; run `bcexport onnx {run_dir}` first")
+    exported = _read_json_object(path, runfiles.EXPORT_JSON)
     if not isinstance(exported.get("files"), dict):
         raise ExportError(f"{path}: expected an object with 'files'")
     return exported
@@ -70,7 +66,7 @@ def _load_npz(path: str) -> dict:
 
 def load_best(run_dir: str, cfg: Config) -> dict:
     """best.npz as float32 arrays, checked against the shapes `layer_specs(cfg)` implies."""
-    path = os.path.join(run_dir, "best.npz")
+    path = os.path.join(run_dir, runfiles.BEST_NPZ)
     weights = _load_npz(path)
     for i, s in enumerate(layer_specs(cfg)):
         w_shape = (s.kernel, s.kernel, s.n_in, s.n_out) if s.kind == "conv" else (s.n_in, s.n_out)
@@ -90,7 +86,7 @@ def load_best(run_dir: str, cfg: Config) -> dict:
 
 def load_preprocess(run_dir: str) -> tuple:
     """(kind, mean): kind "mean" | "none", mean float32 [784] (zeros for "none")."""
-    path = os.path.join(run_dir, "preprocess.npz")
+    path = os.path.join(run_dir, runfiles.PREPROCESS_NPZ)
     data = _load_npz(path)
     if "kind" not in data or "mean" not in data:
         raise ExportError(f"{path}: expected keys 'kind' and 'mean'")

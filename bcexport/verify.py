@@ -1,12 +1,13 @@
 """`bcexport verify RUN_DIR`: the parity gate over the whole test set (paper §9).
 
-Back ends, each compared with the NumPy float64 reference over the packed weights
-(`bcexport.reference`):
+Back ends (the table in `bcexport.backends`), each compared with the NumPy float64 reference over
+the packed weights (`bcexport.reference`):
     tf_net       the training code path: bctrain.models.Net(training=False, eval_mode="binary")
                  on the latent best.npz weights (unfolded BN, its own sign), TensorFlow float32
     onnx         onnxruntime on model.onnx            (preprocessed float32 input)
     onnx_packed  onnxruntime on model.packed.onnx     (preprocessed float32 input)
     onnx_raw     onnxruntime on model.raw.onnx        (raw uint8 pixels, preprocessing in-graph)
+Every back end whose file exists is verified, whatever export.json lists.
 
 Tolerance, per test sample (row of logits):
     scale = max(1, max_j |ref_j|),   tol = K · s · scale,   K = 16,
@@ -35,17 +36,15 @@ import sys
 
 import numpy as np
 import onnx
-import tensorflow as tf
 from onnx import numpy_helper
 
 from bctrain.data import load_splits
 from bctrain.data.preprocess import apply_mean
-from bctrain.models import Net
+from bctrain import runfiles
 from bctrain.rundir import atomic_write_json
-from bcexport import ExportError, packed_onnx, reference, rundir
-from bcexport.onnx_export import session
+from bcexport import ExportError, backends, packed_onnx, reference
 from bcexport.pack import Deployment, load_deployment, pack_bits
-from bcexport.rundir import load_best, read_export, read_metrics
+from bcexport.rundir import read_export, read_metrics
 
 U32 = 2.0 ** -24
 K_TOL = 16
@@ -101,25 +100,6 @@ def compare(ref, other, tol, labels) -> dict:
             "logits_within_tol": within, "passed": within and bad == 0}
 
 
-def _batched(fn, x, batch) -> np.ndarray:
-    return np.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
-
-
-def net_logits(run_dir: str, dep: Deployment, x) -> np.ndarray:
-    """The training code path: Net on the latent weights, inference, binary weights."""
-    cfg = dep.cfg
-    net = Net(cfg, seed=cfg.seed)
-    net.load_weights_dict(load_best(run_dir, cfg))
-    return _batched(lambda xb: net(tf.constant(xb), training=False, eval_mode="binary").numpy(),
-                    x, cfg.eval_batch_size)
-
-
-def onnx_logits(path: str, feed, batch) -> np.ndarray:
-    sess = session(path)
-    name = sess.get_inputs()[0].name
-    return _batched(lambda xb: sess.run(None, {name: xb})[0], feed, batch)
-
-
 def _float_tensors(model: onnx.ModelProto):
     """Every float32 tensor stored in the file: initializers and Constant-node values."""
     for init in model.graph.initializer:
@@ -159,26 +139,16 @@ def packed_structure(path: str, dep: Deployment) -> tuple:
     return total, problems
 
 
-def _required(run_dir: str, name: str) -> str:
-    path = os.path.join(run_dir, name)
-    if not os.path.isfile(path):
-        raise ExportError(f"{run_dir}: no {name}; run `bcexport onnx {run_dir}` first")
-    return path
-
-
 def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     """Run every back end on the whole test set, write verify.json, return it (key 'passed').
 
     `load_test(run_dir, data_dir) -> (pixels uint8, labels, name)` defaults to `load_test_data`.
     """
-    stale = os.path.join(run_dir, rundir.VERIFY_JSON)
+    stale = os.path.join(run_dir, runfiles.VERIFY_JSON)
     if os.path.exists(stale):  # a failed or refused verification must not leave an old pass behind
         os.remove(stale)
     dep = load_deployment(run_dir)
-    paths = {"onnx": _required(run_dir, rundir.MODEL_ONNX),
-             "onnx_packed": _required(run_dir, rundir.MODEL_PACKED_ONNX)}
-    exported = read_export(run_dir)
-    raw_path = _required(run_dir, rundir.MODEL_RAW_ONNX) if rundir.MODEL_RAW_ONNX in exported["files"] else None
+    todo = backends.present(run_dir, read_export(run_dir)["files"])
     pixels, labels, dataset = (load_test or load_test_data)(run_dir, data_dir)
     if math.prod(pixels.shape[1:]) != math.prod(dep.input_shape) or len(pixels) != len(labels):
         raise ExportError(f"test data {dataset}: images {pixels.shape[1:]} and {len(labels)} labels do "
@@ -191,26 +161,23 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     batch = dep.cfg.eval_batch_size
 
     ref = reference.forward(dep, x)
-    outputs = {"tf_net": net_logits(run_dir, dep, x)}
-    outputs.update({k: onnx_logits(p, x, batch) for k, p in paths.items()})
-    if raw_path:
-        outputs["onnx_raw"] = onnx_logits(raw_path, pixels, batch)
+    feeds = {"x": x, "pixels": pixels}
+    outputs = {b.name: b.logits(path, dep, feeds[b.feed], batch, run_dir) for b, path in todo}
     noise = noise_level(dep, x, ref)
     if K_TOL * noise > MAX_RTOL:
         raise ExportError(f"{run_dir}: float32 rounding noise of this network is {noise:.1e} of its logit "
                           f"scale; a tolerance of {K_TOL * noise:.1e} (> {MAX_RTOL:.0e}) would not be a parity check")
     tol = tolerance(ref, noise)
-    backends = {k: compare(ref, v, tol, labels) for k, v in outputs.items()}
+    results = {k: compare(ref, v, tol, labels) for k, v in outputs.items()}
 
-    bits, problems = packed_structure(paths["onnx_packed"], dep)
+    bits, problems = packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
     float_bytes = 4 * dep.n_binary_weights
-    sizes = {"files": {os.path.basename(p): os.path.getsize(p)
-                       for p in list(paths.values()) + [raw_path] if p},
+    sizes = {"files": {b.file: os.path.getsize(path) for b, path in todo if path},
              "binary_weights": dep.n_binary_weights, "binary_weight_bytes_float32": float_bytes,
              "binary_weight_bytes_packed": bits, "binary_weight_bytes_ratio": bits / float_bytes,
              "packed_problems": problems}
-    sizes["file_ratio_packed_to_float"] = (sizes["files"][rundir.MODEL_PACKED_ONNX]
-                                           / sizes["files"][rundir.MODEL_ONNX])
+    sizes["file_ratio_packed_to_float"] = (sizes["files"][runfiles.MODEL_PACKED_ONNX]
+                                           / sizes["files"][runfiles.MODEL_ONNX])
     size_ok = 0 < bits <= MAX_WEIGHT_BYTES_RATIO * float_bytes and not problems
     report = {
         "dataset": dataset, "n_test": int(len(labels)), "n_random_probes": N_PROBES,
@@ -220,10 +187,10 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
                       "tie": "two largest reference logits within 2 * tol"},
         "reference": {"accuracy": float(np.mean(ref[:len(labels)].argmax(axis=1) == labels)),
                       "arithmetic": "float64"},
-        "backends": backends, "sizes": sizes, "size_passed": bool(size_ok),
-        "passed": bool(size_ok and all(b["passed"] for b in backends.values())),
+        "backends": results, "sizes": sizes, "size_passed": bool(size_ok),
+        "passed": bool(size_ok and all(b["passed"] for b in results.values())),
     }
-    atomic_write_json(os.path.join(run_dir, rundir.VERIFY_JSON), report)
+    atomic_write_json(os.path.join(run_dir, runfiles.VERIFY_JSON), report)
     print_table(report, out or sys.stdout)
     return report
 

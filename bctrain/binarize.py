@@ -15,10 +15,8 @@ MNIST MLP), so it is halved this way (docs/BENCHMARKS.md).
 
 At test time (training=False) deterministic layers use h*sign(w) and stochastic layers use the
 real `w` (how the paper's stochastic numbers were obtained, §2): `eval_mode` "binary" or "real"
-chooses, for either mode. The Glorot scale of §3 is `glorot_h`, its inverse the step scale.
+chooses, for either mode. The Glorot scale of §3 is `bctrain.arch.glorot_h`.
 """
-import math
-
 import tensorflow as tf
 
 MODES = ("det", "stoch", "none")
@@ -34,16 +32,6 @@ def sign_pm1(x):
     """+1 where x >= 0, else -1 (so sign(0) = +1), in the dtype of x."""
     x = tf.convert_to_tensor(x)
     return tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))
-
-
-def glorot_h(fan_in, fan_out) -> float:
-    """sqrt(1.5 / (fan_in + fan_out)): the authors' "Glorot" H (paper §3)."""
-    return math.sqrt(1.5 / (fan_in + fan_out))
-
-
-def glorot_lr_scale(fan_in, fan_out) -> float:
-    """1 / glorot_h(fan_in, fan_out): the per-layer step scale of binary weights (paper §3)."""
-    return 1.0 / glorot_h(fan_in, fan_out)
 
 
 @tf.custom_gradient

@@ -8,6 +8,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from bctrain import runfiles
+
 
 class ConfigError(ValueError):
     """A configuration or run directory that cannot be used (one-line message)."""
@@ -113,7 +115,7 @@ def with_overrides(preset: str, **overrides) -> Config:
 
 def load_config(run_dir: str) -> Config:
     """Read `config.json` of a run directory."""
-    path = os.path.join(run_dir, "config.json")
+    path = os.path.join(run_dir, runfiles.CONFIG_JSON)
     if not os.path.isdir(run_dir):
         raise ConfigError(f"{run_dir}: no such run directory")
     if not os.path.isfile(path):

@@ -2,77 +2,17 @@
 
 A block is binary linear (dense or 3x3 conv) -> optional 2x2 max-pool -> BatchNorm -> ReLU; the last
 block (10 units) has no activation: its BatchNorm output is the "L2-SVM" score (squared hinge loss).
-`layer_specs` is the one description of the architecture; training and export both call it.
+The architecture itself is plain data in `bctrain.arch` (`layer_specs`, TensorFlow-free); this module
+builds the tf.Modules from it.
 """
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from bctrain import layers
-from bctrain.binarize import glorot_h, glorot_lr_scale
+from bctrain.arch import WEIGHT_KEYS, init_limit, layer_specs
 from bctrain.config import Config
-
-WEIGHT_KEYS = ("w", "b", "gamma", "beta", "mean", "std")
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    kind: str          # "dense" | "conv"
-    n_in: int          # inputs, or input channels
-    n_out: int         # units, or filters
-    kernel: int        # 3 for conv, 1 for dense
-    pool: bool         # 2x2 max-pool after the linear part
-    relu: bool         # ReLU after BatchNorm (all blocks but the last)
-    h: float           # binarization scale: wb in {-h, +h}
-    lr_scale: float    # step scale of the binary weights
-
-
-def _fans(kind, n_in, n_out, kernel):
-    k2 = kernel * kernel if kind == "conv" else 1
-    return n_in * k2, n_out * k2
-
-
-def _spec(cfg: Config, kind, n_in, n_out, kernel, pool, relu) -> LayerSpec:
-    fan_in, fan_out = _fans(kind, n_in, n_out, kernel)
-    h = glorot_h(fan_in, fan_out) if cfg.h == "glorot" else float(cfg.h)
-    scale = glorot_lr_scale(fan_in, fan_out) if cfg.lr_scale == "glorot" else float(cfg.lr_scale)
-    return LayerSpec(kind, n_in, n_out, kernel, bool(pool), relu, h, scale)
-
-
-def layer_specs(cfg: Config) -> list:
-    """The blocks of the network described by `cfg`, in order."""
-    specs = []
-    shape = tuple(cfg.input_shape)
-    if cfg.conv:
-        height, width, channels = shape
-        for c_out, pool in zip(cfg.conv, cfg.pool):
-            specs.append(_spec(cfg, "conv", channels, c_out, 3, pool, True))
-            channels = c_out
-            if pool:
-                height, width = height // 2, width // 2
-        n_in = height * width * channels
-    else:
-        n_in = math.prod(shape)
-    for units in cfg.hidden:
-        specs.append(_spec(cfg, "dense", n_in, units, 1, False, True))
-        n_in = units
-    specs.append(_spec(cfg, "dense", n_in, cfg.n_classes, 1, False, False))
-    return specs
-
-
-def init_limit(spec: LayerSpec, mode: str) -> float:
-    """Latent weights start U(-H, H) (paper §3); a float baseline starts Glorot-uniform,
-    U(±sqrt(6 / (fan_in + fan_out))), Lasagne's default that the authors' non-binary layers use."""
-    if mode != "none":
-        return spec.h
-    fan_in, fan_out = _fans(spec.kind, spec.n_in, spec.n_out, spec.kernel)
-    return math.sqrt(6.0 / (fan_in + fan_out))
-
-
-def count_binary_weights(specs) -> int:
-    return sum(s.kernel * s.kernel * s.n_in * s.n_out for s in specs)
 
 
 class Net(tf.Module):

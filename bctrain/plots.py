@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator  # noqa: E402
 
+from bctrain import runfiles  # noqa: E402
 from bctrain.rundir import atomic_write_bytes  # noqa: E402
 
 
@@ -55,5 +56,5 @@ def plot_weight_histogram(w: np.ndarray, h: float, epoch: int, path: str):
 
 
 def save_all(run_dir: str, history: list, first_w: np.ndarray, h: float):
-    plot_curves(history, os.path.join(run_dir, "curves.png"))
-    plot_weight_histogram(first_w, h, history[-1]["epoch"], os.path.join(run_dir, "weights_layer0.png"))
+    plot_curves(history, os.path.join(run_dir, runfiles.CURVES_PNG))
+    plot_weight_histogram(first_w, h, history[-1]["epoch"], os.path.join(run_dir, runfiles.WEIGHTS_PNG))

@@ -12,6 +12,7 @@ import tempfile
 
 import numpy as np
 
+from bctrain import runfiles
 from bctrain.config import Config, ConfigError, load_config
 
 
@@ -58,7 +59,7 @@ def data_record(splits, mean) -> dict:
 
 def check(run_dir: str, cfg: Config, resume: bool):
     """Refuse a run directory that `prepare` would refuse for its config; change nothing."""
-    config_path = os.path.join(run_dir, "config.json")
+    config_path = os.path.join(run_dir, runfiles.CONFIG_JSON)
     if os.path.isfile(config_path):
         stored = load_config(run_dir)
         if stored != cfg:
@@ -76,7 +77,7 @@ def check(run_dir: str, cfg: Config, resume: bool):
 def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None):
     """Create `run_dir` for `cfg`, or check that it holds the same config (and data) when resuming."""
     check(run_dir, cfg, resume)
-    data_path = os.path.join(run_dir, "data.json")
+    data_path = os.path.join(run_dir, runfiles.DATA_JSON)
     if resume:
         if data is not None and os.path.isfile(data_path):
             with open(data_path) as fh:
@@ -90,12 +91,12 @@ def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None):
     os.makedirs(run_dir, exist_ok=True)
     if data is not None:
         atomic_write_json(data_path, data)
-    atomic_write_text(os.path.join(run_dir, "config.json"), cfg.to_json())
+    atomic_write_text(os.path.join(run_dir, runfiles.CONFIG_JSON), cfg.to_json())
 
 
 def saved_best_epoch(run_dir: str):
     """The epoch stored in best.npz (None if there is no best.npz)."""
-    path = os.path.join(run_dir, "best.npz")
+    path = os.path.join(run_dir, runfiles.BEST_NPZ)
     if not os.path.isfile(path):
         return None
     with np.load(path) as weights:
@@ -103,7 +104,7 @@ def saved_best_epoch(run_dir: str):
 
 
 def history_path(run_dir: str) -> str:
-    return os.path.join(run_dir, "history.jsonl")
+    return os.path.join(run_dir, runfiles.HISTORY_JSONL)
 
 
 def read_history(run_dir: str) -> list:

@@ -14,10 +14,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from bctrain import plots, rundir
+from bctrain import plots, rundir, runfiles
+from bctrain.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import load_splits, pipeline, preprocess
-from bctrain.models import Net, count_binary_weights
+from bctrain.models import Net
 from bctrain.optim import Optimizer, lr_at_epoch
 from bctrain.steps import dataset_error_rate, make_eval_step, make_train_step
 
@@ -82,8 +83,8 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     splits, arrays, mean = load_data(cfg, data_dir)
     data = rundir.data_record(splits, mean)
     rundir.prepare(run_dir, cfg, resume, data)
-    if not os.path.isfile(os.path.join(run_dir, "preprocess.npz")):  # a resume keeps it (same data)
-        rundir.atomic_save_npz(os.path.join(run_dir, "preprocess.npz"), kind=np.array(cfg.preprocess), mean=mean)
+    if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
+        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess), mean=mean)
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
     val_batches = pipeline.eval_batches(*arrays["val"], cfg.eval_batch_size)
@@ -96,7 +97,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
                     beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps)
     state = RunState()
     ckpt = tf.train.Checkpoint(net=net, opt=opt, state=state)
-    manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, "ckpt"), max_to_keep=2)
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, runfiles.CKPT_DIR), max_to_keep=2)
     history = []
     if resume and manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).assert_consumed()
@@ -105,7 +106,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     train_step = make_train_step(net, opt, cfg.jit)
     modes = eval_modes(cfg.binarize)
     eval_steps = {m: make_eval_step(net, m, cfg.jit) for m in modes}
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, runfiles.TB_DIR))
     n_binary = count_binary_weights(net.specs)
     print(f"{cfg.preset} ({cfg.binarize}) on {splits.name}: {len(x_train)}/{len(arrays['val'][0])}/"
           f"{len(arrays['test'][0])} train/val/test, {n_binary:,} binary weights, {device_name()}", file=out)
@@ -147,7 +148,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
         if record["selected"]:
             state.best_val.assign(val)
             state.best_epoch.assign(epoch)
-            rundir.atomic_save_npz(os.path.join(run_dir, "best.npz"), epoch=np.array(epoch), **net.weights_dict())
+            rundir.atomic_save_npz(os.path.join(run_dir, runfiles.BEST_NPZ), epoch=np.array(epoch), **net.weights_dict())
         record.update(seconds=time.perf_counter() - start, train_seconds=train_seconds,
                       samples_per_second=steps_per_epoch * cfg.batch_size / train_seconds)
         if net.binary_params():
@@ -204,7 +205,7 @@ def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, ou
         "samples_per_second": float(np.mean([r["samples_per_second"] for r in history])),
         "device": device_name(), "tensorflow_version": tf.__version__,
     }
-    rundir.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    rundir.atomic_write_json(os.path.join(run_dir, runfiles.METRICS_JSON), metrics)
     print(f"best epoch {metrics['best_epoch']}: val {100 * metrics['val_error']:.2f}%  "
           f"test {100 * metrics['test_error']:.2f}%  ({run_dir}/metrics.json)", file=out)
     return metrics

@@ -31,7 +31,7 @@ BATCH = 256
 def _import_libraries(threads):
     """Import the numeric libraries with `threads` BLAS threads (no effect if NumPy is already in)."""
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
-    global np, tf, ort, session, ConfigError, rundir, reference, load_deployment, inference_function
+    global np, tf, ort, session, ConfigError, runfiles, reference, load_deployment, inference_function
     global atomic_write_json, device_name
     import numpy as np
     import onnxruntime as ort
@@ -39,7 +39,8 @@ def _import_libraries(threads):
     from bctrain.config import ConfigError
     from bctrain.rundir import atomic_write_json
     from bctrain.train import device_name
-    from bcexport import reference, rundir
+    from bctrain import runfiles
+    from bcexport import reference
     from bcexport.onnx_export import session
     from bcexport.pack import load_deployment
     from bcexport.tfmodel import inference_function
@@ -65,8 +66,8 @@ def runners(run_dir, dep, threads, with_numpy):
     """{back end: function NumPy float32 [N, *input_shape] -> NumPy logits}."""
     infer = inference_function(dep).get_concrete_function()
     out = {"TF": lambda x: infer(tf.constant(x)).numpy(),
-           "ORT": ort_runner(os.path.join(run_dir, rundir.MODEL_ONNX), threads),
-           "ORT packed": ort_runner(os.path.join(run_dir, rundir.MODEL_PACKED_ONNX), threads)}
+           "ORT": ort_runner(os.path.join(run_dir, runfiles.MODEL_ONNX), threads),
+           "ORT packed": ort_runner(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), threads)}
     if with_numpy:
         weights = [(b.wb, b.a, b.c) for b in dep.blocks]  # unpacked once, as a deployment would
         out["NumPy f32"] = lambda x: reference.forward_unpacked(dep.blocks, weights, x)
@@ -130,7 +131,7 @@ def main(argv=None):
     _import_libraries(args.threads)
     try:
         dep = load_deployment(args.run_dir)
-        for name in (rundir.MODEL_ONNX, rundir.MODEL_PACKED_ONNX):
+        for name in (runfiles.MODEL_ONNX, runfiles.MODEL_PACKED_ONNX):
             if not os.path.isfile(os.path.join(args.run_dir, name)):
                 raise ExportError(f"{args.run_dir}: no {name}; run `bcexport onnx {args.run_dir}` first")
         set_tf_threads(args.threads)

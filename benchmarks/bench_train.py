@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from bctrain.config import with_overrides
 from bctrain.data import pipeline
-from bctrain.models import Net, count_binary_weights
+from bctrain.arch import count_binary_weights
+from bctrain.models import Net
 from bctrain.optim import Optimizer
 from bctrain.rundir import atomic_write_json
 from bctrain.steps import make_train_step

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bctrain.config import with_overrides
-from bctrain.models import layer_specs
+from bctrain.arch import layer_specs
 from bcexport.reference import conv3, max_pool2
 
 N_TEST = 300

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain.binarize import binarize, glorot_h, glorot_lr_scale, hard_sigmoid, sign_pm1
+from bctrain.arch import glorot_h, glorot_lr_scale
+from bctrain.binarize import binarize, hard_sigmoid, sign_pm1
 
 H = 0.0383  # a Glorot-like scale that is not a power of two
 

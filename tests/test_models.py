@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from bctrain.config import PRESETS, with_overrides
-from bctrain.models import Net, count_binary_weights, layer_specs
+from bctrain.arch import count_binary_weights, layer_specs
+from bctrain.models import Net
 
 CIFAR10 = dataclasses.replace(PRESETS["mnist"], input_shape=(32, 32, 3), conv=(128, 128, 256, 256, 512, 512),
                               pool=(0, 1, 0, 1, 0, 1), hidden=(1024, 1024))

@@ -169,3 +169,22 @@ def test_a_refused_verification_leaves_no_old_verdict(exported_mlp_dir, tmp_path
     with pytest.raises(ExportError, match="model.raw.onnx"):
         _verify(run_dir, mlp_config())
     assert not os.path.exists(os.path.join(run_dir, "verify.json"))
+
+
+def test_every_exported_file_is_verified_whatever_export_json_lists(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    export_json = os.path.join(run_dir, "export.json")
+    with open(export_json) as fh:
+        exported = json.load(fh)
+    del exported["files"]["model.raw.onnx"]
+    with open(export_json, "w") as fh:
+        json.dump(exported, fh)
+    path = os.path.join(run_dir, "model.raw.onnx")
+    model = onnx.load(path)
+    init = next(i for i in model.graph.initializer if i.name.startswith("c2"))
+    value = numpy_helper.to_array(init).copy()
+    value[3] += 0.01
+    init.CopyFrom(numpy_helper.from_array(value, init.name))
+    onnx.save(model, path)
+    report = _verify(run_dir, mlp_config())
+    assert not report["passed"] and not report["backends"]["onnx_raw"]["passed"]

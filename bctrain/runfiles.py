@@ -1,0 +1,24 @@
+"""The run-directory contract: every file name a run directory holds, defined once (docs/DESIGN.md).
+
+Training writes the first group, `bcexport` the second; both read each other's files through these
+names only. Stdlib only.
+"""
+# written by `bctrain train`
+CONFIG_JSON = "config.json"          # Config (bctrain.config); export reads the architecture from it
+DATA_JSON = "data.json"              # identity of the data; a resume must see the same
+HISTORY_JSONL = "history.jsonl"      # one JSON object per epoch
+METRICS_JSON = "metrics.json"        # summary at the end; its presence means "finished"
+BEST_NPZ = "best.npz"                # weights of the selected epoch
+PREPROCESS_NPZ = "preprocess.npz"    # fitted preprocessing parameters
+CKPT_DIR = "ckpt"                    # tf.train.CheckpointManager
+TB_DIR = "tb"                        # TensorBoard events
+CURVES_PNG = "curves.png"
+WEIGHTS_PNG = "weights_layer0.png"
+
+# written by `bcexport`
+MODEL_ONNX = "model.onnx"
+MODEL_PACKED_ONNX = "model.packed.onnx"
+MODEL_RAW_ONNX = "model.raw.onnx"
+EXPORT_JSON = "export.json"
+VERIFY_JSON = "verify.json"
+C_DIR = "c"                          # generated C sources (bcexport c)
