@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from bctrain import runfiles
+from bctrain.precision import PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,8 @@ class Config:
                          choices=("mean", "none"))
     seed: int = _f(1, "seed of weights, batch order and stochastic binarization")
     jit: bool = _f(True, "compile the training step with XLA (jit_compile)")
+    precision: str = _f("float32", "float32 | mixed_bfloat16 | mixed_float16: dtype of the products (latent "
+                        "weights and optimizer state stay float32)", choices=tuple(PRECISIONS))
     eval_batch_size: int = _f(1000, "batch size for validation and test passes")
 
     def to_json(self) -> str:

@@ -10,6 +10,10 @@ BatchNorm is the authors' layer (batch_norm.py of their code), not Ioffe & Szege
                over every axis but the last; run <- (1 - alpha) * run + alpha * batch for mean, std
     inference: the same with the running mean and running std.
 eps is added to the std, not to the variance, and the running average is of the std.
+
+Mixed precision (bctrain.precision): a binary layer given a 16-bit `compute_dtype` multiplies its
+input, cast to that dtype, by wb / h (exactly ±1 in 16 bits) and returns h * product + b in
+float32, so BatchNorm computes its statistics and running averages in float32 (always).
 """
 import tensorflow as tf
 
@@ -44,12 +48,13 @@ class _BinaryLinear(tf.Module):
     Glorot-uniform limit instead, as the authors' layers fall back to Lasagne's default init.
     """
 
-    def __init__(self, w_shape, mode, h, lr_scale, gen, name, init_gen, seed, init_limit):
+    def __init__(self, w_shape, mode, h, lr_scale, gen, name, init_gen, seed, init_limit, compute_dtype):
         super().__init__(name=name)
         _check_binary_args(mode, h, lr_scale)
         self.n_in, self.n_out = int(w_shape[-2]), int(w_shape[-1])
         self.mode, self.h, self.lr_scale = mode, float(h), float(lr_scale)
         self.gen = gen
+        self.compute_dtype = tf.as_dtype(compute_dtype)
         limit = self.h if init_limit is None else float(init_limit)
         with self.name_scope:
             self.w = tf.Variable(_uniform_init(list(w_shape), limit, init_gen, seed), name="w")
@@ -59,17 +64,31 @@ class _BinaryLinear(tf.Module):
     def is_binary(self) -> bool:
         return self.mode != "none"
 
-    def __call__(self, x, training, eval_mode="binary"):
+    def product_weights(self, training, eval_mode="binary"):
+        """The weights the product uses: wb in float32, or wb / h in a 16-bit compute dtype."""
         wb = binarize(self.w, self.mode, self.h, training, gen=self.gen, eval_mode=eval_mode)
-        return self._apply(x, wb) + self.b
+        if self.compute_dtype == tf.float32:
+            return wb
+        return tf.cast(wb / self.h, self.compute_dtype)  # h / h is exactly 1 in IEEE arithmetic
+
+    def apply(self, x, wb):
+        """The layer's float32 output for input `x` and product weights `wb` (`product_weights`)."""
+        if self.compute_dtype == tf.float32:
+            return self._apply(x, wb) + self.b
+        y = self._apply(tf.cast(x, self.compute_dtype), wb)
+        return tf.cast(y, tf.float32) * self.h + self.b
+
+    def __call__(self, x, training, eval_mode="binary"):
+        return self.apply(x, self.product_weights(training, eval_mode))
 
 
 class BinaryDense(_BinaryLinear):
     """y = x @ binarize(w) + b, with latent w [n_in, n_out] ~ U(-h, h) and b = 0."""
 
     def __init__(self, n_in, n_out, mode, h, lr_scale, gen=None, name=None, *,
-                 init_gen=None, seed=0, init_limit=None):
-        super().__init__([n_in, n_out], mode, h, lr_scale, gen, name, init_gen, seed, init_limit)
+                 init_gen=None, seed=0, init_limit=None, compute_dtype="float32"):
+        super().__init__([n_in, n_out], mode, h, lr_scale, gen, name, init_gen, seed, init_limit,
+                         compute_dtype)
 
     def _apply(self, x, wb):
         return tf.matmul(x, wb)
@@ -82,10 +101,10 @@ class BinaryConv2D(_BinaryLinear):
     """
 
     def __init__(self, c_in, c_out, kernel=3, mode=None, h=None, lr_scale=None, gen=None,
-                 name=None, *, init_gen=None, seed=0, init_limit=None):
+                 name=None, *, init_gen=None, seed=0, init_limit=None, compute_dtype="float32"):
         self.c_in, self.c_out, self.kernel = int(c_in), int(c_out), int(kernel)
         super().__init__([self.kernel, self.kernel, c_in, c_out], mode, h, lr_scale, gen, name,
-                         init_gen, seed, init_limit)
+                         init_gen, seed, init_limit, compute_dtype)
 
     def _apply(self, x, wb):
         return tf.nn.conv2d(x, wb, strides=1, padding="SAME")

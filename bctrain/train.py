@@ -94,7 +94,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     # -- model, optimizer, checkpoint ---------------------------------------------------------
     net = Net(cfg, seed=cfg.seed)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                    beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps)
+                    beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps, loss_scale=net.precision.loss_scaling)
     state = RunState()
     ckpt = tf.train.Checkpoint(net=net, opt=opt, state=state)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, runfiles.CKPT_DIR), max_to_keep=2)
