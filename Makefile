@@ -5,6 +5,8 @@ PYTHON   ?= python3
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed-stamp
+LARQ_VENV  := .venv-larq
+LARQ_STAMP := $(LARQ_VENV)/.installed-stamp
 
 PRESET   ?= mnist
 DATASET  ?=
@@ -43,10 +45,18 @@ verify: $(STAMP)
 bench: bench-train bench-infer
 
 bench-train: $(STAMP)
+	@$(MAKE) --no-print-directory $(LARQ_STAMP) || echo "larq venv not created (see $(LARQ_VENV).log): no larq row"
 	$(PY) -m benchmarks.bench_train
+
+# larq needs tf-keras and numpy < 2: its own venv, for the benchmark only.
+$(LARQ_STAMP): benchmarks/requirements-larq.txt
+	rm -rf $(LARQ_VENV)
+	($(PYTHON) -m venv $(LARQ_VENV) && $(LARQ_VENV)/bin/pip install -r benchmarks/requirements-larq.txt) \
+		> $(LARQ_VENV).log 2>&1 || (rm -rf $(LARQ_VENV); false)
+	touch $(LARQ_STAMP)
 
 bench-infer: $(STAMP)
 	$(PY) -m benchmarks.bench_infer $(RUN_DIR)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache

@@ -17,8 +17,9 @@ import tensorflow as tf
 from bctrain.losses import n_errors, squared_hinge
 
 
-def make_train_step(net, opt, jit: bool):
-    if net.precision.split_step:
+def make_train_step(net, opt, jit: bool, split=None):
+    """The training step of `net`; `split` (default: the precision's choice) picks the arrangement."""
+    if net.precision.split_step if split is None else split:
         return _make_split_train_step(net, opt, jit)
     binary = [w for w, _, _ in net.binary_params()]
     other = net.other_params()
