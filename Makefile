@@ -16,12 +16,17 @@ SEED     ?=
 DATA_DIR ?=
 RUN_DIR  ?= runs/$(PRESET)-$(BINARIZE)
 RESUME   ?=
+SEEDS    ?= 6
+PRECISION ?=
+PATIENCE ?=
+REPEAT_DIR ?= runs/$(PRESET)-$(BINARIZE)-seeds
 
-TRAIN_ARGS := --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
-	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
-	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
+CONFIG_ARGS := --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	$(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
+	$(if $(PRECISION),--precision $(PRECISION)) $(if $(PATIENCE),--patience $(PATIENCE))
+TRAIN_ARGS := $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist export verify bench bench-train bench-infer clean
+.PHONY: venv test train-mnist repeat-mnist export verify bench bench-train bench-infer clean
 
 venv: $(STAMP)
 
@@ -35,6 +40,9 @@ test: $(STAMP)
 
 train-mnist: $(STAMP)
 	$(VENV)/bin/bctrain train $(TRAIN_ARGS)
+
+repeat-mnist: $(STAMP)
+	$(VENV)/bin/bctrain repeat $(CONFIG_ARGS) --seeds $(SEEDS) --root-dir $(REPEAT_DIR)
 
 export: $(STAMP)
 	$(VENV)/bin/bcexport onnx $(RUN_DIR)

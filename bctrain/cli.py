@@ -1,4 +1,4 @@
-"""Command line: `bctrain train --preset mnist --binarize det ...`.
+"""Command line: `bctrain train --preset mnist --binarize det ...`, `bctrain repeat --seeds 6 ...`.
 
 Every Config field is a flag (`--lr-start`, `--hidden 2048,2048,2048`, ...) that overrides the preset.
 """
@@ -50,6 +50,18 @@ def build_parser():
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last "
                        "checkpoint (refused if its config differs)")
     _add_config_flags(train)
+    rep = sub.add_parser("repeat", help="train one configuration over several seeds and summarise",
+                         description="Train the same configuration with seeds SEED, SEED+1, ... each in "
+                         "ROOT_DIR/seed-<n> (finished seeds are skipped, interrupted ones resumed), then "
+                         "write ROOT_DIR/summary.json and summary.md (mean ± std of the selected errors).")
+    rep.add_argument("--preset", default="mnist", choices=sorted(PRESETS), help="named recipe (default: mnist)")
+    rep.add_argument("--seeds", type=int, default=6, help="number of seeds (default: 6, as the paper)")
+    rep.add_argument("--shard", default="0/1", help="i/k: train only the seeds at positions i mod k, to run "
+                     "k processes side by side (default: 0/1, every seed)")
+    rep.add_argument("--root-dir", help="directory of the seeds' run directories (default: "
+                     "runs/<preset>-<binarize>-seeds)")
+    rep.add_argument("--data-dir", help="directory with the four MNIST IDX files")
+    _add_config_flags(rep)
     sub.add_parser("presets", help="list the presets and their settings")
     return parser
 
@@ -63,10 +75,16 @@ def main(argv=None) -> int:
     names = {f.name for f in dataclasses.fields(Config)} - {"preset"}
     try:
         cfg = with_overrides(args.preset, **{n: getattr(args, n) for n in names})
-        run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
         from bctrain.data import DataError  # imported late: TensorFlow loads with training
-        from bctrain.train import train
         try:
+            if args.command == "repeat":
+                from bctrain.repeat import parse_shard, repeat
+                shard = parse_shard(args.shard)
+                root = args.root_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}-seeds")
+                repeat(cfg, root, args.seeds, data_dir=args.data_dir, shard=shard)
+                return 0
+            from bctrain.train import train
+            run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
             train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume)
         except DataError as exc:
             raise ConfigError(str(exc)) from None
@@ -74,7 +92,8 @@ def main(argv=None) -> int:
         print(f"bctrain: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("bctrain: interrupted; continue with --resume (RESUME=1)", file=sys.stderr)
+        again = "run the same command again" if args.command == "repeat" else "continue with --resume (RESUME=1)"
+        print(f"bctrain: interrupted; {again}", file=sys.stderr)
         return 130
     return 0
 

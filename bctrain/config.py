@@ -37,7 +37,9 @@ class Config:
     optimizer: str = _f("adam", "adam | sgd (plain, no momentum)", choices=("adam", "sgd"))
     lr_start: float = _f(1e-3, "learning rate of the first epoch")
     lr_end: float = _f(3e-6, "learning rate reached after the last epoch (decays geometrically per epoch)")
-    epochs: int = _f(250, "epochs to run (all are run; selection at the best validation epoch)")
+    epochs: int = _f(250, "epochs to run (all are run unless --patience; selection at the best validation epoch)")
+    patience: int = _f(0, "stop when the validation error has not fallen below its best for this many epochs "
+                       "(0: run every epoch, the paper's schedule; the learning rate still decays over --epochs)")
     batch_size: int = _f(100, "training batch size (the remainder of an epoch is dropped)")
     bn_alpha: float = _f(0.15, "BatchNorm running-average weight alpha")
     bn_eps: float = _f(1e-4, "BatchNorm epsilon, added to the standard deviation")
@@ -87,6 +89,8 @@ def validate(cfg: Config) -> Config:
     for name in ("epochs", "batch_size", "eval_batch_size", "n_classes"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}={getattr(cfg, name)}: must be at least 1")
+    if cfg.patience < 0:
+        raise ConfigError(f"patience={cfg.patience}: must be 0 (off) or a number of epochs")
     if not (0 < cfg.lr_end and 0 < cfg.lr_start):
         raise ConfigError("lr_start and lr_end must be positive")
     if not 0 < cfg.bn_alpha <= 1:

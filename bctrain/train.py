@@ -65,6 +65,19 @@ def load_data(cfg: Config, data_dir):
     return splits, arrays, mean
 
 
+def epochs_without_improvement(history, key) -> int:
+    """Epochs since `key` last fell strictly below every earlier value (the first epoch counts).
+
+    Early stopping (`--patience`) counts strict improvements; selection keeps its `<=` rule."""
+    best, since = None, 0
+    for record in history:
+        if best is None or record[key] < best:
+            best, since = record[key], 0
+        else:
+            since += 1
+    return since
+
+
 def _signs(net) -> list:
     return [w.numpy() >= 0 for w, _, _ in net.binary_params()]
 
@@ -112,6 +125,9 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
           f"{len(arrays['test'][0])} train/val/test, {n_binary:,} binary weights, {device_name()}", file=out)
 
     for epoch in range(int(state.epoch) + 1, cfg.epochs + 1):
+        if cfg.patience and epochs_without_improvement(history, f"val_error_{modes[0]}") >= cfg.patience:
+            print(f"validation error not below its best for {cfg.patience} epochs: stopping", file=out)
+            break
         # -- learning rate: geometric decay once per epoch --------------------------------------
         lr = lr_at_epoch(cfg.lr_start, cfg.lr_end, cfg.epochs, epoch - 1)
         opt.lr.assign(lr)

@@ -54,3 +54,21 @@ def test_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("bctrain.train.train", interrupted)
     assert main(["train", "--epochs", "1", "--run-dir", str(tmp_path / "run")]) == 130
     assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, words", [(["--seeds", "0"], "seeds=0"), (["--shard", "2/2"], "shard='2/2'"),
+                                         (["--patience", "-1"], "patience")])
+def test_repeat_user_errors_are_one_line(tmp_path, capsys, args, words):
+    root = tmp_path / "rep"
+    assert main(["repeat", "--epochs", "1", "--hidden", "16", "--root-dir", str(root)] + args) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("notice:")]
+    assert len(err) == 1 and err[0].startswith("bctrain: error:") and words in err[0], err
+    assert not root.exists()
+
+
+def test_repeat_command_writes_the_summary(tmp_path, capsys):
+    root = tmp_path / "rep"
+    assert main(["repeat", "--seeds", "1", "--epochs", "1", "--hidden", "16", "--jit", "false",
+                 "--root-dir", str(root)]) == 0
+    assert (root / "seed-1" / "metrics.json").is_file() and (root / "summary.json").is_file()
+    assert "mean ± std (n = 1)" in capsys.readouterr().out
