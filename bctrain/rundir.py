@@ -35,7 +35,8 @@ def atomic_write_text(path: str, text: str):
 
 
 def atomic_write_json(path: str, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """JSON as the standard defines it: a NaN or infinity is a bug here, never written as a bare token."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def atomic_save_npz(path: str, **arrays):
@@ -119,4 +120,5 @@ def read_history(run_dir: str) -> list:
 
 
 def write_history(run_dir: str, records: list):
-    atomic_write_text(history_path(run_dir), "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    atomic_write_text(history_path(run_dir), "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n"
+                                                     for r in records))

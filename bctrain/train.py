@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from bctrain import plots, rundir, runfiles
+from bctrain import finite, plots, rundir, runfiles
 from bctrain.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import load_splits, pipeline, preprocess
@@ -133,9 +133,10 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
             if not bar.disable and step % 20 == 0:
                 rate = (step + 1) * cfg.batch_size / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{float(tf.reduce_mean(losses)):.4f}", samples_s=f"{rate:,.0f}")
+        bar.close()
+        finite.check_epoch(epoch, losses, net.variables + opt.variables, kept=_kept(state, epoch))
         loss_sum, err_sum = float(tf.add_n(losses)), int(tf.add_n(errors))
         train_seconds = time.perf_counter() - start
-        bar.close()
 
         # -- evaluate and select ----------------------------------------------------------------
         record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / steps_per_epoch,
@@ -175,6 +176,14 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
             return None
 
     return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out)
+
+
+def _kept(state, epoch: int) -> str:
+    """What a run stopped during `epoch` still holds (for the NonFiniteError line)."""
+    if epoch == 1:
+        return "no epoch had finished, so no checkpoint or best.npz was written"
+    return (f"the checkpoint of epoch {epoch - 1} and best.npz (epoch {int(state.best_epoch)}) are kept "
+            "unchanged")
 
 
 def _epoch_line(r: dict, modes) -> str:
