@@ -122,7 +122,7 @@ def test_non_finite_training_stops_and_keeps_the_last_finite_epoch(tmp_path):
     assert [r["epoch"] for r in history] == [1] and "NaN" not in text and "Infinity" not in text
     assert int(np.load(run / "best.npz")["epoch"]) == 1
     assert all(np.all(np.isfinite(v)) for v in np.load(run / "best.npz").values())
-    assert sorted(os.listdir(run / "ckpt")) == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+    assert sorted(os.listdir(run / "ckpt")) == ["ckpt-1.data-00000-of-00001", "ckpt-1.index"]
     assert not (run / "metrics.json").exists()
 
 
