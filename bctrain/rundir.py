@@ -72,7 +72,7 @@ def check(run_dir: str, cfg: Config, resume: bool):
                               "it or choose another --run-dir (RUN_DIR=...)")
     elif resume:
         raise ConfigError(f"{run_dir}: nothing to resume (no config.json)")
-    elif os.path.isdir(run_dir) and os.listdir(run_dir):
+    elif os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runfiles.LOCK}:  # a failed start left a lock file
         raise ConfigError(f"{run_dir} is not empty and is not a run directory; choose another --run-dir")
 
 

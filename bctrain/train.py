@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from bctrain import checkpoints, finite, plots, resume as resuming, rundir, runfiles
+from bctrain import checkpoints, finite, plots, resume as resuming, rundir, runfiles, runlock
 from bctrain.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import load_splits, pipeline, preprocess
@@ -81,6 +81,11 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     # -- data (loaded before the run directory is touched, so a bad input leaves nothing behind) --
     rundir.check(run_dir, cfg, resume)
     splits, arrays, mean = load_data(cfg, data_dir)
+    with runlock.hold(run_dir):  # checked again under the lock, before anything is written
+        return _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after)
+
+
+def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after):
     data = rundir.data_record(splits, mean)
     rundir.prepare(run_dir, cfg, resume, data)
     x_train, y_train = arrays["train"]

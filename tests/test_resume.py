@@ -30,7 +30,8 @@ def cut(runs, tmp_path):
 
 
 def snapshot(run) -> dict:
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file() and p.name != "train.lock"}
 
 
 def assert_same_result(run, full):
@@ -86,8 +87,8 @@ def damage(cut, fault):
 
 @pytest.mark.parametrize("fault, words", [
     ("no readable checkpoint", "no readable checkpoint (ckpt-2 ("),
-    ("checkpoint directory deleted", "holds no checkpoint but history.jsonl has 2 epochs"),
-    ("history emptied", "0 epochs recorded, the checkpoint is after epoch 2"),
+    ("checkpoint directory deleted", "2 epochs recorded, but"),
+    ("history emptied", "0 epochs recorded, but the newest readable checkpoint is after epoch 2"),
     ("history cut mid-line", "line 2 unreadable"),
     ("history one epoch short", "1 epochs recorded"),
     ("history line without epoch", "line 2 is not the record of epoch 2"),
@@ -106,10 +107,16 @@ def test_a_damaged_run_directory_is_refused_and_left_untouched(cut, fault, words
     assert snapshot(cut) == before
 
 
-def test_a_run_stopped_in_its_first_epoch_resumes_from_the_start(runs, tmp_path):
+@pytest.mark.parametrize("kept", [("config.json", "data.json", "preprocess.npz"),  # stopped in epoch 1
+                                  ("config.json", "data.json", "preprocess.npz", "best.npz")])
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(runs, tmp_path, kept):
     run = tmp_path / "early"
     run.mkdir()
-    for name in ("config.json", "data.json", "preprocess.npz"):  # what exists before epoch 1 ends
+    for name in kept:
         shutil.copy(runs / "cut" / name, run / name)
+    if "best.npz" in kept:  # stopped between logging epoch 1 and checkpointing it
+        best = dict(np.load(run / "best.npz"))
+        np.savez(run / "best.npz", **{**best, "epoch": np.array(1)})
+        (run / "history.jsonl").write_text((runs / "cut" / "history.jsonl").read_text().splitlines()[0] + "\n")
     train(CFG, str(run), resume=True, out=quiet())
     assert_same_result(run, runs / "full")
