@@ -17,9 +17,8 @@
  *   const char *bcnn_bgemm_path(void)      "avx512", "avx2", "neon" or "portable"
  *
  * The path is chosen at compile time from the target macros (-mavx512f -mavx512bw, -mavx2,
- * AArch64 NEON); -DBCNN_PORTABLE forces the portable C99 path. Inside a path the kernel is chosen
- * by M: one row at a time with a table per row, or (x86, M >= 16) 16 rows at a time with tables
- * whose entries are vectors across the rows (bcnn_bgemm_avx512.h).
+ * AArch64 NEON); -DBCNN_PORTABLE forces the portable C99 path. The SIMD paths process rows in
+ * sets of R (chosen by M: 8, 4, 2 or 1 on AVX-512) that share the decoding of each weight byte.
  *
  * Error bound, every path: each output is a sequential sum over the KG = ceil(K/4) groups, in
  * group order, of table entries that carry two roundings each, so with u = 2^-24 and d = KG + 2,
@@ -39,6 +38,12 @@
 #define BCNN_BLOCK 32
 #define BCNN_GROUPS(K) (((K) + BCNN_GROUP - 1) / BCNN_GROUP)
 #define BCNN_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* BCNN_REPn(S): S(0) S(1) ... S(n-1), for kernels that keep n rows in named registers. */
+#define BCNN_REP1(S) S(0)
+#define BCNN_REP2(S) S(0) S(1)
+#define BCNN_REP4(S) S(0) S(1) S(2) S(3)
+#define BCNN_REP8(S) S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7)
 
 static inline size_t bcnn_bgemm_bytes(int K, int N)
 {
