@@ -47,6 +47,8 @@ TARGETS = {
     "reference": Target("gcc", ("-DBGEMM_DRIVER_REF",), "portable", depth="reference"),
     "portable-gcc": Target("gcc", ("-DBCNN_PORTABLE",), "portable"),
     "portable-clang": Target("clang", ("-DBCNN_PORTABLE",), "portable"),
+    "avx2-gcc": Target("gcc", AVX2, "avx2", cpu=("avx2", "fma")),
+    "avx2-clang": Target("clang", AVX2, "avx2", cpu=("avx2", "fma")),
     "avx512-gcc": Target("gcc", AVX512, "avx512", cpu=("avx512f", "avx512bw", "avx512vl")),
     "avx512-clang": Target("clang", AVX512, "avx512", cpu=("avx512f", "avx512bw", "avx512vl")),
     "aarch64-portable": Target("aarch64-linux-gnu-gcc", ("-DBCNN_PORTABLE",), "portable", runner=QEMU),
