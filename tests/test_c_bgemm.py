@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bcexport.c_layout import pack_matrix
-from bcexport.csrc import CSRC
+from bcexport.csrc import CSRC, PATHS, cpu_features
 
 DRIVER = Path(__file__).with_name("bgemm_driver.c")
 STRICT = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic")
@@ -41,26 +41,17 @@ class Target:
     depth: str = "table"      # "table" (ceil(K/4) + 2) or "reference" (K)
 
 
-AVX2 = ("-mavx2", "-mfma")
-AVX512 = ("-mavx512f", "-mavx512bw", "-mavx512vl")
+AVX2, AVX512 = PATHS["avx2"], PATHS["avx512"]
 TARGETS = {
     "reference": Target("gcc", ("-DBGEMM_DRIVER_REF",), "portable", depth="reference"),
     "portable-gcc": Target("gcc", ("-DBCNN_PORTABLE",), "portable"),
     "portable-clang": Target("clang", ("-DBCNN_PORTABLE",), "portable"),
-    "avx2-gcc": Target("gcc", AVX2, "avx2", cpu=("avx2", "fma")),
-    "avx2-clang": Target("clang", AVX2, "avx2", cpu=("avx2", "fma")),
-    "avx512-gcc": Target("gcc", AVX512, "avx512", cpu=("avx512f", "avx512bw", "avx512vl")),
-    "avx512-clang": Target("clang", AVX512, "avx512", cpu=("avx512f", "avx512bw", "avx512vl")),
+    "avx2-gcc": Target("gcc", AVX2.flags, "avx2", cpu=AVX2.cpu),
+    "avx2-clang": Target("clang", AVX2.flags, "avx2", cpu=AVX2.cpu),
+    "avx512-gcc": Target("gcc", AVX512.flags, "avx512", cpu=AVX512.cpu),
+    "avx512-clang": Target("clang", AVX512.flags, "avx512", cpu=AVX512.cpu),
     "aarch64-portable": Target("aarch64-linux-gnu-gcc", ("-DBCNN_PORTABLE",), "portable", runner=QEMU),
 }
-
-
-def cpu_flags() -> set:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
 
 
 def missing(target: Target):
@@ -68,7 +59,7 @@ def missing(target: Target):
     for tool in (target.compiler, *target.runner[:1]):
         if not shutil.which(tool):
             return f"{tool} not installed (.ci/run installs it)"
-    lacking = set(target.cpu) - cpu_flags()
+    lacking = set(target.cpu) - cpu_features()
     if lacking:
         return f"this CPU lacks {' '.join(sorted(lacking))}"
     return None
