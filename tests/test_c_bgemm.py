@@ -35,7 +35,7 @@ CASES = [(1, 1, 1, 0, 0), (1, 3, 5, 2, 3), (3, 5, 33, 0, 0), (2, 27, 10, 1, 0), 
 class Target:
     compiler: str
     flags: tuple
-    path: str                 # what bcnn_bgemm_path() must report
+    path: str | None          # what bcnn_bgemm_path() must report (None: whatever the CPU has)
     cpu: tuple = ()           # /proc/cpuinfo flags needed to run natively
     runner: tuple = ()        # emulator prefix
     depth: str = "table"      # "table" (ceil(K/4) + 2) or "reference" (K)
@@ -46,10 +46,12 @@ TARGETS = {
     "reference": Target("gcc", ("-DBGEMM_DRIVER_REF",), "portable", depth="reference"),
     "portable-gcc": Target("gcc", ("-DBCNN_PORTABLE",), "portable"),
     "portable-clang": Target("clang", ("-DBCNN_PORTABLE",), "portable"),
+    "native-gcc": Target("gcc", ("-march=native",), None),
     "avx2-gcc": Target("gcc", AVX2.flags, "avx2", cpu=AVX2.cpu),
     "avx2-clang": Target("clang", AVX2.flags, "avx2", cpu=AVX2.cpu),
     "avx512-gcc": Target("gcc", AVX512.flags, "avx512", cpu=AVX512.cpu),
     "avx512-clang": Target("clang", AVX512.flags, "avx512", cpu=AVX512.cpu),
+    "aarch64-neon": Target("aarch64-linux-gnu-gcc", PATHS["neon"].flags, "neon", runner=QEMU),
     "aarch64-portable": Target("aarch64-linux-gnu-gcc", ("-DBCNN_PORTABLE",), "portable", runner=QEMU),
 }
 
@@ -106,7 +108,7 @@ def test_kernel_path_matches_numpy(name, tmp_path):
         pytest.skip(reason)
     exe = build(target, tmp_path / "driver")
     reported = subprocess.run([*target.runner, str(exe), "path"], capture_output=True, text=True, check=True)
-    assert reported.stdout.split()[0] == target.path
+    assert reported.stdout.split()[0] == (target.path or reported.stdout.split()[0])
     cases, ys = run_cases(exe, target)
     for (m, k, n, dx, dy), (x, wb, _), y in zip(CASES, cases, ys):
         x64 = x[:, :k].astype(np.float64)
@@ -116,3 +118,18 @@ def test_kernel_path_matches_numpy(name, tmp_path):
         bound = (gamma(d) + k * 2.0 ** -53) * np.abs(x64).sum(axis=1, keepdims=True)
         assert np.all(np.abs(y[:, :n] - exact) <= bound), (name, m, k, n)
         assert np.all(y[:, n:] == SENTINEL), (name, m, k, n)
+
+
+def test_portable_path_compiles_for_cortex_m4(tmp_path):
+    cc = "arm-none-eabi-gcc"
+    if not shutil.which(cc):
+        pytest.skip(f"{cc} not installed (.ci/run installs it)")
+    src = tmp_path / "m4.c"
+    src.write_text('#include "bcnn_bgemm.h"\n'
+                   'typedef char path_is_portable[sizeof(BCNN_BGEMM_PATH) == sizeof("portable") ? 1 : -1];\n'
+                   "static float scratch[BCNN_BGEMM_SCRATCH_FLOATS(1, 784)];\n"
+                   "void layer(const float *x, const uint8_t *w, float *y)\n"
+                   "{ bcnn_bgemm(1, 784, 256, x, 784, w, y, 256, scratch); }\n")
+    for fpu in ((), ("-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")):
+        subprocess.run([cc, "-mcpu=cortex-m4", "-mthumb", *STRICT, "-Os", *fpu, f"-I{CSRC}", "-c", str(src),
+                        "-o", str(tmp_path / "m4.o")], check=True, capture_output=True)

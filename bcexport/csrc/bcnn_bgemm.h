@@ -97,7 +97,7 @@ static inline void bcnn_table16(float *T, const float *x, int k0, int K)
 #elif defined(__AVX2__)
 #include "bcnn_bgemm_avx2.h"
 #define BCNN_BGEMM_PATH "avx2"
-#elif defined(__ARM_NEON) && defined(__aarch64__)
+#elif defined(__ARM_NEON) && defined(__aarch64__) && !defined(__ARM_BIG_ENDIAN)
 #include "bcnn_bgemm_neon.h"
 #define BCNN_BGEMM_PATH "neon"
 #else
