@@ -23,8 +23,8 @@ QEMU = ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu")
 SENTINEL = np.float32(1234.5)
 U = 2.0 ** -24
 
-# (M, K, N, ldx - K, ldy - N): K < 4, K and N off multiples of 4/16/32/64, odd M, M >= 16 with a
-# row tail (the batch-wide x86 kernels), K over several table chunks, strided X and Y.
+# (M, K, N, ldx - K, ldy - N): K < 4, K and N off multiples of 4/16/32/64, M using every row set
+# of the SIMD paths (8, 4, 2, 1), K over several table chunks of every path, strided X and Y.
 CASES = [(1, 1, 1, 0, 0), (1, 3, 5, 2, 3), (3, 5, 33, 0, 0), (2, 27, 10, 1, 0), (4, 64, 70, 0, 2),
          (1, 130, 47, 3, 1), (5, 36, 16, 0, 0), (1, 784, 2048, 0, 0), (1, 2048, 10, 0, 0),
          (16, 27, 32, 0, 0), (17, 36, 48, 1, 5), (33, 130, 47, 2, 1), (40, 1152, 20, 0, 0),
@@ -41,18 +41,18 @@ class Target:
     depth: str = "table"      # "table" (ceil(K/4) + 2) or "reference" (K)
 
 
-AVX2, AVX512 = PATHS["avx2"], PATHS["avx512"]
+PORTABLE, AVX2, AVX512 = PATHS["portable"], PATHS["avx2"], PATHS["avx512"]
 TARGETS = {
-    "reference": Target("gcc", ("-DBGEMM_DRIVER_REF",), "portable", depth="reference"),
-    "portable-gcc": Target("gcc", ("-DBCNN_PORTABLE",), "portable"),
-    "portable-clang": Target("clang", ("-DBCNN_PORTABLE",), "portable"),
+    "reference": Target("gcc", ("-DBGEMM_DRIVER_REF",), None, depth="reference"),
+    "portable-gcc": Target("gcc", PORTABLE.flags, "portable"),
+    "portable-clang": Target("clang", PORTABLE.flags, "portable"),
     "native-gcc": Target("gcc", ("-march=native",), None),
     "avx2-gcc": Target("gcc", AVX2.flags, "avx2", cpu=AVX2.cpu),
     "avx2-clang": Target("clang", AVX2.flags, "avx2", cpu=AVX2.cpu),
     "avx512-gcc": Target("gcc", AVX512.flags, "avx512", cpu=AVX512.cpu),
     "avx512-clang": Target("clang", AVX512.flags, "avx512", cpu=AVX512.cpu),
     "aarch64-neon": Target("aarch64-linux-gnu-gcc", PATHS["neon"].flags, "neon", runner=QEMU),
-    "aarch64-portable": Target("aarch64-linux-gnu-gcc", ("-DBCNN_PORTABLE",), "portable", runner=QEMU),
+    "aarch64-portable": Target("aarch64-linux-gnu-gcc", PORTABLE.flags, "portable", runner=QEMU),
 }
 
 
@@ -68,8 +68,9 @@ def missing(target: Target):
 
 
 def build(target: Target, out: Path) -> Path:
-    subprocess.run([target.compiler, *STRICT, *target.flags, f"-I{CSRC}", str(DRIVER), "-o", str(out)],
-                   check=True, capture_output=True, text=True)
+    proc = subprocess.run([target.compiler, *STRICT, *target.flags, f"-I{CSRC}", str(DRIVER), "-o", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
     return out
 
 
@@ -77,7 +78,7 @@ def make_case(m, k, n, dx, dy):
     rng = np.random.default_rng([m, k, n, dx, dy])
     wb = np.where(rng.random((k, n)) < 0.5, -1.0, 1.0)
     x = np.full((m, k + dx), np.nan, np.float32)    # columns k >= K must never be read
-    x[:, :k] = rng.normal(size=(m, k))
+    x[:, :k] = rng.normal(size=(m, k)) * 10.0 ** rng.uniform(-2, 2, (m, k))  # magnitudes that round
     header = np.array([m, k, n, k + dx, n + dy], np.int32)
     return x, wb, header.tobytes() + x.tobytes() + pack_matrix(wb).tobytes()
 
@@ -131,5 +132,6 @@ def test_portable_path_compiles_for_cortex_m4(tmp_path):
                    "void layer(const float *x, const uint8_t *w, float *y)\n"
                    "{ bcnn_bgemm(1, 784, 256, x, 784, w, y, 256, scratch); }\n")
     for fpu in ((), ("-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")):
-        subprocess.run([cc, "-mcpu=cortex-m4", "-mthumb", *STRICT, "-Os", *fpu, f"-I{CSRC}", "-c", str(src),
-                        "-o", str(tmp_path / "m4.o")], check=True, capture_output=True)
+        proc = subprocess.run([cc, "-mcpu=cortex-m4", "-mthumb", *STRICT, "-Os", *fpu, f"-I{CSRC}", "-c",
+                               str(src), "-o", str(tmp_path / "m4.o")], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
