@@ -3,7 +3,8 @@
 Each target (compiler, flags, emulator) builds the driver, which runs all cases in one process;
 outputs must be within the bound the header states, |y - exact| <= gamma_d * sum_k |x_k| with
 d = ceil(K/4) + 2 (d = K for the one-weight-at-a-time reference), columns n >= N of Y untouched,
-and the scratch no larger than BCNN_BGEMM_SCRATCH_FLOATS (the driver checks a guard).
+and the scratch no larger than BCNN_BGEMM_SCRATCH_FLOATS (the driver checks a guard). Table paths
+must also reproduce, bit for bit, the order of float32 operations the header states (`emulate`).
 """
 import math
 import shutil
@@ -83,6 +84,25 @@ def make_case(m, k, n, dx, dy):
     return x, wb, header.tobytes() + x.tobytes() + pack_matrix(wb).tobytes()
 
 
+def emulate(x, wb) -> np.ndarray:
+    """The header's order of float32 operations, in NumPy: table entries (±x0 ± x1) + (±x2 ± x3),
+    then a sequential sum over groups from 0. Every table path must match it bit for bit."""
+    m, k = x.shape
+    kg = math.ceil(k / 4)
+    xg = np.zeros((m, 4 * kg), np.float32)
+    xg[:, :k] = x
+    xg = xg.reshape(m, kg, 4)
+    sgn = [lambda e, t=t: xg[..., t] if e >> t & 1 else -xg[..., t] for t in range(4)]
+    table = np.stack([(sgn[0](e) + sgn[1](e)) + (sgn[2](e) + sgn[3](e)) for e in range(16)], axis=-1)
+    bits = np.zeros((4 * kg, wb.shape[1]), np.int64)
+    bits[:k] = wb > 0
+    nib = sum(bits[t::4] << t for t in range(4))                        # [kg, N]
+    y = np.zeros((m, wb.shape[1]), np.float32)
+    for g in range(kg):
+        y = y + table[:, g, nib[g]]
+    return y
+
+
 def gamma(d: int) -> float:
     return d * U / (1 - d * U)
 
@@ -118,6 +138,8 @@ def test_kernel_path_matches_numpy(name, tmp_path):
         # float64 rounding of the oracle itself: k * 2^-53 * sum |x|
         bound = (gamma(d) + k * 2.0 ** -53) * np.abs(x64).sum(axis=1, keepdims=True)
         assert np.all(np.abs(y[:, :n] - exact) <= bound), (name, m, k, n)
+        if target.depth == "table":
+            np.testing.assert_array_equal(y[:, :n], emulate(x[:, :k], wb), err_msg=f"{name} {m}x{k}x{n}")
         assert np.all(y[:, n:] == SENTINEL), (name, m, k, n)
 
 
