@@ -26,7 +26,7 @@ CONFIG_ARGS := --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs
 	$(if $(PRECISION),--precision $(PRECISION)) $(if $(PATIENCE),--patience $(PATIENCE))
 TRAIN_ARGS := $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist repeat-mnist export verify bench bench-train bench-infer clean
+.PHONY: venv test train-mnist repeat-mnist export verify bench bench-train bench-infer bench-bgemm clean
 
 venv: $(STAMP)
 
@@ -65,6 +65,9 @@ $(LARQ_STAMP): benchmarks/requirements-larq.txt
 
 bench-infer: $(STAMP)
 	$(PY) -m benchmarks.bench_infer $(RUN_DIR)
+
+bench-bgemm: $(STAMP)
+	$(PY) -m benchmarks.bench_bgemm
 
 clean:
 	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache

@@ -72,3 +72,11 @@ def test_repeat_command_writes_the_summary(tmp_path, capsys):
                  "--root-dir", str(root)]) == 0
     assert (root / "seed-1" / "metrics.json").is_file() and (root / "summary.json").is_file()
     assert "mean ± std (n = 1)" in capsys.readouterr().out
+
+
+def test_non_finite_training_exits_1_with_one_line(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", "--epochs", "3", "--hidden", "16", "--jit", "false", "--dataset", "mnist-sample",
+                 "--optimizer", "sgd", "--lr-start", "1e30", "--lr-end", "1e29", "--run-dir", run]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("bctrain: error: training stopped:") and "epoch 1, step" in err[0]
