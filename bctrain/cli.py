@@ -41,6 +41,14 @@ def _add_config_flags(parser):
                            metavar=f.name.upper(), help=f"{f.metadata['help']} (mnist preset: {shown})")
 
 
+def _add_strategy_flags(parser):
+    parser.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
+                        help="where the step runs: default (one device) | mirrored (several GPUs, or logical CPU "
+                        "devices) | multiworker (hosts named in TF_CONFIG); a run may resume under another")
+    parser.add_argument("--replicas", type=int, default=0, help="mirrored: number of devices (default: every "
+                        "GPU; without a GPU the CPU is split into this many logical devices)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="bctrain", description="BinaryConnect training (arXiv:1511.00363).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +61,7 @@ def build_parser():
                        "or the download")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last "
                        "checkpoint (refused if its config differs)")
+    _add_strategy_flags(train)
     _add_config_flags(train)
     rep = sub.add_parser("repeat", help="train one configuration over several seeds and summarise",
                          description="Train the same configuration with seeds SEED, SEED+1, ... each in "
@@ -65,6 +74,7 @@ def build_parser():
     rep.add_argument("--root-dir", help="directory of the seeds' run directories (default: "
                      "runs/<preset>-<binarize>-seeds)")
     rep.add_argument("--data-dir", help="directory with the four MNIST IDX files")
+    _add_strategy_flags(rep)
     _add_config_flags(rep)
     sub.add_parser("presets", help="list the presets and their settings")
     return parser
@@ -86,11 +96,13 @@ def main(argv=None) -> int:
                 from bctrain.repeat import parse_shard, repeat
                 shard = parse_shard(args.shard)
                 root = args.root_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}-seeds")
-                repeat(cfg, root, args.seeds, data_dir=args.data_dir, shard=shard)
+                repeat(cfg, root, args.seeds, data_dir=args.data_dir, shard=shard, strategy=args.strategy,
+                       replicas=args.replicas)
                 return 0
             from bctrain.train import train
             run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
-            train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume)
+            train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume, strategy=args.strategy,
+                  replicas=args.replicas)
         except DataError as exc:
             raise ConfigError(str(exc)) from None
         except NonFiniteError as exc:

@@ -43,6 +43,9 @@ class Config:
     batch_size: int = _f(100, "training batch size (the remainder of an epoch is dropped)")
     bn_alpha: float = _f(0.15, "BatchNorm running-average weight alpha")
     bn_eps: float = _f(1e-4, "BatchNorm epsilon, added to the standard deviation")
+    bn_stats: str = _f("global", "BatchNorm batch statistics under several replicas (--strategy): global (over the "
+                       "whole global batch, all-reduced, as on one device) | replica (each replica its own rows)",
+                       choices=("global", "replica"))
     beta1: float = _f(0.9, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")

@@ -11,6 +11,13 @@ BatchNorm is the authors' layer (batch_norm.py of their code), not Ioffe & Szege
     inference: the same with the running mean and running std.
 eps is added to the std, not to the variance, and the running average is of the std.
 
+Several replicas (bctrain.strategy): with `stats="global"` (the default) BatchNorm all-reduces the
+batch statistics over the replicas, in two passes as one device computes them (sum and count, then
+the sum of squared deviations), so it normalises over the whole global batch as the authors' layer
+does; every replica then holds the same running averages (kept from the first replica). With
+`stats="replica"` each replica normalises over its own rows and the running averages are the mean
+of the replicas' ones.
+
 Mixed precision (bctrain.precision): a binary layer given a 16-bit `compute_dtype` multiplies its
 input, cast to that dtype, by wb / h (exactly ±1 in 16 bits) and returns h * product + b in
 float32, so BatchNorm computes its statistics and running averages in float32 (always).
@@ -71,6 +78,12 @@ class _BinaryLinear(tf.Module):
             return wb
         return tf.cast(wb / self.h, self.compute_dtype)  # h / h is exactly 1 in IEEE arithmetic
 
+    def latent_gradient(self, g):
+        """dL/dw from dL/d(product weights): the identity STE, undoing the 1 / h of a 16-bit product."""
+        if self.compute_dtype == tf.float32:
+            return g
+        return tf.cast(g, tf.float32) / self.h
+
     def apply(self, x, wb):
         """The layer's float32 output for input `x` and product weights `wb` (`product_weights`)."""
         if self.compute_dtype == tf.float32:
@@ -110,25 +123,43 @@ class BinaryConv2D(_BinaryLinear):
         return tf.nn.conv2d(x, wb, strides=1, padding="SAME")
 
 
+BN_STATS = ("global", "replica")
+# How the replicas' running averages combine: equal everywhere (global statistics), or averaged.
+_RUNNING_AGGREGATION = {"global": tf.VariableAggregation.ONLY_FIRST_REPLICA, "replica": tf.VariableAggregation.MEAN}
+
+
 class BatchNorm(tf.Module):
     """The authors' BatchNorm over the last axis: eps on the std, running mean and running std."""
 
-    def __init__(self, n, alpha, eps=1e-4, name=None):
+    def __init__(self, n, alpha, eps=1e-4, name=None, stats="global"):
         super().__init__(name=name)
         if not 0 < alpha <= 1:
             raise ValueError(f"BatchNorm alpha={alpha!r}: expected a number in (0, 1]")
-        self.n, self.alpha, self.eps = int(n), float(alpha), float(eps)
+        if stats not in BN_STATS:
+            raise ValueError(f"BatchNorm stats={stats!r}: expected one of {', '.join(BN_STATS)}")
+        self.n, self.alpha, self.eps, self.stats = int(n), float(alpha), float(eps), stats
+        aggregation = _RUNNING_AGGREGATION[stats]
         with self.name_scope:
             self.gamma = tf.Variable(tf.ones([self.n]), name="gamma")
             self.beta = tf.Variable(tf.zeros([self.n]), name="beta")
-            self.mean = tf.Variable(tf.zeros([self.n]), trainable=False, name="mean")
-            self.std = tf.Variable(tf.ones([self.n]), trainable=False, name="std")
+            self.mean = tf.Variable(tf.zeros([self.n]), trainable=False, name="mean", aggregation=aggregation)
+            self.std = tf.Variable(tf.ones([self.n]), trainable=False, name="std", aggregation=aggregation)
+
+    def _moments(self, x):
+        """Batch mean and biased variance per channel, over every replica's rows if `stats` is global."""
+        axes = list(range(len(x.shape) - 1))
+        ctx = tf.distribute.get_replica_context()
+        if self.stats == "replica" or ctx is None or ctx.num_replicas_in_sync == 1:
+            mean = tf.reduce_mean(x, axis=axes)
+            return mean, tf.reduce_mean(tf.square(x - mean), axis=axes)
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
+        total, count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, axis=axes), count])
+        mean = total / count
+        return mean, ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(tf.square(x - mean), axis=axes)) / count
 
     def __call__(self, x, training):
         if training:
-            axes = list(range(len(x.shape) - 1))
-            mean = tf.reduce_mean(x, axis=axes)
-            var = tf.reduce_mean(tf.square(x - mean), axis=axes)
+            mean, var = self._moments(x)
             std = tf.sqrt(tf.maximum(var, _VAR_FLOOR))
             a = self.alpha
             self.mean.assign((1.0 - a) * self.mean + a * tf.stop_gradient(mean))

@@ -38,7 +38,8 @@ class Net(tf.Module):
                 self.linear.append(layers.BinaryConv2D(s.n_in, s.n_out, kernel=s.kernel, **kw))
             else:
                 self.linear.append(layers.BinaryDense(s.n_in, s.n_out, **kw))
-            self.bn.append(layers.BatchNorm(s.n_out, alpha=cfg.bn_alpha, eps=cfg.bn_eps, name=f"bn{i}"))
+            self.bn.append(layers.BatchNorm(s.n_out, alpha=cfg.bn_alpha, eps=cfg.bn_eps, name=f"bn{i}",
+                                            stats=cfg.bn_stats))
 
     def __call__(self, x, training, eval_mode="binary", weights=None):
         """Scores [N, n_classes]; `weights` (one per layer, from `product_weights`) replaces the

@@ -107,8 +107,10 @@ def table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def repeat(cfg: Config, root: str, n_seeds: int, data_dir=None, shard=(0, 1), out=None) -> dict:
-    """Train (or resume, or skip) each seed of the repeat, then write and return the summary."""
+def repeat(cfg: Config, root: str, n_seeds: int, data_dir=None, shard=(0, 1), out=None, **where) -> dict:
+    """Train (or resume, or skip) each seed of the repeat, then write and return the summary.
+
+    `where` (strategy, replicas) is passed on to `bctrain.train.train`."""
     seeds = seeds_of(cfg, n_seeds)
     from bctrain.train import train  # TensorFlow loads here, after the arguments are checked
     out = out or sys.stdout
@@ -122,7 +124,7 @@ def repeat(cfg: Config, root: str, n_seeds: int, data_dir=None, shard=(0, 1), ou
             continue
         resume = os.path.isfile(os.path.join(run_dir, runfiles.CONFIG_JSON))
         print(f"seed {seed}: {'resuming' if resume else 'training'} in {run_dir}", file=out, flush=True)
-        train(dataclasses.replace(cfg, seed=seed), run_dir, data_dir=data_dir, resume=resume, out=out)
+        train(dataclasses.replace(cfg, seed=seed), run_dir, data_dir=data_dir, resume=resume, out=out, **where)
     summary = summarise(cfg, root, seeds)
     os.makedirs(root, exist_ok=True)
     rundir.atomic_write_json(os.path.join(root, runfiles.SUMMARY_JSON), summary)

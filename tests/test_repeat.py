@@ -36,7 +36,7 @@ def test_seeds_and_shards():
 
 def _fake_train(calls, errors):
     """Stands in for bctrain.train.train: records the call and writes a metrics.json."""
-    def fake(cfg, run_dir, data_dir=None, resume=False, out=None):
+    def fake(cfg, run_dir, data_dir=None, resume=False, out=None, **where):
         calls.append((cfg.seed, resume))
         os.makedirs(run_dir, exist_ok=True)
         metrics = {"best_epoch": 1, "epochs_run": 1, "val_error": errors[cfg.seed], "test_error": errors[cfg.seed],
