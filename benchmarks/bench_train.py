@@ -4,14 +4,14 @@ Measures, in one run and in interleaved rounds (so that a slow spell of a shared
 row alike; the median round is reported):
 - samples/s of the bctrain step: float32 with and without XLA; mixed_bfloat16 as `bctrain train`
   runs it (products in TensorFlow's oneDNN kernels, binarization and update under XLA), with the
-  whole step under XLA, and without XLA;
+  whole step under XLA, and without XLA; float32 in the same split arrangement;
 - the same network trained by Keras `fit` in separate processes (benchmarks/fit_worker.py): Keras 3
   in float without XLA (with op determinism on, Keras refuses `jit_compile=True`), Keras 3 with XLA
   and op determinism off, and larq (BinaryConnect `QuantDense`, tf-keras) from the benchmark venv
   `.venv-larq` when it exists (`make bench-train` creates it);
-- the roofline (benchmarks/roofline.py): the step's 11 matrix products alone (float32 under XLA,
-  bfloat16 in oneDNN), the streaming bandwidth, the Adam update alone, and the floor
-  products + 28 bytes per latent weight / bandwidth of each precision.
+- the roofline (benchmarks/roofline.py): the step's 11 matrix products alone (float32 under XLA and
+  in oneDNN, bfloat16 in oneDNN), the streaming bandwidth, the Adam update alone, and the floor
+  products + 28 bytes per latent weight / bandwidth of each precision (float32: the faster products).
 The step's FLOPs are those of its 11 products (`roofline.step_flops`). The CPU time other
 processes used during each round is recorded (from /proc/stat, less this process and its workers):
 above `LOADED` cores on average, the table is marked as measured on a loaded machine.
@@ -145,6 +145,7 @@ def fit_workers(cfg, x, y_pm1, steps, warmup, determinism, larq_python, workdir)
 def roofline_round(cfg, net):
     specs, n = net.specs, count_binary_weights(net.specs)
     return {"products_float32_xla_s": roofline.products_seconds(specs, cfg.batch_size, tf.float32, jit=True),
+            "products_float32_onednn_s": roofline.products_seconds(specs, cfg.batch_size, tf.float32, jit=False),
             "products_bfloat16_onednn_s": roofline.products_seconds(specs, cfg.batch_size, tf.bfloat16, jit=False),
             "stream_gbps": roofline.stream_gbps(n),
             "update_s": roofline.update_seconds(net)}
@@ -175,6 +176,8 @@ def main(argv=None):
     runners = {
         "bctrain float32, XLA (default)": bctrain_runner(base, x, y_pm1, args.steps, args.warmup),
         "bctrain float32, no XLA": bctrain_runner(dataclasses.replace(base, jit=False), x, y_pm1, args.steps, args.warmup),
+        "bctrain float32, split (products oneDNN, rest XLA)": bctrain_runner(base, x, y_pm1, args.steps, args.warmup,
+                                                                            split=True),
         "bctrain mixed_bfloat16 (default: products oneDNN, rest XLA)": bctrain_runner(bf16, x, y_pm1, args.steps, args.warmup),
         "bctrain mixed_bfloat16, whole step XLA": bctrain_runner(bf16, x, y_pm1, args.steps, args.warmup, split=False),
         "bctrain mixed_bfloat16, no XLA": bctrain_runner(dataclasses.replace(bf16, jit=False), x, y_pm1, args.steps, args.warmup),
@@ -202,7 +205,8 @@ def main(argv=None):
         unavailable["larq fit (BinaryConnect, tf-keras)"] = f"{args.larq_python} not found (make bench-train creates it)"
     rates = {name: float(np.median(v)) for name, v in rows.items() if None not in v}
     roof = {key: float(np.median([r[key] for r in roofs])) for key in roofs[0]}
-    floors = {"float32": roofline.floor_seconds(roof["products_float32_xla_s"], n_binary, roof["stream_gbps"]),
+    f32_products = min(roof["products_float32_xla_s"], roof["products_float32_onednn_s"])  # the faster kernels
+    floors = {"float32": roofline.floor_seconds(f32_products, n_binary, roof["stream_gbps"]),
               "mixed_bfloat16": roofline.floor_seconds(roof["products_bfloat16_onednn_s"], n_binary, roof["stream_gbps"])}
     result = {"device": device_name(), "tensorflow": tf.__version__, "determinism": not args.no_determinism,
               "binarize": args.binarize, "batch_size": base.batch_size, "steps": args.steps,
@@ -227,6 +231,8 @@ def report(r) -> str:
     lines += ["", "| roofline | ms per step | GFLOP/s or GB/s |", "|---|---|---|",
               f"| 11 products, float32, XLA | {1e3 * roof['products_float32_xla_s']:.1f} | "
               f"{gflop / roof['products_float32_xla_s']:.0f} GFLOP/s |",
+              f"| 11 products, float32, oneDNN | {1e3 * roof['products_float32_onednn_s']:.1f} | "
+              f"{gflop / roof['products_float32_onednn_s']:.0f} GFLOP/s |",
               f"| 11 products, bfloat16, oneDNN | {1e3 * roof['products_bfloat16_onednn_s']:.1f} | "
               f"{gflop / roof['products_bfloat16_onednn_s']:.0f} GFLOP/s |",
               f"| least update traffic, 28 B x {r['binary_weights']:,} weights | "
