@@ -20,10 +20,13 @@ SEEDS    ?= 6
 PRECISION ?=
 PATIENCE ?=
 REPEAT_DIR ?= runs/$(PRESET)-$(BINARIZE)-seeds
+STRATEGY ?=
+REPLICAS ?=
 
 CONFIG_ARGS := --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 	$(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
-	$(if $(PRECISION),--precision $(PRECISION)) $(if $(PATIENCE),--patience $(PATIENCE))
+	$(if $(PRECISION),--precision $(PRECISION)) $(if $(PATIENCE),--patience $(PATIENCE)) \
+	$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(REPLICAS),--replicas $(REPLICAS))
 TRAIN_ARGS := $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 .PHONY: venv test train-mnist repeat-mnist export verify bench bench-train bench-infer bench-bgemm clean

@@ -34,7 +34,8 @@ def test_help_documents_every_make_variable(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--epochs", "--binarize", "--seed", "--data-dir", "--run-dir", "--resume", "--jit"):
+    for flag in ("--epochs", "--binarize", "--seed", "--data-dir", "--run-dir", "--resume", "--jit", "--precision",
+                 "--patience", "--strategy", "--replicas"):
         assert flag in text
 
 
