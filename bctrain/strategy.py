@@ -78,9 +78,12 @@ def make(name: str, replicas: int = 0):
         if replicas > len(gpus):
             raise ConfigError(f"replicas={replicas}: this machine has {len(gpus)} GPUs")
         devices = [f"/gpu:{i}" for i in range(replicas or len(gpus))]
-    else:
-        devices = _cpu_devices(max(replicas, 1))
-    return tf.distribute.MirroredStrategy(devices)
+        return tf.distribute.MirroredStrategy(devices)
+    # Logical CPU devices share one memory: sum on one device and copy back (deterministic). The
+    # default, collective all-reduce, keys its ops by instance numbers that a later strategy in the
+    # same process reuses, and a differently shaped run then fails on the shapes cached for them.
+    return tf.distribute.MirroredStrategy(_cpu_devices(max(replicas, 1)),
+                                          cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
 def is_chief(task_type, task_id, cluster: dict) -> bool:

@@ -4,6 +4,7 @@ devices must be configured before TensorFlow starts). Prints one JSON object on 
     python -m tests.strategy_runs equivalence det|stoch
     python -m tests.strategy_runs resume det|stoch RUN_ROOT
     python -m tests.strategy_runs restore-on-one det|stoch RUN_ROOT
+    python -m tests.strategy_runs variants RUN_ROOT
 """
 import dataclasses
 import json
@@ -88,8 +89,9 @@ def equivalence(binarize):
         if v_m.dtype.is_floating:
             key = v_m.name.split("/")[-1].split(":")[0]
             diffs[key] = max(diffs.get(key, 0.0), float(np.max(np.abs(copies[0] - v_1.numpy()))))
-    errors = [int(make_eval_step(n, "binary", cfg.jit, strategy=s)(x_eval, y_eval))
-              for n, s in ((net_m, mirrored), (net_1, None))]
+    net_1.load_weights_dict(net_m.weights_dict())  # the same weights, evaluated on 2 replicas and on 1
+    errors = [[int(make_eval_step(n, "binary", cfg.jit, strategy=s)(x_eval[:k], y_eval[:k])) for k in (1000, 999, 1)]
+              for n, s in ((net_m, mirrored), (net_1, None))]  # even, uneven, fewer rows than replicas
     return {"diffs": diffs, "replicas_equal": bool(replicas_equal), "losses": losses,
             "draws_differ": draws_differ, "eval_errors": errors}
 
@@ -127,12 +129,26 @@ def restore_on_one(binarize, root):
             "loss_full": [r["train_loss"] for r in full], "loss_cut": [r["train_loss"] for r in cut]}
 
 
+def variants(root):
+    """One epoch each, in one process: mixed precisions (XLA draws), per-replica BatchNorm."""
+    quiet = open(os.devnull, "w")
+    errors = {}
+    for name, kw in [("bf16-stoch-xla", dict(precision="mixed_bfloat16", binarize="stoch", jit=True)),
+                     ("f16", dict(precision="mixed_float16")), ("replica-bn", dict(bn_stats="replica"))]:
+        cfg = dataclasses.replace(tiny(**{k: v for k, v in kw.items() if k == "binarize"}), epochs=1,
+                                  **{k: v for k, v in kw.items() if k != "binarize"})
+        errors[name] = train(cfg, os.path.join(root, name), out=quiet, strategy="mirrored", replicas=2)["test_error"]
+    return {"test_errors": errors}
+
+
 def main(argv):
     scenario = argv[0]
     if scenario == "equivalence":
         result = equivalence(argv[1])
     elif scenario == "resume":
         result = resume(argv[1], argv[2])
+    elif scenario == "variants":
+        result = variants(argv[1])
     else:
         result = restore_on_one(argv[1], argv[2])
     print(json.dumps(result))

@@ -72,7 +72,7 @@ def test_two_replicas_reproduce_one_device(binarize, tmp_path):
     assert r["diffs"]["w"] < 1e-4
     for key in ("gamma", "beta", "std", "m", "v"):
         assert r["diffs"][key] < 1e-6, (key, r["diffs"])
-    assert r["eval_errors"][0] == r["eval_errors"][1]  # evaluation counts every sample once
+    assert r["eval_errors"][0] == r["eval_errors"][1]  # every sample counted once, in uneven batches too
     if binarize == "stoch":
         assert all(r["draws_differ"])  # independent draws per replica
     else:
@@ -92,6 +92,12 @@ def test_a_two_replica_checkpoint_restores_on_one(tmp_path):
     assert r["strategies"] == [["mirrored", 2], ["default", 1]] and r["metrics_replicas"] == 1
     assert r["loss_cut"][0] == r["loss_full"][0]
     assert r["loss_cut"][1] == pytest.approx(r["loss_full"][1], rel=1e-4)  # same training, other sums
+
+
+@pytest.mark.slow
+def test_mixed_precisions_and_per_replica_statistics_train_under_two_replicas(tmp_path):
+    r = _scenario("variants", str(tmp_path), env={"BCNN_CACHE": str(tmp_path)})
+    assert all(0.0 < e < 0.5 for e in r["test_errors"].values()), r  # learned (chance: 0.9)
 
 
 def _free_ports(n):
