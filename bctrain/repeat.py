@@ -7,6 +7,9 @@ can be re-run until every seed is done. Every call then writes `summary.json` an
 finished seed's selected errors and epoch time, and their mean and sample standard deviation (n - 1
 in the denominator), with the seeds still missing named.
 
+Under `--strategy multiworker` every worker runs the same seeds together (the collectives need
+them all) and only the chief writes the summary.
+
 Side by side (several GPUs or hosts sharing the directory): `--shard i/k` trains only the seeds
 whose position is i modulo k, e.g. one process per GPU with CUDA_VISIBLE_DEVICES set; a last call
 without --shard finds every seed finished and writes the complete summary.
@@ -112,8 +115,12 @@ def repeat(cfg: Config, root: str, n_seeds: int, data_dir=None, shard=(0, 1), ou
 
     `where` (strategy, replicas) is passed on to `bctrain.train.train`."""
     seeds = seeds_of(cfg, n_seeds)
+    from bctrain.strategy import task_writes_results
     from bctrain.train import train  # TensorFlow loads here, after the arguments are checked
+    writes = task_writes_results(where.get("strategy", "default"))  # multiworker: the chief only
     out = out or sys.stdout
+    if not writes:
+        out = open(os.devnull, "w")
     index, count = shard
     for position, seed in enumerate(seeds):
         run_dir = seed_dir(root, seed)
@@ -126,6 +133,8 @@ def repeat(cfg: Config, root: str, n_seeds: int, data_dir=None, shard=(0, 1), ou
         print(f"seed {seed}: {'resuming' if resume else 'training'} in {run_dir}", file=out, flush=True)
         train(dataclasses.replace(cfg, seed=seed), run_dir, data_dir=data_dir, resume=resume, out=out, **where)
     summary = summarise(cfg, root, seeds)
+    if not writes:
+        return summary
     os.makedirs(root, exist_ok=True)
     rundir.atomic_write_json(os.path.join(root, runfiles.SUMMARY_JSON), summary)
     text = table(summary)

@@ -25,6 +25,7 @@ from bctrain import runfiles
 from bctrain.config import ConfigError
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+_ONE_PER_PROCESS = {}
 
 
 def slice_bounds(n, replicas, replica_id):
@@ -72,7 +73,9 @@ def make(name: str, replicas: int = 0):
         if "TF_CONFIG" not in os.environ:
             raise ConfigError("strategy=multiworker needs TF_CONFIG naming the cluster and this task "
                               "(README: 'Several devices and hosts')")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        if "multiworker" not in _ONE_PER_PROCESS:  # collectives are configured once per process
+            _ONE_PER_PROCESS["multiworker"] = tf.distribute.MultiWorkerMirroredStrategy()
+        return _ONE_PER_PROCESS["multiworker"]
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         if replicas > len(gpus):
@@ -93,6 +96,15 @@ def is_chief(task_type, task_id, cluster: dict) -> bool:
     if "chief" in cluster:
         return task_type == "chief"
     return task_type == "worker" and int(task_id) == 0
+
+
+def task_writes_results(name: str) -> bool:
+    """Whether this process writes results under strategy `name` (read from TF_CONFIG, no TensorFlow)."""
+    if name != "multiworker":
+        return True
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = config.get("task", {})
+    return is_chief(task.get("type"), task.get("index", 0), config.get("cluster", {}))
 
 
 def writes_results(strategy) -> bool:

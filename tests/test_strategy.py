@@ -139,3 +139,11 @@ def test_two_workers_on_localhost_write_one_run_directory(tmp_path):
     assert "epoch    1" in outputs[0][0] and outputs[1][0] == ""  # only the chief reports
     assert os.listdir(tmp_path / "tmp1") == []  # the other worker's private directory is gone
     assert set(os.listdir(tmp_path)) <= {"cache", "run", "tmp0", "tmp1"}  # nothing else was written
+
+
+def test_only_the_chief_task_writes_results(monkeypatch):
+    cluster = {"worker": ["a:1", "b:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    assert strategies.task_writes_results("default") and not strategies.task_writes_results("multiworker")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert strategies.task_writes_results("multiworker")
