@@ -13,6 +13,10 @@ from bctrain.cli import main
     (["--hidden", "64", "--conv", "8", "--pool", "1"], "input_shape"),
     (["--dataset", "imagenet"], "dataset"),
     (["--resume"], "nothing to resume"),
+    (["--seed", "-1"], "seed=-1"),
+    (["--h", "nan"], "h='nan'"),
+    (["--bn-eps", "-1"], "bn_eps=-1.0"),
+    (["--n-classes", "5", "--dataset", "mnist-sample"], "n_classes=5: mnist-sample has labels up to 9"),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, args, words):
     run = tmp_path / "run"
