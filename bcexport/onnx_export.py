@@ -60,10 +60,12 @@ def session(model_or_path, threads=None) -> onnxruntime.InferenceSession:
 
 
 def _remove_stale(run_dir: str):
-    """A new export invalidates an earlier verification."""
-    path = os.path.join(run_dir, runfiles.VERIFY_JSON)
-    if os.path.exists(path):
-        os.remove(path)
+    """A new export invalidates an earlier verification, and until export.json is written again
+    (last) the directory holds no complete export."""
+    for name in (runfiles.VERIFY_JSON, runfiles.EXPORT_JSON):
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def export_models(dep: Deployment) -> dict:

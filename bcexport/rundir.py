@@ -19,8 +19,6 @@ from bcexport import ExportError
 
 def require_finished(run_dir: str) -> Config:
     """The Config of a finished run (config.json, metrics.json and best.npz present)."""
-    if not os.path.isdir(run_dir):
-        raise ExportError(f"{run_dir}: no such run directory")
     cfg = load_config(run_dir)
     for name in (runfiles.METRICS_JSON, runfiles.BEST_NPZ):
         if not os.path.isfile(os.path.join(run_dir, name)):

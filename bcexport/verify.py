@@ -61,6 +61,8 @@ def load_test_data(run_dir: str, data_dir=None) -> tuple:
     dataset = metrics.get("dataset")
     if dataset not in ("mnist", "mnist-sample"):
         raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected 'mnist' or 'mnist-sample'")
+    if not isinstance(metrics.get("data_dir"), (str, type(None))):
+        raise ExportError(f"{run_dir}/metrics.json: data_dir {metrics['data_dir']!r}, expected a path or null")
     data_dir = data_dir or metrics.get("data_dir")
     splits = load_splits(dataset, data_dir, allow_sample=False)
     return splits.x_test, splits.y_test, splits.name

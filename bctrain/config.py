@@ -160,7 +160,7 @@ def load_config(run_dir: str) -> Config:
     """Read `config.json` of a run directory."""
     path = os.path.join(run_dir, runfiles.CONFIG_JSON)
     if not os.path.isdir(run_dir):
-        raise ConfigError(f"{run_dir}: no such run directory")
+        raise ConfigError(f"{run_dir}: {'not a directory' if os.path.lexists(run_dir) else 'no such run directory'}")
     if not os.path.isfile(path):
         raise ConfigError(f"{run_dir}: not a run directory (no config.json)")
     try:

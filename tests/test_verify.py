@@ -130,6 +130,14 @@ def test_default_loader_uses_the_recorded_dataset(tiny_run_dir):
     assert labels.shape == (len(pixels),)
 
 
+@pytest.mark.parametrize("metrics", [[1, 2], {"dataset": "mnist-sample", "data_dir": 5}, {"dataset": 7}])
+def test_wrongly_shaped_metrics_json_is_an_error(tiny_run_dir, metrics):
+    with open(os.path.join(tiny_run_dir, "metrics.json"), "w") as fh:
+        json.dump(metrics, fh)
+    with pytest.raises(ExportError, match="metrics.json"):
+        load_test_data(tiny_run_dir)
+
+
 def test_a_tolerance_too_loose_to_test_parity_is_refused(exported_mlp_dir, tmp_path, monkeypatch):
     run_dir = _copy(exported_mlp_dir, tmp_path)
     monkeypatch.setattr("bcexport.verify.noise_level", lambda dep, x, ref: 1e-5)  # rtol 1.6e-4
