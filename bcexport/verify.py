@@ -204,6 +204,11 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     return report
 
 
+def _fraction(ratio: float) -> str:
+    """1/N for a ratio; 0 when there is nothing (a float model in place of the packed one)."""
+    return f"1/{1 / ratio:.1f}" if ratio > 0 else "0"
+
+
 def print_table(report: dict, out):
     print(f"{report['n_test']} test samples ({report['dataset']}) + {report['n_random_probes']} random images; "
           f"reference accuracy "
@@ -217,8 +222,8 @@ def print_table(report: dict, out):
               f"{'ok' if b['passed'] else 'FAIL'}", file=out)
     s = report["sizes"]
     print(f"binary weights {s['binary_weights']}: {s['binary_weight_bytes_packed']} packed bytes = "
-          f"1/{1 / s['binary_weight_bytes_ratio']:.1f} of float32; packed file "
-          f"1/{1 / s['file_ratio_packed_to_float']:.1f} of model.onnx  "
+          f"{_fraction(s['binary_weight_bytes_ratio'])} of float32; packed file "
+          f"{_fraction(s['file_ratio_packed_to_float'])} of model.onnx  "
           f"{'ok' if report['size_passed'] else 'FAIL'}", file=out)
     for problem in s["packed_problems"]:
         print(f"packed model: {problem}", file=out)

@@ -179,6 +179,16 @@ def test_packed_file_must_store_each_block_as_its_bits(exported_mlp_dir, tmp_pat
     assert any("dummy" in p for p in report["sizes"]["packed_problems"])
 
 
+def test_a_float_model_in_place_of_the_packed_one_fails(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    shutil.copy(os.path.join(run_dir, "model.onnx"), os.path.join(run_dir, "model.packed.onnx"))
+    out = io.StringIO()
+    report = verify_run(run_dir, load_test=synthetic_loader(mlp_config()), out=out)
+    assert not report["passed"] and not report["size_passed"]
+    assert report["sizes"]["binary_weight_bytes_packed"] == 0
+    assert "0 packed bytes = 0 of float32" in out.getvalue() and "verify: FAILED" in out.getvalue()
+
+
 def test_a_refused_verification_leaves_no_old_verdict(exported_mlp_dir, tmp_path):
     run_dir = _copy(exported_mlp_dir, tmp_path)
     assert _verify(run_dir, mlp_config())["passed"]
