@@ -19,7 +19,7 @@ import tf2onnx
 
 from bctrain import runfiles
 from bctrain.rundir import atomic_write_bytes, atomic_write_json
-from bcexport import ExportError, packed_onnx
+from bcexport import ExportError, digests, packed_onnx
 from bcexport.pack import BIT_ORDER, Deployment, load_deployment
 from bcexport.tfmodel import inference_function, raw_inference_function
 
@@ -94,6 +94,7 @@ def export_run(run_dir: str) -> dict:
     packed_bytes = sum(v[2] for v in out["packing"].values())
     summary = {
         "files": sizes,
+        "sha256": digests.record(run_dir, blobs),
         "binary_weights": dep.n_binary_weights,
         "binary_weight_bytes": {"float32": float_bytes, "packed": packed_bytes,
                                 "ratio": packed_bytes / float_bytes},

@@ -13,7 +13,7 @@ import numpy as np
 from bctrain import runfiles
 from bctrain.arch import WEIGHT_KEYS, layer_specs
 from bctrain.config import Config, load_config
-from bcexport import ExportError
+from bcexport import ExportError, digests
 
 
 
@@ -49,6 +49,9 @@ def read_export(run_dir: str) -> dict:
     exported = _read_json_object(path, runfiles.EXPORT_JSON)
     if not isinstance(exported.get("files"), dict):
         raise ExportError(f"{path}: expected an object with 'files'")
+    if not digests.is_record(exported.get("sha256")):
+        raise ExportError(f"{path}: no valid 'sha256' record of the exported files; run "
+                          f"`bcexport onnx {run_dir}` again")
     return exported
 
 
