@@ -19,7 +19,13 @@ EXIT_INTERRUPTED = 130
 
 
 def _parse_tuple(text: str) -> tuple:
-    return tuple(int(v) for v in text.split(",") if v.strip()) if text.strip() else ()
+    """"2048,2048" -> (2048, 2048); "" -> (); an empty or non-integer item is refused."""
+    if not text.strip():
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _parse_bool(text: str) -> bool:

@@ -14,6 +14,7 @@ from bctrain.cli import main
     (["--dataset", "imagenet"], "dataset"),
     (["--resume"], "nothing to resume"),
     (["--seed", "-1"], "seed=-1"),
+    (["--dataset", "mnist-sample", "--data-dir", "/some/dir"], "mnist-sample takes none"),
     (["--h", "nan"], "h='nan'"),
     (["--bn-eps", "-1"], "bn_eps=-1.0"),
     (["--n-classes", "5", "--dataset", "mnist-sample"], "n_classes=5: mnist-sample has labels up to 9"),
@@ -104,3 +105,10 @@ def test_non_finite_training_exits_1_with_one_line(tmp_path, capsys):
                  "--optimizer", "sgd", "--lr-start", "1e30", "--lr-end", "1e29", "--run-dir", run]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("bctrain: error: training stopped:") and "epoch 1, step" in err[0]
+
+
+@pytest.mark.parametrize("text", ["16,,16,", "16,", "a,16", "16;16"])
+def test_a_malformed_size_list_is_refused(capsys, text):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--hidden", text])
+    assert info.value.code == 2 and "expected comma-separated integers" in capsys.readouterr().err

@@ -106,8 +106,11 @@ def test_resume_on_other_data_is_refused(tmp_path):
     train(cfg, run, out=quiet(), stop_after=1)
     before = open(os.path.join(run, "preprocess.npz"), "rb").read()
     write_mnist_dir(tmp_path / "other", n_train=1200, n_test=200)
-    with pytest.raises(ConfigError, match="other data"):
+    with pytest.raises(ConfigError, match="other data") as info:
         train(cfg, run, data_dir=str(tmp_path / "other"), resume=True, out=quiet())
+    # Names what differs, with the recorded and the new values
+    assert "dataset 'mnist-sample' then, 'mnist' now" in str(info.value)
+    assert "train_sha256 " in str(info.value) and "... then, " in str(info.value)
     assert open(os.path.join(run, "preprocess.npz"), "rb").read() == before
 
 

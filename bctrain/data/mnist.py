@@ -33,7 +33,13 @@ def read_mnist_dir(directory: Path, source: str) -> Splits:
     """Splits from a directory holding the four MNIST IDX files."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise DataError(f"{directory}: data directory does not exist")
+        try:
+            directory.stat()
+        except FileNotFoundError:
+            raise DataError(f"{directory}: data directory does not exist") from None
+        except OSError as e:  # a symbolic link loop, a permission problem
+            raise DataError(f"{directory}: {e.strerror}; expected a data directory") from None
+        raise DataError(f"{directory}: not a directory; expected a data directory")
     train_images, train_labels, test_images, test_labels = (
         idx.find_file(directory, name) for name in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
     )
@@ -74,6 +80,9 @@ def load_splits(
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
     if dataset == "mnist-sample":
+        if data_dir is not None:
+            raise DataError(f"data directory {data_dir}: the bundled mnist-sample takes none; use "
+                            "--dataset mnist with --data-dir")
         return sample.load_sample()
     if data_dir is not None:
         return read_mnist_dir(Path(data_dir), source=f"IDX files in {data_dir}")
