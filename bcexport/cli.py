@@ -6,14 +6,11 @@
 Exit codes: 0 success, 1 verification failed, 2 unusable input (one line on stderr).
 """
 import argparse
-import os
 import sys
-
-# TensorFlow's start-up INFO lines (oneDNN, XLA) are noise for users; a user setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from bctrain.config import ConfigError
 from bctrain.data import DataError
+from bctrain.startup import load_tensorflow
 from bcexport import ExportError
 
 EXIT_FAILED = 1
@@ -24,12 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bcexport", description="Export a trained BinaryConnect run to ONNX and verify it.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("onnx", help="write model.onnx, model.packed.onnx, model.raw.onnx and export.json",
+    common = argparse.ArgumentParser(add_help=False)  # flags of every command: parents=[common]
+    common.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up lines (absl, oneDNN, CUDA probing), hidden by default")
+    p = sub.add_parser("onnx", parents=[common],
+                       help="write model.onnx, model.packed.onnx, model.raw.onnx and export.json",
                        description="Fold BatchNorm, pack sign(w) as bits and write the ONNX models "
                                    "and export.json into RUN_DIR (a finished bctrain run).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="finished run directory (config.json, best.npz, "
                                                       "preprocess.npz, metrics.json)")
-    p = sub.add_parser("verify", help="compare every back end with the NumPy reference; write verify.json",
+    p = sub.add_parser("verify", parents=[common], help="compare every back end with the NumPy reference; write verify.json",
                        description="Run TF (training code path), the NumPy reference and onnxruntime on "
                                    "model.onnx, model.packed.onnx and model.raw.onnx over the whole test "
                                    "set; exit 1 if any back end disagrees beyond the tolerance.")
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        load_tensorflow(args.verbose)  # quietly: its start-up lines are noise (bctrain.startup)
         if args.command == "onnx":
             from bcexport.onnx_export import export_run
             summary = export_run(args.run_dir)

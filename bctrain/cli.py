@@ -7,9 +7,6 @@ import dataclasses
 import os
 import sys
 
-# TensorFlow's start-up INFO lines (oneDNN, XLA) are noise for users; a user setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
 from bctrain import runfiles
 from bctrain.config import PRESETS, Config, ConfigError, with_overrides
 
@@ -60,6 +57,8 @@ def build_parser():
                        "or the download")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last "
                        "checkpoint (refused if its config differs)")
+    train.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines "
+                       "(absl, oneDNN, CUDA probing), hidden by default")
     _add_config_flags(train)
     sub.add_parser("presets", help="list the presets and their settings")
     return parser
@@ -83,6 +82,8 @@ def main(argv=None) -> int:
         if args.run_dir == "":
             raise ConfigError("--run-dir: empty; expected a directory path")
         run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
+        from bctrain.startup import load_tensorflow
+        load_tensorflow(args.verbose)
         from bctrain.data import DataError  # imported late: TensorFlow loads with training
         from bctrain.finite import NonFiniteError
         from bctrain.train import train
