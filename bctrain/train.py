@@ -170,11 +170,7 @@ def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after
         # -- log and checkpoint -----------------------------------------------------------------
         history.append(record)
         rundir.write_history(run_dir, history)
-        with writer.as_default(step=epoch):
-            for key, value in record.items():
-                if isinstance(value, float):
-                    tf.summary.scalar(key, value)
-            tf.summary.histogram("w0", net.linear[0].w)
+        _log_tensorboard(writer, record, net, run_dir)
         plots.save_all(run_dir, history, net.linear[0].w.numpy(), net.specs[0].h)
         print(_epoch_line(record, modes), file=out, flush=True)
         state.epoch.assign(epoch)
@@ -183,6 +179,20 @@ def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after
             return None
 
     return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out)
+
+
+def _log_tensorboard(writer, record: dict, net, run_dir: str):
+    """The epoch's figures and first-layer weights as TensorBoard events; a write error (a full
+    disk) is an OSError like any other file of the run directory."""
+    try:
+        with writer.as_default(step=record["epoch"]):
+            for key, value in record.items():
+                if isinstance(value, float):
+                    tf.summary.scalar(key, value)
+            tf.summary.histogram("w0", net.linear[0].w)
+        writer.flush()
+    except tf.errors.OpError as exc:
+        raise OSError(f"{os.path.join(run_dir, runfiles.TB_DIR)}: events not written ({exc.message})") from None
 
 
 def _record_keys(modes) -> tuple:

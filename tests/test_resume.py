@@ -169,3 +169,21 @@ def test_a_full_disk_during_a_checkpoint_write_falls_back_on_resume(runs, tmp_pa
     assert main(ARGS + ["--run-dir", run, "--resume"]) == 0
     assert "unreadable ckpt-2" in capsys.readouterr().err
     assert_same_result(tmp_path / "run", runs / "full")
+
+
+def test_a_tensorboard_write_error_stops_in_one_line_and_the_run_resumes(runs, tmp_path, monkeypatch, capsys):
+    run = str(tmp_path / "run")
+    real = tf.summary.histogram
+
+    def disk_full(*args, **kwargs):
+        if kwargs.get("step", None) == 2 or tf.summary.experimental.get_step() == 2:
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tf.summary, "histogram", disk_full)
+    assert main(ARGS + ["--run-dir", run]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("bctrain")]
+    assert len(err) == 1 and "tb: events not written" in err[0] and "--resume" in err[0], err
+    monkeypatch.setattr(tf.summary, "histogram", real)
+    assert main(ARGS + ["--run-dir", run, "--resume"]) == 0
+    assert_same_result(tmp_path / "run", runs / "full")
