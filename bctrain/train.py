@@ -1,7 +1,8 @@
 """The epoch loop (paper §5): train, validate, select at the best validation epoch, checkpoint.
 
-Reads top to bottom: data, model and optimizer, resume, then per epoch: set the learning rate,
-train, evaluate, select (val_err <= best), log, checkpoint. The reported test error is the one at
+Reads top to bottom: data, the run directory (locked: one trainer at a time), model and optimizer,
+resume, then per epoch: set the learning rate, train, stop if anything is not finite, evaluate,
+select (val_err <= best), log, checkpoint. The reported test error is the one at
 the last epoch whose validation error was <= every earlier one. Stochastic runs are evaluated twice:
 "real" (latent weights, the paper's convention) and "binary" (sign of the latent weights, deployed).
 """
@@ -89,6 +90,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
 
 
 def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after):
+    # -- run directory: config and data identity (written, or checked on resume) ----------------
     data = rundir.data_record(splits, mean)
     rundir.prepare(run_dir, cfg, resume, data)
     x_train, y_train = arrays["train"]
