@@ -129,6 +129,24 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(runs, 
     assert_same_result(run, runs / "full")
 
 
+def test_a_full_disk_at_the_start_leaves_a_directory_the_same_command_accepts(tmp_path, monkeypatch, capsys):
+    run = str(tmp_path / "run")
+    real = rundir.atomic_write_bytes
+
+    def disk_full_at_config(path, data):
+        if path.endswith("config.json"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        real(path, data)
+
+    monkeypatch.setattr(rundir, "atomic_write_bytes", disk_full_at_config)
+    assert main(ARGS + ["--run-dir", run]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("bctrain")]
+    assert err == [f"bctrain: error: {run}/config.json: No space left on device; fix this, then run the "
+                   "same command again"]
+    monkeypatch.setattr(rundir, "atomic_write_bytes", real)
+    assert main(ARGS + ["--run-dir", run, "--epochs", "1"]) == 0
+
+
 def test_a_full_disk_mid_run_stops_in_one_line_and_the_run_resumes(runs, tmp_path, monkeypatch, capsys):
     run = str(tmp_path / "run")
     real = rundir.atomic_write_bytes
