@@ -17,7 +17,8 @@ from tqdm import tqdm
 from bctrain import plots, rundir, runfiles
 from bctrain.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
-from bctrain.data import load_splits, pipeline, preprocess
+from bctrain.data import cache, load_splits, pipeline, registry
+from bctrain.data.preprocess import mean_of, params_sha256
 from bctrain.models import Net
 from bctrain.optim import Optimizer, lr_at_epoch
 from bctrain.steps import dataset_error_rate, make_eval_step, make_train_step
@@ -52,17 +53,27 @@ def device_name() -> str:
     return f"CPU: {model}, {os.cpu_count()} cores"
 
 
+def check_input_shape(cfg: Config, image_shape: tuple):
+    """An MLP takes the image flattened; a CNN takes it as height, width, channels."""
+    image = tuple(image_shape) + ((1,) if len(image_shape) == 2 else ())
+    if cfg.conv and tuple(cfg.input_shape) != image:
+        raise ConfigError(f"input_shape={','.join(map(str, cfg.input_shape))}: the conv layers need the images' "
+                          f"{','.join(map(str, image))} (height,width,channels)")
+    if not cfg.conv and math.prod(cfg.input_shape) != math.prod(image):
+        raise ConfigError(f"input_shape={','.join(map(str, cfg.input_shape))}: the images have "
+                          f"{math.prod(image)} values ({'x'.join(map(str, image_shape))})")
+
+
 def load_data(cfg: Config, data_dir):
-    """The splits, their preprocessed arrays {split: (x, labels)} and the training mean."""
+    """The splits, their preprocessed arrays {split: (x [N, *input_shape], labels)} and the fitted
+    preprocessing parameters (bctrain.data.preprocess; cached for the slow kinds)."""
     splits = load_splits(cfg.dataset, data_dir)
-    mean, xs = preprocess.preprocess(cfg.preprocess, splits.x_train, splits.x_val, splits.x_test)
-    arrays = {name: (x, getattr(splits, f"y_{name}")) for name, x in zip(("train", "val", "test"), xs)}
-    if cfg.conv or math.prod(cfg.input_shape) != xs[0].shape[1]:
-        raise ConfigError(f"{splits.name} gives flat vectors of {xs[0].shape[1]} values: input_shape must be "
-                          f"{xs[0].shape[1]} and conv empty (got {cfg.input_shape}, conv {cfg.conv or 'none'})")
-    if len(xs[0]) < cfg.batch_size:
-        raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {len(xs[0])} training samples")
-    return splits, arrays, mean
+    check_input_shape(cfg, splits.image_shape)
+    if len(splits.x_train) < cfg.batch_size:
+        raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {len(splits.x_train)} training samples")
+    params, xs = cache.preprocessed(splits, cfg.preprocess, registry.get(splits.name).fit_on)
+    arrays = {name: (xs[name].reshape((-1, *cfg.input_shape)), getattr(splits, f"y_{name}")) for name in xs}
+    return splits, arrays, params
 
 
 def _signs(net) -> list:
@@ -80,11 +91,14 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
 
     # -- data (loaded before the run directory is touched, so a bad input leaves nothing behind) --
     rundir.check(run_dir, cfg, resume)
-    splits, arrays, mean = load_data(cfg, data_dir)
+    splits, arrays, params = load_data(cfg, data_dir)
+    mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
     data = rundir.data_record(splits, mean)
+    data["params_sha256"] = params_sha256(params)
     rundir.prepare(run_dir, cfg, resume, data)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
-        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess), mean=mean)
+        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
+                               **{"mean": mean, **params})
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
     val_batches = pipeline.eval_batches(*arrays["val"], cfg.eval_batch_size)

@@ -13,6 +13,8 @@ def test_every_entry_is_complete(name):
     assert entry.name == name and callable(entry.read_function())
     assert entry.n_classes == 10 and len(entry.image_shape) in (2, 3)
     assert "test" not in entry.fit_on and set(entry.fit_on) <= {"train", "val"}
+    from bctrain.data.preprocess import KINDS
+    assert entry.preprocess in KINDS
     assert not entry.fallback or not registry.DATASETS[entry.fallback].files  # falls back to bundled data
 
 
