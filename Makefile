@@ -15,11 +15,13 @@ DATA_DIR ?=
 RUN_DIR  ?= runs/$(PRESET)-$(BINARIZE)
 RESUME   ?=
 
-TRAIN_ARGS := --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
+# Recursive (=), not :=, so that train-cifar10 / train-svhn set PRESET (and the default RUN_DIR) for
+# themselves; a PRESET given on the command line still wins.
+TRAIN_ARGS = --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist export verify bench bench-train bench-infer clean
+.PHONY: venv test train-mnist train-cifar10 train-svhn export verify bench bench-train bench-infer clean
 
 venv: $(STAMP)
 
@@ -31,7 +33,10 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-train-mnist: $(STAMP)
+train-cifar10: PRESET = cifar10
+train-svhn: PRESET = svhn
+
+train-mnist train-cifar10 train-svhn: $(STAMP)
 	$(VENV)/bin/bctrain train $(TRAIN_ARGS)
 
 export: $(STAMP)
