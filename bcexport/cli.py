@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "set; exit 1 if any back end disagrees beyond the tolerance.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory exported with `bcexport onnx`")
     p.add_argument("--data-dir", default=None, metavar="D",
-                   help="directory with the MNIST IDX files (default: the one recorded in metrics.json, "
+                   help="directory with the run's dataset files (default: the one recorded in metrics.json, "
                         "else the download cache)")
     return parser
 

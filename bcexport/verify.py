@@ -9,10 +9,17 @@ the packed weights (`bcexport.reference`):
     onnx_raw     onnxruntime on model.raw.onnx        (raw uint8 pixels, preprocessing in-graph)
 Every back end whose file exists is verified, whatever export.json lists.
 
-Tolerance, per test sample (row of logits):
+The test data is the run's dataset (metrics.json, `bctrain.data.registry`), preprocessed with the
+run's kind and parameters (preprocess.npz, `bctrain.data.preprocess.KINDS`). Each back end is
+compared with the float64 reference of what it is fed: back ends fed "x" with the reference on
+that float32 x; back ends fed raw "pixels" with the reference on the preprocessing computed in
+float64 from the pixels, so the preprocessing inside model.raw.onnx is checked too.
+
+Tolerance, per test sample (row of logits) and per feed:
     scale = max(1, max_j |ref_j|),   tol = K · s · scale,   K = 16,
     s = max(4u, max over the test set of max_j |ref32_j − ref_j| / scale),   u = 2^-24,
-where ref32 is the same reference pass run in float32 (NumPy/BLAS summation order). A float32
+where ref32 is the same reference pass run in float32 (NumPy/BLAS summation order) on the float32
+x (for the pixels feed: x from the float32 NumPy preprocessing, the one training used). A float32
 back end differs from the float64 oracle only by rounding; how much depends on the network (fan-in,
 cancellation between a ⊙ u and c, depth) more than on the summation order, so the tolerance is
 the float32 rounding noise of *this* network on *this* test set, measured with a back end that
@@ -38,8 +45,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from bctrain.data import load_splits
-from bctrain.data.preprocess import apply_mean
+from bctrain.data import DATASETS, load_splits
+from bctrain.data.preprocess import KINDS
 from bctrain import runfiles
 from bctrain.rundir import atomic_write_json
 from bcexport import ExportError, backends, packed_onnx, reference
@@ -56,11 +63,11 @@ N_PROBES = 256  # random images checked after the test set
 
 
 def load_test_data(run_dir: str, data_dir=None) -> tuple:
-    """(pixels uint8 [N, 28, 28], labels int64 [N], dataset name) of the data the run used."""
+    """(pixels uint8 [N, *image_shape], labels int64 [N], dataset name) of the data the run used."""
     metrics = read_metrics(run_dir)
     dataset = metrics.get("dataset")
-    if dataset not in ("mnist", "mnist-sample"):
-        raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected 'mnist' or 'mnist-sample'")
+    if dataset not in DATASETS:
+        raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
     data_dir = data_dir or metrics.get("data_dir")
     splits = load_splits(dataset, data_dir, allow_sample=False)
     return splits.x_test, splits.y_test, splits.name
@@ -71,9 +78,11 @@ def logit_scale(ref) -> np.ndarray:
     return np.maximum(1.0, np.abs(ref).max(axis=1, initial=0.0))
 
 
-def noise_level(dep: Deployment, x, ref) -> float:
-    """s: the largest float32 deviation of the reference pass, relative to the logit scale."""
-    ref32 = reference.forward(dep, x, dtype=np.float32)
+def noise_level(dep: Deployment, x, ref, ref32=None) -> float:
+    """s: the largest deviation of the float32 reference pass on x (`ref32`, computed if not given)
+    from `ref`, relative to the logit scale."""
+    if ref32 is None:
+        ref32 = reference.forward(dep, x, dtype=np.float32)
     dev = np.abs(ref32.astype(np.float64) - ref).max(axis=1, initial=0.0) / logit_scale(ref)
     return max(NOISE_FLOOR, float(dev.max(initial=0.0)))
 
@@ -157,18 +166,25 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     # only meets always-zero test pixels is checked too.
     probes = np.random.default_rng(0).integers(0, 256, (N_PROBES,) + pixels.shape[1:], dtype=np.uint8)
     pixels = np.concatenate([pixels, probes])
-    x = apply_mean(pixels, dep.mean).reshape((len(pixels),) + dep.input_shape)
+    kind = KINDS[dep.preprocess]
+    x = kind.apply(pixels, dep.params).reshape((len(pixels),) + dep.input_shape)
     batch = dep.cfg.eval_batch_size
 
-    ref = reference.forward(dep, x)
     feeds = {"x": x, "pixels": pixels}
     outputs = {b.name: b.logits(path, dep, feeds[b.feed], batch, run_dir) for b, path in todo}
-    noise = noise_level(dep, x, ref)
-    if K_TOL * noise > MAX_RTOL:
-        raise ExportError(f"{run_dir}: float32 rounding noise of this network is {noise:.1e} of its logit "
-                          f"scale; a tolerance of {K_TOL * noise:.1e} (> {MAX_RTOL:.0e}) would not be a parity check")
-    tol = tolerance(ref, noise)
-    results = {k: compare(ref, v, tol, labels) for k, v in outputs.items()}
+    ref32 = reference.forward(dep, x, dtype=np.float32)
+    refs = {"x": reference.forward(dep, x)}
+    if any(b.feed == "pixels" for b, _ in todo):
+        refs["pixels"] = reference.forward(dep, kind.apply(pixels, dep.params, np.float64))
+    noise = {feed: noise_level(dep, x, r, ref32) for feed, r in refs.items()}
+    for feed, s in noise.items():
+        if K_TOL * s > MAX_RTOL:
+            raise ExportError(f"{run_dir}: float32 rounding noise of this network ({feed} input) is {s:.1e} of its "
+                              f"logit scale; a tolerance of {K_TOL * s:.1e} (> {MAX_RTOL:.0e}) would not be a "
+                              "parity check")
+    tols = {feed: tolerance(r, noise[feed]) for feed, r in refs.items()}
+    results = {b.name: compare(refs[b.feed], outputs[b.name], tols[b.feed], labels) for b, _ in todo}
+    ref = refs["x"]
 
     bits, problems = packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
     float_bytes = 4 * dep.n_binary_weights
@@ -183,8 +199,11 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
         "dataset": dataset, "n_test": int(len(labels)), "n_random_probes": N_PROBES,
         "tolerance": {"formula": "K * s * max(1, max_j |ref_j|) per sample; s = max(4u, max over "
                                  "samples of max_j |ref32_j - ref_j| / max(1, max_j |ref_j|))",
-                      "K": K_TOL, "s": noise, "u": U32, "rtol": K_TOL * noise, "floor": 1.0,
-                      "tie": "two largest reference logits within 2 * tol"},
+                      "K": K_TOL, "s": noise["x"], "u": U32, "rtol": K_TOL * noise["x"], "floor": 1.0,
+                      "tie": "two largest reference logits within 2 * tol",
+                      **({"s_pixels": noise["pixels"], "rtol_pixels": K_TOL * noise["pixels"]}
+                         if "pixels" in noise else {})},
+        "preprocess": dep.preprocess,
         "reference": {"accuracy": float(np.mean(ref[:len(labels)].argmax(axis=1) == labels)),
                       "arithmetic": "float64"},
         "backends": results, "sizes": sizes, "size_passed": bool(size_ok),
@@ -196,9 +215,11 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
 
 
 def print_table(report: dict, out):
+    t = report["tolerance"]
+    pixels = f" (raw pixels, {report['preprocess']} in the graph: {t['rtol_pixels']:.2e})" if "rtol_pixels" in t else ""
     print(f"{report['n_test']} test samples ({report['dataset']}) + {report['n_random_probes']} random images; "
           f"reference accuracy "
-          f"{100 * report['reference']['accuracy']:.2f}%, rtol {report['tolerance']['rtol']:.2e}", file=out)
+          f"{100 * report['reference']['accuracy']:.2f}%, rtol {t['rtol']:.2e}{pixels}", file=out)
     print(f"{'back end':<12} {'accuracy':>9} {'max|dlogit|':>12} {'/tol':>8} {'argmax≠':>8} {'ties':>5}",
           file=out)
     for name, b in report["backends"].items():

@@ -32,8 +32,9 @@ def gcn(x, scale: float, dtype=np.float32) -> np.ndarray:
     return flat.astype(dtype, copy=False)
 
 
-def gcn_graph(pixels, scale: float):
-    """The same in a TensorFlow graph: float pixel tensor [N, ...] -> float32 [N, D]."""
+def gcn_graph(pixels, scale: float, dtype=None):
+    """The same in a TensorFlow graph: float pixel tensor [N, ...] -> [N, D] in `dtype` (default
+    float32; tf.float64 to keep the exact values for a following float64 step)."""
     import tensorflow as tf
 
     d = int(np.prod(pixels.shape[1:]))
@@ -41,4 +42,4 @@ def gcn_graph(pixels, scale: float):
     flat = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
     divisor = tf.sqrt(tf.reduce_sum(tf.square(flat), axis=1, keepdims=True)) / scale
     divisor = tf.where(divisor < MIN_DIVISOR, tf.ones_like(divisor), divisor)
-    return tf.cast(flat / divisor, tf.float32)
+    return tf.cast(flat / divisor, dtype or tf.float32)

@@ -5,6 +5,10 @@ of a dataset as raw images. This module imports nothing else of the package, so 
 the registry and the download code can import it without cycles. Stdlib only.
 """
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: this module stays stdlib-only at run time
+    import numpy as np
 
 
 class DataError(ValueError):
@@ -17,12 +21,12 @@ class Splits:
     CIFAR-10 and SVHN NHWC [N, 32, 32, 3]), labels int64 [N] in 0..n_classes-1."""
 
     name: str  # the registry name of the dataset ("mnist", "mnist-sample", "cifar10", "svhn")
-    x_train: "np.ndarray"  # noqa: F821  (NumPy arrays; annotated by name to stay stdlib-only)
-    y_train: "np.ndarray"  # noqa: F821
-    x_val: "np.ndarray"  # noqa: F821
-    y_val: "np.ndarray"  # noqa: F821
-    x_test: "np.ndarray"  # noqa: F821
-    y_test: "np.ndarray"  # noqa: F821
+    x_train: "np.ndarray"
+    y_train: "np.ndarray"
+    x_val: "np.ndarray"
+    y_val: "np.ndarray"
+    x_test: "np.ndarray"
+    y_test: "np.ndarray"
     source: str  # where the arrays came from, for logs and metrics.json
 
     def counts(self) -> tuple[int, int, int]:

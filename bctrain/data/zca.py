@@ -12,7 +12,14 @@ others (the bias keeps noise directions from being amplified without bound).
 
 The fit streams the rows in chunks (two passes: mean, then covariance, both accumulated in
 float64), so for CIFAR-10 (50,000 x 3,072) it needs ~0.3 GB beyond the images, and an eigh of a
-3,072 x 3,072 matrix (seconds). μ and P are stored as float32; applying is one matrix product.
+3,072 x 3,072 matrix (seconds). μ and P are stored as float32.
+
+Applying is one matrix product, computed in float64 and rounded once, in NumPy and in the graph:
+whitening cancels heavily (P has a large diagonal and many opposite off-diagonal terms), so a
+float32 sum of 3,072 such terms keeps few correct digits, and a trained network amplifies that
+error: with float32 ZCA, a small CIFAR-10 run deviated by 4.6e-5 of its logit scale, past the
+largest float32 noise `bcexport verify` accepts (1e-4 / 16). In model.raw.onnx P is therefore
+stored as float64 (75 MB).
 """
 import numpy as np
 
@@ -41,15 +48,17 @@ def fit(chunks, bias: float = BIAS) -> dict:
 
 
 def apply(rows, params: dict, dtype=np.float32) -> np.ndarray:
-    """(rows − μ) P in `dtype`: rows [N, D] -> [N, D]."""
-    rows = np.asarray(rows, dtype=dtype)
-    return (rows - params["zca_mean"].astype(dtype)) @ params["zca_p"].astype(dtype)
+    """(rows − μ) P computed in float64, returned in `dtype`: rows [N, D] -> [N, D]."""
+    rows = np.asarray(rows, dtype=np.float64)
+    out = (rows - params["zca_mean"].astype(np.float64)) @ params["zca_p"].astype(np.float64)
+    return out.astype(dtype, copy=False)
 
 
 def apply_graph(rows, params: dict):
-    """The same in a TensorFlow graph (float32); constants made while tracing."""
+    """The same in a TensorFlow graph: rows (float64 or float32) -> float32; constants made while
+    tracing (converted to float64 by the converter's constant folding)."""
     import tensorflow as tf
 
-    mean = tf.constant(np.asarray(params["zca_mean"], np.float32), name="zca_mean")
-    p = tf.constant(np.asarray(params["zca_p"], np.float32), name="zca_p")
-    return tf.matmul(rows - mean, p)
+    mean = tf.cast(tf.constant(np.asarray(params["zca_mean"], np.float32), name="zca_mean"), tf.float64)
+    p = tf.cast(tf.constant(np.asarray(params["zca_p"], np.float32), name="zca_p"), tf.float64)
+    return tf.cast(tf.matmul(tf.cast(rows, tf.float64) - mean, p), tf.float32)
