@@ -2,7 +2,8 @@
 
 Each entry says which run-directory file it runs (None: the training code itself), what it is fed
 ("x": the preprocessed float32 input [N, *input_shape]; "pixels": raw uint8 images, preprocessing
-inside the model) and how to get its logits. A back end whose file exists is always verified; a
+inside the model), how to get its logits, and how its file stores the binary weights (checked by
+`bcexport.stored_weights`). A back end whose file exists is always verified; a
 `required` one, or one that export.json lists, must exist. Adding a back end is one entry here.
 """
 import os
@@ -24,6 +25,7 @@ class Backend:
     feed: str               # "x" | "pixels"
     logits: Callable        # (path, dep, inputs, batch, run_dir) -> float logits [N, n_classes]
     required: bool = True   # must exist after `bcexport onnx`
+    weights: str | None = None  # how its file stores the binary weights: "float" (exact ±1) | "bits"
 
 
 def batched(fn, x, batch) -> np.ndarray:
@@ -52,9 +54,9 @@ def onnx_logits(path, dep, feed, batch, run_dir) -> np.ndarray:
 
 BACKENDS = (
     Backend("tf_net", None, "x", tf_net_logits),
-    Backend("onnx", runfiles.MODEL_ONNX, "x", onnx_logits),
-    Backend("onnx_packed", runfiles.MODEL_PACKED_ONNX, "x", onnx_logits),
-    Backend("onnx_raw", runfiles.MODEL_RAW_ONNX, "pixels", onnx_logits, required=False),
+    Backend("onnx", runfiles.MODEL_ONNX, "x", onnx_logits, weights="float"),
+    Backend("onnx_packed", runfiles.MODEL_PACKED_ONNX, "x", onnx_logits, weights="bits"),
+    Backend("onnx_raw", runfiles.MODEL_RAW_ONNX, "pixels", onnx_logits, required=False, weights="float"),
 )
 
 

@@ -56,6 +56,10 @@ def main(argv=None) -> int:
     except (ExportError, ConfigError, DataError) as exc:
         print(f"bcexport {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a read-only run directory, a full disk, permissions, ...
+        where = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        print(f"bcexport {args.command}: error: {where}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -13,14 +13,12 @@ import numpy as np
 from bctrain import runfiles
 from bctrain.arch import WEIGHT_KEYS, layer_specs
 from bctrain.config import Config, load_config
-from bcexport import ExportError
+from bcexport import ExportError, digests
 
 
 
 def require_finished(run_dir: str) -> Config:
     """The Config of a finished run (config.json, metrics.json and best.npz present)."""
-    if not os.path.isdir(run_dir):
-        raise ExportError(f"{run_dir}: no such run directory")
     cfg = load_config(run_dir)
     for name in (runfiles.METRICS_JSON, runfiles.BEST_NPZ):
         if not os.path.isfile(os.path.join(run_dir, name)):
@@ -51,6 +49,9 @@ def read_export(run_dir: str) -> dict:
     exported = _read_json_object(path, runfiles.EXPORT_JSON)
     if not isinstance(exported.get("files"), dict):
         raise ExportError(f"{path}: expected an object with 'files'")
+    if not digests.is_record(exported.get("sha256")):
+        raise ExportError(f"{path}: no valid 'sha256' record of the exported files; run "
+                          f"`bcexport onnx {run_dir}` again")
     return exported
 
 

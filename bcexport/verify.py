@@ -26,7 +26,11 @@ is invisible to any test set).
 A back end passes when every logit is within tol and its argmax agrees with the reference on every
 sample except genuine ties: samples whose two largest reference logits differ by at most 2·tol
 (the only ones whose order two within-tol results can swap); ties are counted separately. The packed
-model must also store its binary weights in at most 1/30 of their float32 bytes. A network whose
+model must also store its binary weights in at most 1/30 of their float32 bytes. Below any logit
+tolerance, the stored weights are checked directly (`bcexport.stored_weights`): exactly the trained
+sign bits in the packed file, exactly the trained ±1 values in the float files. And every file the
+export wrote must still have the SHA-256 recorded in export.json (`bcexport.digests`); a verified
+file that the record does not cover, or that changed since export, is named and fails. A network whose
 measured rtol K·s exceeds 1e-4 is refused (exit 2): such a tolerance would no longer test parity.
 Results go to verify.json; the exit code of the CLI is non-zero on any failure.
 """
@@ -35,15 +39,13 @@ import os
 import sys
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from bctrain.data import load_splits
 from bctrain.data.preprocess import apply_mean
 from bctrain import runfiles
 from bctrain.rundir import atomic_write_json
-from bcexport import ExportError, backends, packed_onnx, reference
-from bcexport.pack import Deployment, load_deployment, pack_bits
+from bcexport import ExportError, backends, digests, reference, stored_weights
+from bcexport.pack import Deployment, load_deployment
 from bcexport.rundir import read_export, read_metrics
 
 U32 = 2.0 ** -24
@@ -61,6 +63,8 @@ def load_test_data(run_dir: str, data_dir=None) -> tuple:
     dataset = metrics.get("dataset")
     if dataset not in ("mnist", "mnist-sample"):
         raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected 'mnist' or 'mnist-sample'")
+    if not isinstance(metrics.get("data_dir"), (str, type(None))):
+        raise ExportError(f"{run_dir}/metrics.json: data_dir {metrics['data_dir']!r}, expected a path or null")
     data_dir = data_dir or metrics.get("data_dir")
     splits = load_splits(dataset, data_dir, allow_sample=False)
     return splits.x_test, splits.y_test, splits.name
@@ -107,45 +111,6 @@ def compare(ref, other, tol, labels) -> dict:
             "logits_within_tol": within, "passed": within and bad == 0}
 
 
-def _float_tensors(model: onnx.ModelProto):
-    """Every float32 tensor stored in the file: initializers and Constant-node values."""
-    for init in model.graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT:
-            yield init.name, init
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Constant" and attr.type == onnx.AttributeProto.TENSOR:
-                yield node.name or node.output[0], attr.t
-
-
-def packed_structure(path: str, dep: Deployment) -> tuple:
-    """(bytes of sign-bit initializers, problems): each block's weights must be stored exactly
-    once, as the bits `pack_bits` gives for them, and no float tensor may be large enough to
-    hold a block's weights (so the file cannot pass on its outputs while storing floats)."""
-    try:
-        model = onnx.load(path)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise ExportError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    matches, problems, total = [], [], 0
-    for init in model.graph.initializer:
-        if not init.name.endswith(packed_onnx.BITS_SUFFIX):
-            continue
-        bits = numpy_helper.to_array(init)
-        total += bits.nbytes
-        hit = [i for i, b in enumerate(dep.blocks) if init.data_type == onnx.TensorProto.UINT8 and any(
-            np.array_equal(pack_bits(v), bits) for v in packed_onnx.layouts(b.wb))]
-        if not hit:
-            problems.append(f"{init.name} holds the bits of no block")
-        matches += hit[:1]
-    for i in range(len(dep.blocks)):
-        if matches.count(i) != 1:
-            problems.append(f"block {i} weights stored as bits {matches.count(i)} times, expected once")
-    smallest = min(b.n_weights for b in dep.blocks)
-    problems += [f"float tensor {name} with {math.prod(t.dims)} values" for name, t in _float_tensors(model)
-                 if math.prod(t.dims) >= smallest]
-    return total, problems
-
-
 def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     """Run every back end on the whole test set, write verify.json, return it (key 'passed').
 
@@ -155,7 +120,8 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     if os.path.exists(stale):  # a failed or refused verification must not leave an old pass behind
         os.remove(stale)
     dep = load_deployment(run_dir)
-    todo = backends.present(run_dir, read_export(run_dir)["files"])
+    exported = read_export(run_dir)
+    todo = backends.present(run_dir, exported["files"])
     pixels, labels, dataset = (load_test or load_test_data)(run_dir, data_dir)
     if math.prod(pixels.shape[1:]) != math.prod(dep.input_shape) or len(pixels) != len(labels):
         raise ExportError(f"test data {dataset}: images {pixels.shape[1:]} and {len(labels)} labels do "
@@ -176,8 +142,14 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
                           f"scale; a tolerance of {K_TOL * noise:.1e} (> {MAX_RTOL:.0e}) would not be a parity check")
     tol = tolerance(ref, noise)
     results = {k: compare(ref, v, tol, labels) for k, v in outputs.items()}
+    for b, path in todo:
+        if b.weights == "float":
+            problems = stored_weights.float_structure(path, dep)
+            results[b.name].update(weight_problems=problems, passed=results[b.name]["passed"] and not problems)
+    changed = (digests.changed(run_dir, exported["sha256"])
+               + digests.unrecorded([b.file for b, _ in todo if b.file], exported["sha256"]))
 
-    bits, problems = packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
+    bits, problems = stored_weights.packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
     float_bytes = 4 * dep.n_binary_weights
     sizes = {"files": {b.file: os.path.getsize(path) for b, path in todo if path},
              "binary_weights": dep.n_binary_weights, "binary_weight_bytes_float32": float_bytes,
@@ -194,12 +166,17 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
                       "tie": "two largest reference logits within 2 * tol"},
         "reference": {"accuracy": float(np.mean(ref[:len(labels)].argmax(axis=1) == labels)),
                       "arithmetic": "float64"},
-        "backends": results, "sizes": sizes, "size_passed": bool(size_ok),
-        "passed": bool(size_ok and all(b["passed"] for b in results.values())),
+        "backends": results, "sizes": sizes, "size_passed": bool(size_ok), "changed_since_export": changed,
+        "passed": bool(size_ok and not changed and all(b["passed"] for b in results.values())),
     }
     atomic_write_json(os.path.join(run_dir, runfiles.VERIFY_JSON), report)
     print_table(report, out or sys.stdout)
     return report
+
+
+def _fraction(ratio: float) -> str:
+    """1/N for a ratio; 0 when there is nothing (a float model in place of the packed one)."""
+    return f"1/{1 / ratio:.1f}" if ratio > 0 else "0"
 
 
 def print_table(report: dict, out):
@@ -215,9 +192,14 @@ def print_table(report: dict, out):
               f"{'ok' if b['passed'] else 'FAIL'}", file=out)
     s = report["sizes"]
     print(f"binary weights {s['binary_weights']}: {s['binary_weight_bytes_packed']} packed bytes = "
-          f"1/{1 / s['binary_weight_bytes_ratio']:.1f} of float32; packed file "
-          f"1/{1 / s['file_ratio_packed_to_float']:.1f} of model.onnx  "
+          f"{_fraction(s['binary_weight_bytes_ratio'])} of float32; packed file "
+          f"{_fraction(s['file_ratio_packed_to_float'])} of model.onnx  "
           f"{'ok' if report['size_passed'] else 'FAIL'}", file=out)
     for problem in s["packed_problems"]:
         print(f"packed model: {problem}", file=out)
+    for name, b in report["backends"].items():
+        for problem in b.get("weight_problems", ()):
+            print(f"{name}: {problem}", file=out)
+    for problem in report["changed_since_export"]:
+        print(f"export record: {problem}", file=out)
     print("verify: " + ("PASSED" if report["passed"] else "FAILED"), file=out)

@@ -60,6 +60,9 @@ def load_data(cfg: Config, data_dir):
     if cfg.conv or math.prod(cfg.input_shape) != xs[0].shape[1]:
         raise ConfigError(f"{splits.name} gives flat vectors of {xs[0].shape[1]} values: input_shape must be "
                           f"{xs[0].shape[1]} and conv empty (got {cfg.input_shape}, conv {cfg.conv or 'none'})")
+    top = max(int(y.max(initial=0)) for y in (splits.y_train, splits.y_val, splits.y_test))
+    if top >= cfg.n_classes:
+        raise ConfigError(f"n_classes={cfg.n_classes}: {splits.name} has labels up to {top}")
     if len(xs[0]) < cfg.batch_size:
         raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {len(xs[0])} training samples")
     return splits, arrays, mean
