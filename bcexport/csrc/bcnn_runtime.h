@@ -21,16 +21,15 @@
 #define BCNN_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* The kernel: scratch floats it needs for M rows of K inputs, the product, and its name. */
-#define BCNN_MATMUL_SCRATCH_FLOATS(M, K) 0
+#define BCNN_MATMUL_SCRATCH_FLOATS(M, K) BCNN_BGEMM_SCRATCH_FLOATS(M, K)
 static inline void bcnn_matmul(int M, int K, int N, const float *X, int ldx, const uint8_t *W,
                                float *Y, int ldy, float *scratch)
 {
-    (void)scratch;
-    bcnn_bgemm_ref(M, K, N, X, ldx, W, Y, ldy);
+    bcnn_bgemm(M, K, N, X, ldx, W, Y, ldy, scratch);
 }
 static inline const char *bcnn_matmul_path(void)
 {
-    return "reference";
+    return bcnn_bgemm_path();
 }
 
 /* y[m, j] = a[j] * y[m, j] + c[j] for m < rows, j < n (row stride ldy); then max(y, 0) if relu. */
