@@ -59,7 +59,8 @@ class CModel:
     def __init__(self, c_dir: str, facts: dict, cc: str | None = None, flags=NATIVE):
         cc = cc or find_cc()
         self._tmp = tempfile.TemporaryDirectory(prefix="bcnn-c-")
-        self.lib = ctypes.CDLL(build_shared(c_dir, self._tmp.name, cc, flags))
+        self.library = build_shared(c_dir, self._tmp.name, cc, flags)
+        self.lib = ctypes.CDLL(self.library)
         self.build = f"{os.path.basename(cc)} {' '.join(flags)}"
         p, f32, u8 = facts["prefix"], ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_uint8)
         self.input_size = int(np.prod(facts["input_shape"]))
