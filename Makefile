@@ -19,7 +19,7 @@ TRAIN_ARGS := --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist export export-c verify bench bench-train bench-infer clean
+.PHONY: venv test train-mnist export export-c verify bench bench-train bench-infer bench-bgemm clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,9 @@ bench-train: $(STAMP)
 
 bench-infer: $(STAMP)
 	$(PY) -m benchmarks.bench_infer $(RUN_DIR)
+
+bench-bgemm: $(STAMP)
+	$(PY) -m benchmarks.bench_bgemm
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

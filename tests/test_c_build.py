@@ -10,33 +10,19 @@ import pytest
 from bcexport import ExportError, reference
 from bcexport.c_build import MCU_CC, STRICT, build_shared, compile_check, mcu_sizes
 from bcexport.cgen import generate
-from bcexport.csrc import CSRC
+from bcexport.csrc import PATHS, cpu_features
 from c_fixtures import awkward_run, float32_bound, inputs, require, write_sources
-
-
-def cpu_flags() -> set:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            return {f for line in fh if line.startswith("flags") for f in line.split(":")[1].split()}
-    except OSError:
-        return set()
 
 
 def native_path() -> str:
     """The kernel path bcnn_bgemm.h picks under -march=native on this CPU."""
-    flags = cpu_flags()
-    return "avx512" if {"avx512f", "avx512bw"} <= flags else "avx2" if "avx2" in flags else "portable"
+    have = cpu_features()
+    return next((p for p in ("avx512", "avx2") if set(PATHS[p].cpu) <= have), "portable")
 
 
-# Native builds of the model: (flags, CPU features they need, kernel path bcnn_bgemm.h picks).
-NATIVE_BUILDS = {
-    "portable": (("-O2", "-DBCNN_PORTABLE"), set(), "portable"),
-    "baseline x86-64": (("-O2", "-march=x86-64"), set(), "portable"),
-    "avx2": (("-O2", "-march=x86-64", "-mavx2", "-mfma"), {"avx2", "fma"}, "avx2"),
-    "avx512": (("-O2", "-march=x86-64", "-mavx2", "-mfma", "-mavx512f", "-mavx512bw"),
-               {"avx2", "fma", "avx512f", "avx512bw"}, "avx512"),
-    "native": (("-O2", "-march=native"), set(), native_path()),
-}
+# Native builds of the model: every x86-64 kernel path (flags: bcexport.csrc.PATHS), and -march=native.
+NATIVE_BUILDS = {name: ("-O2", "-march=x86-64", *PATHS[name].flags) for name in ("portable", "avx2", "avx512")}
+NATIVE_BUILDS["native"] = ("-O2", "-march=native")
 
 
 @pytest.fixture(params=["mlp", "cnn"])
@@ -67,11 +53,12 @@ def test_every_generated_file_compiles_strictly(generated, compiler):
 @pytest.mark.parametrize("build", NATIVE_BUILDS)
 def test_harness_matches_the_reference(generated, tmp_path, build):
     cc, = require("cc")
-    flags, needs, path = NATIVE_BUILDS[build]
-    if platform.machine() != "x86_64" and build != "portable":
+    if platform.machine() != "x86_64":
         pytest.skip("x86-64 builds")
-    if not needs <= cpu_flags():
-        pytest.skip(f"this CPU lacks {', '.join(sorted(needs - cpu_flags()))}")
+    flags, path = NATIVE_BUILDS[build], native_path() if build == "native" else build
+    needs = set(PATHS[path].cpu) - cpu_features()
+    if needs:
+        pytest.skip(f"this CPU lacks {', '.join(sorted(needs))}")
     dep, c_dir, _ = generated
     exe = build_harness(cc, c_dir, str(tmp_path / "harness"), flags)
     pixels, x = inputs(dep, 13, seed=2)
@@ -106,12 +93,10 @@ def test_harness_rejects_a_wrong_size_file(generated, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flags, path", [(("-O2",), "neon"), (("-O2", "-DBCNN_PORTABLE"), "portable")],
-                         ids=["neon", "portable"])
-def test_aarch64_harness_under_qemu(generated, tmp_path, flags, path):
+@pytest.mark.parametrize("path", ["neon", "portable"])
+def test_aarch64_harness_under_qemu(generated, tmp_path, path):
     cc, qemu = require("aarch64-linux-gnu-gcc", "qemu-aarch64")
-    if path == "neon" and not (CSRC / "bcnn_bgemm_neon.h").exists():
-        pytest.skip("the NEON path of bcnn_bgemm is not in this tree yet")
+    flags = ("-O2", *PATHS[path].flags)
     dep, c_dir, _ = generated
     exe = build_harness(cc, c_dir, str(tmp_path / "harness-aarch64"), flags)
     pixels, x = inputs(dep, 7, seed=5)

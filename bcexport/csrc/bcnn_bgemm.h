@@ -11,7 +11,7 @@
  * are built with additions (negation flips a sign bit), and a nibble of W is the index of the
  * entry to add: one table lookup and one addition per 4 weights, no multiplication anywhere.
  *
- *   void bcnn_bgemm(M, K, N, X, ldx, W, Y, ldy, scratch)
+ *   void bcnn_bgemm(M, K, N, X, ldx, W, Y, ldy, scratch)      M, N >= 0, K >= 1, ldx >= K, ldy >= N
  *       scratch: BCNN_BGEMM_SCRATCH_FLOATS(M, K) floats, any alignment, contents ignored.
  *       Reads X only at k < K, writes Y only at n < N (and, while running, only there).
  *   const char *bcnn_bgemm_path(void)      "avx512", "avx2", "neon" or "portable"
@@ -24,7 +24,9 @@
  * group order, of table entries that carry two roundings each, so with u = 2^-24 and d = KG + 2,
  *   |Y - exact| <= gamma_d * sum_k |X[m*ldx + k]|,   gamma_d = d*u / (1 - d*u)
  * (Higham, Accuracy and Stability of Numerical Algorithms, §3.1). Each term is ±x added, never
- * the cancellation-prone 2*sum_{w=+1} x - sum x.
+ * the cancellation-prone 2*sum_{w=+1} x - sum x. All paths perform the same float32 operations in
+ * the same order, so with IEEE arithmetic (no -ffast-math) their results are identical bit for bit
+ * (tests/test_c_bgemm.py checks it against a NumPy emulation of that order).
  *
  * C99, header-only, no allocation, no stdio.
  */
@@ -97,7 +99,7 @@ static inline void bcnn_table16(float *T, const float *x, int k0, int K)
 #elif defined(__AVX2__)
 #include "bcnn_bgemm_avx2.h"
 #define BCNN_BGEMM_PATH "avx2"
-#elif defined(__ARM_NEON) && defined(__aarch64__)
+#elif defined(__ARM_NEON) && defined(__aarch64__) && !defined(__ARM_BIG_ENDIAN)
 #include "bcnn_bgemm_neon.h"
 #define BCNN_BGEMM_PATH "neon"
 #else

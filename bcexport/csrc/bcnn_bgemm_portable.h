@@ -25,10 +25,11 @@ static inline void bcnn_portable_block(const float *T, int gn, const uint8_t *w,
         int has_hi = n0 + 16 + r < n_end;
         float lo = first ? 0.0f : y[n0 + r];
         float hi = first || !has_hi ? 0.0f : y[n0 + 16 + r];
-        for (int g = 0; g < gn; ++g) {
-            unsigned byte = w[16 * g + r];
-            lo += T[16 * g + (byte & 15u)];
-            hi += T[16 * g + (byte >> 4)];
+        const uint8_t *wr = w + r;
+        for (const float *t = T; t < T + 16 * gn; t += 16, wr += 16) {
+            unsigned byte = *wr;
+            lo += t[byte & 15u];
+            hi += t[byte >> 4];
         }
         y[n0 + r] = lo;
         if (has_hi)
