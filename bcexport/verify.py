@@ -88,18 +88,25 @@ def tolerance(ref, noise: float) -> np.ndarray:
     return K_TOL * noise * logit_scale(ref)
 
 
+def _finite_or_none(value):
+    """JSON has no NaN or infinity: a non-finite figure is recorded as null."""
+    return float(value) if np.isfinite(value) else None
+
+
 def compare(ref, other, tol, labels) -> dict:
     """Logit and argmax agreement of one back end with the reference; accuracy over the first
     len(labels) rows (the test set; the rows after it are random probes)."""
     diff = np.abs(np.asarray(other, np.float64) - ref)
+    diff[~np.isfinite(diff)] = np.inf  # a NaN logit is as far off as an infinite one
     top2 = np.sort(ref, axis=1)[:, -2:]
     tie = (top2[:, 1] - top2[:, 0]) <= 2 * tol
     disagree = other.argmax(axis=1) != ref.argmax(axis=1)
     within = bool(np.all(diff <= tol[:, None]))
     bad = int(np.sum(disagree & ~tie))
     return {"accuracy": float(np.mean(other[:len(labels)].argmax(axis=1) == labels)),
-            "max_abs_logit_diff": float(diff.max(initial=0.0)),
-            "max_diff_over_tol": float((diff.max(axis=1, initial=0.0) / tol).max(initial=0.0)),
+            "max_abs_logit_diff": _finite_or_none(diff.max(initial=0.0)),
+            "max_diff_over_tol": _finite_or_none((diff.max(axis=1, initial=0.0) / tol).max(initial=0.0)),
+            "non_finite_logits": int(np.sum(~np.isfinite(other))),
             "argmax_agreement": float(1.0 - np.mean(disagree)) if len(ref) else 1.0,
             "argmax_disagreements": bad, "tie_disagreements": int(np.sum(disagree & tie)),
             "logits_within_tol": within, "passed": within and bad == 0}
@@ -211,8 +218,9 @@ def print_table(report: dict, out):
     print(f"{'back end':<12} {'accuracy':>9} {'max|dlogit|':>12} {'/tol':>8} {'argmax≠':>8} {'ties':>5}",
           file=out)
     for name, b in report["backends"].items():
-        print(f"{name:<12} {100 * b['accuracy']:>8.2f}% {b['max_abs_logit_diff']:>12.3e} "
-              f"{b['max_diff_over_tol']:>8.3g} {b['argmax_disagreements']:>8d} {b['tie_disagreements']:>5d}  "
+        diff, over = (b[k] if b[k] is not None else math.inf for k in ("max_abs_logit_diff", "max_diff_over_tol"))
+        print(f"{name:<12} {100 * b['accuracy']:>8.2f}% {diff:>12.3e} "
+              f"{over:>8.3g} {b['argmax_disagreements']:>8d} {b['tie_disagreements']:>5d}  "
               f"{'ok' if b['passed'] else 'FAIL'}", file=out)
     for name, b in report["backends"].items():
         if "details" in b:

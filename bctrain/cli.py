@@ -12,6 +12,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from bctrain.config import PRESETS, Config, ConfigError, with_overrides
 
+EXIT_STOPPED = 1  # training stopped by a non-finite loss or weight
+EXIT_USAGE = 2    # unusable input: one line on stderr, nothing changed
+EXIT_INTERRUPTED = 130
+
 
 def _parse_tuple(text: str) -> tuple:
     return tuple(int(v) for v in text.split(",") if v.strip()) if text.strip() else ()
@@ -65,17 +69,21 @@ def main(argv=None) -> int:
         cfg = with_overrides(args.preset, **{n: getattr(args, n) for n in names})
         run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
         from bctrain.data import DataError  # imported late: TensorFlow loads with training
+        from bctrain.finite import NonFiniteError
         from bctrain.train import train
         try:
             train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume)
         except DataError as exc:
             raise ConfigError(str(exc)) from None
+        except NonFiniteError as exc:
+            print(f"bctrain: error: {exc}", file=sys.stderr)
+            return EXIT_STOPPED
     except ConfigError as exc:
         print(f"bctrain: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("bctrain: interrupted; continue with --resume (RESUME=1)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 

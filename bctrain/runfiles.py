@@ -10,8 +10,9 @@ HISTORY_JSONL = "history.jsonl"      # one JSON object per epoch
 METRICS_JSON = "metrics.json"        # summary at the end; its presence means "finished"
 BEST_NPZ = "best.npz"                # weights of the selected epoch
 PREPROCESS_NPZ = "preprocess.npz"    # fitted preprocessing parameters
-CKPT_DIR = "ckpt"                    # tf.train.CheckpointManager
+CKPT_DIR = "ckpt"                    # ckpt-<epoch>.* of the last two epochs (bctrain.checkpoints)
 TB_DIR = "tb"                        # TensorBoard events
+LOCK = "train.lock"                  # flock-ed by the training process (bctrain.runlock)
 CURVES_PNG = "curves.png"
 WEIGHTS_PNG = "weights_layer0.png"
 

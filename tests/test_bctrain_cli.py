@@ -54,3 +54,11 @@ def test_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("bctrain.train.train", interrupted)
     assert main(["train", "--epochs", "1", "--run-dir", str(tmp_path / "run")]) == 130
     assert "--resume" in capsys.readouterr().err
+
+
+def test_non_finite_training_exits_1_with_one_line(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", "--epochs", "3", "--hidden", "16", "--jit", "false", "--dataset", "mnist-sample",
+                 "--optimizer", "sgd", "--lr-start", "1e30", "--lr-end", "1e29", "--run-dir", run]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("bctrain: error: training stopped:") and "epoch 1, step" in err[0]

@@ -59,6 +59,15 @@ def test_compare_counts_ties_separately():
     assert not compare(ref, off, tol, labels)["passed"]
 
 
+def test_non_finite_logits_fail_and_are_recorded_as_valid_json():
+    ref = np.array([[1.0, 2.0], [3.0, 0.0]])
+    other = np.array([[1.0, np.nan], [3.0, np.inf]])
+    r = compare(ref, other, np.full(2, 1e-6), np.array([1, 0]))
+    assert not r["passed"] and r["non_finite_logits"] == 2
+    assert r["max_abs_logit_diff"] is None and r["max_diff_over_tol"] is None
+    json.dumps(r, allow_nan=False)
+
+
 def _most_active_hidden_unit(run_dir, cfg):
     dep = load_deployment(run_dir)
     pixels, _, _ = synthetic_test_data(cfg)

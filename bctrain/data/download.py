@@ -2,8 +2,10 @@
 
 The cache lives outside the repository: `$BCNN_CACHE/mnist/`, default `~/.cache/bcnn/mnist/`.
 A file is used only after its SHA-256 matches the published value (shared with TensorFlow
-Datasets, Keras and torchvision): cached files are checked before every use and deleted on a
-mismatch, downloads go to a temporary name that is renamed only once verified. `fetch_url`
+Datasets, Keras and torchvision): cached files are checked before every use, downloads go to a
+temporary name that is renamed only once verified. A cached file with another checksum may be the
+user's own (`BCNN_CACHE` pointed at a directory of other IDX files): it is reported
+(`CacheConflict`) and never deleted or overwritten. `fetch_url`
 is the one function that touches the network; tests replace it (or use `file://` mirrors).
 Pure stdlib.
 """
@@ -37,6 +39,10 @@ TIMEOUT_S = 30  # per socket operation; without a network the failure is immedia
 Fetch = Callable[[str, Path], None]
 
 
+class CacheConflict(DataError):
+    """A file in the cache under an MNIST name that is not the official file; it is left alone."""
+
+
 def cache_dir() -> Path:
     """Root of the download cache: $BCNN_CACHE, else ~/.cache/bcnn."""
     env = os.environ.get("BCNN_CACHE")
@@ -62,17 +68,20 @@ def fetch_url(url: str, dest: Path) -> None:
 
 
 def verified_cached(name: str, directory: Path, sha256: str) -> Path | None:
-    """The cached file if its checksum matches; a mismatching file is deleted, never used."""
+    """The cached file if its checksum matches, None if there is none; anything else under that
+    name is not ours to delete or replace: CacheConflict names it."""
     path = Path(directory) / name
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
-    if sha256_file(path) == sha256:
-        return path
+    advice = "left untouched: move it away, or set BCNN_CACHE to another directory"
     try:
-        path.unlink()
+        got = sha256_file(path)
     except OSError as exc:
-        raise DataError(f"{path}: fails its SHA-256 check and cannot be removed ({exc.strerror})") from None
-    return None
+        raise CacheConflict(f"{path}: unreadable ({exc.strerror or exc}); {advice}") from None
+    if got != sha256:
+        raise CacheConflict(f"{path}: not the official MNIST file (SHA-256 {got[:16]}..., expected "
+                            f"{sha256[:16]}...); {advice}")
+    return path
 
 
 def download_verified(name: str, directory: Path, sha256: str, fetch: Fetch | None = None) -> Path:
@@ -97,8 +106,11 @@ def download_verified(name: str, directory: Path, sha256: str, fetch: Fetch | No
                 failures.append(f"{url}: SHA-256 mismatch (got {got}, expected {sha256})")
                 continue
             final = directory / name
+            verified_cached(name, directory, sha256)  # never replace a file that appeared meanwhile
             os.replace(tmp, final)
             return final
+        except CacheConflict:
+            raise
         # URLError, timeouts, refused connections, cut-off bodies, malformed URLs, disk errors.
         except (OSError, http.client.HTTPException, ValueError) as e:
             failures.append(f"{url}: {getattr(e, 'reason', None) or e}")

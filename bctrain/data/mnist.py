@@ -81,7 +81,7 @@ def load_splits(
     try:
         directory = download.ensure_mnist(allow_download=allow_download)
     except DataError as e:
-        if not allow_sample:
+        if not allow_sample or isinstance(e, download.CacheConflict):  # the user's files: say so, stop
             raise
         splits = sample.load_sample()
         n_train, n_val, n_test = splits.counts()
