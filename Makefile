@@ -19,7 +19,7 @@ TRAIN_ARGS := --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist export verify bench bench-train bench-infer bench-bgemm clean
+.PHONY: venv test train-mnist export export-c verify bench bench-train bench-infer bench-bgemm clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,9 @@ train-mnist: $(STAMP)
 
 export: $(STAMP)
 	$(VENV)/bin/bcexport onnx $(RUN_DIR)
+
+export-c: $(STAMP)
+	$(VENV)/bin/bcexport c $(RUN_DIR)
 
 verify: $(STAMP)
 	$(VENV)/bin/bcexport verify $(RUN_DIR) $(if $(DATA_DIR),--data-dir $(DATA_DIR))

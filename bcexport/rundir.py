@@ -26,7 +26,7 @@ def require_finished(run_dir: str) -> Config:
     return cfg
 
 
-def _read_json_object(path: str, what: str) -> dict:
+def read_json_object(path: str, what: str) -> dict:
     try:
         with open(path) as fh:
             data = json.load(fh)
@@ -38,7 +38,7 @@ def _read_json_object(path: str, what: str) -> dict:
 
 
 def read_metrics(run_dir: str) -> dict:
-    return _read_json_object(os.path.join(run_dir, runfiles.METRICS_JSON), "metrics")
+    return read_json_object(os.path.join(run_dir, runfiles.METRICS_JSON), "metrics")
 
 
 def read_export(run_dir: str) -> dict:
@@ -46,7 +46,7 @@ def read_export(run_dir: str) -> dict:
     path = os.path.join(run_dir, runfiles.EXPORT_JSON)
     if not os.path.isfile(path):
         raise ExportError(f"{run_dir}: no {runfiles.EXPORT_JSON}; run `bcexport onnx {run_dir}` first")
-    exported = _read_json_object(path, runfiles.EXPORT_JSON)
+    exported = read_json_object(path, runfiles.EXPORT_JSON)
     if not isinstance(exported.get("files"), dict):
         raise ExportError(f"{path}: expected an object with 'files'")
     if not digests.is_record(exported.get("sha256")):

@@ -7,7 +7,11 @@ the packed weights (`bcexport.reference`):
     onnx         onnxruntime on model.onnx            (preprocessed float32 input)
     onnx_packed  onnxruntime on model.packed.onnx     (preprocessed float32 input)
     onnx_raw     onnxruntime on model.raw.onnx        (raw uint8 pixels, preprocessing in-graph)
-Every back end whose file exists is verified, whatever export.json lists.
+    c            the generated C (c/bcnn_model.c, `bcexport c`), built natively (-O2 -march=native)
+                 and called through ctypes               (preprocessed float32 input)
+    c_raw        its pixel entry point                  (raw uint8 pixels, preprocessing in C)
+Every back end whose file exists is verified, whatever export.json lists; the C entries record the
+kernel path they ran.
 
 Tolerance, per test sample (row of logits):
     scale = max(1, max_j |ref_j|),   tol = K · s · scale,   K = 16,
@@ -45,6 +49,7 @@ from bctrain.data.preprocess import apply_mean
 from bctrain import runfiles
 from bctrain.rundir import atomic_write_json
 from bcexport import ExportError, backends, digests, reference, stored_weights
+from bcexport.c_export import read_c_export
 from bcexport.pack import Deployment, load_deployment
 from bcexport.rundir import read_export, read_metrics
 
@@ -120,8 +125,9 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     if os.path.exists(stale):  # a failed or refused verification must not leave an old pass behind
         os.remove(stale)
     dep = load_deployment(run_dir)
-    exported = read_export(run_dir)
-    todo = backends.present(run_dir, exported["files"])
+    exported, c_exported = read_export(run_dir), read_c_export(run_dir) or {}
+    recorded = {**exported["sha256"], **c_exported.get("sha256", {})}
+    todo = backends.present(run_dir, list(exported["files"]) + list(c_exported.get("files", {})))
     pixels, labels, dataset = (load_test or load_test_data)(run_dir, data_dir)
     if math.prod(pixels.shape[1:]) != math.prod(dep.input_shape) or len(pixels) != len(labels):
         raise ExportError(f"test data {dataset}: images {pixels.shape[1:]} and {len(labels)} labels do "
@@ -146,8 +152,10 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
         if b.weights == "float":
             problems = stored_weights.float_structure(path, dep)
             results[b.name].update(weight_problems=problems, passed=results[b.name]["passed"] and not problems)
-    changed = (digests.changed(run_dir, exported["sha256"])
-               + digests.unrecorded([b.file for b, _ in todo if b.file], exported["sha256"]))
+        if b.details:
+            results[b.name]["details"] = b.details(run_dir)
+    changed = (digests.changed(run_dir, recorded)
+               + digests.unrecorded(sorted({b.file for b, _ in todo if b.file}), recorded))
 
     bits, problems = stored_weights.packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
     float_bytes = 4 * dep.n_binary_weights
@@ -190,6 +198,9 @@ def print_table(report: dict, out):
         print(f"{name:<12} {100 * b['accuracy']:>8.2f}% {diff:>12.3e} "
               f"{over:>8.3g} {b['argmax_disagreements']:>8d} {b['tie_disagreements']:>5d}  "
               f"{'ok' if b['passed'] else 'FAIL'}", file=out)
+    for name, b in report["backends"].items():
+        if "details" in b:
+            print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in b["details"].items()), file=out)
     s = report["sizes"]
     print(f"binary weights {s['binary_weights']}: {s['binary_weight_bytes_packed']} packed bytes = "
           f"{_fraction(s['binary_weight_bytes_ratio'])} of float32; packed file "

@@ -74,6 +74,9 @@ PRESETS = {
     "mnist-paper": Config(preset="mnist-paper", hidden=(1024, 1024, 1024), optimizer="sgd",
                           batch_size=200, epochs=1000, lr_start=3.0, lr_end=0.1, bn_alpha=0.33,
                           h="glorot", lr_scale="1"),
+    # The mnist recipe on a network small enough for a 256 KB-flash microcontroller (bcexport c):
+    # 784-3x256-10, 334,336 binary weights, 42 KB of 1-bit weights.
+    "mnist-small": Config(preset="mnist-small", hidden=(256, 256, 256)),
 }
 
 

@@ -22,6 +22,14 @@ def test_mnist_paper_preset_uses_sgd_and_glorot_h():
     assert (cfg.optimizer, cfg.h, cfg.lr_scale) == ("sgd", "glorot", "1")
 
 
+def test_mnist_small_preset_fits_a_256_kb_flash_part():
+    from bctrain.arch import count_binary_weights, layer_specs
+    cfg = PRESETS["mnist-small"]
+    assert cfg.hidden == (256, 256, 256) and dataclasses.replace(cfg, preset="mnist", hidden=PRESETS["mnist"].hidden) \
+        == PRESETS["mnist"]
+    assert count_binary_weights(layer_specs(cfg)) == 784 * 256 + 2 * 256 * 256 + 256 * 10 == 334_336
+
+
 def test_json_round_trip(tmp_path):
     cfg = with_overrides("mnist", epochs=3, hidden=(16, 8), binarize="stoch")
     (tmp_path / "config.json").write_text(cfg.to_json())
