@@ -21,7 +21,7 @@ TRAIN_ARGS = --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist train-cifar10 train-svhn export verify bench bench-train bench-infer clean
+.PHONY: venv test train-mnist train-cifar10 train-svhn export export-c verify bench bench-train bench-infer bench-bgemm clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,9 @@ train-mnist train-cifar10 train-svhn: $(STAMP)
 export: $(STAMP)
 	$(VENV)/bin/bcexport onnx $(RUN_DIR)
 
+export-c: $(STAMP)
+	$(VENV)/bin/bcexport c $(RUN_DIR)
+
 verify: $(STAMP)
 	$(VENV)/bin/bcexport verify $(RUN_DIR) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
@@ -52,6 +55,9 @@ bench-train: $(STAMP)
 
 bench-infer: $(STAMP)
 	$(PY) -m benchmarks.bench_infer $(RUN_DIR)
+
+bench-bgemm: $(STAMP)
+	$(PY) -m benchmarks.bench_bgemm
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

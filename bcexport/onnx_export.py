@@ -20,7 +20,7 @@ import tf2onnx
 
 from bctrain import runfiles
 from bctrain.rundir import atomic_write_bytes, atomic_write_json
-from bcexport import ExportError, packed_onnx
+from bcexport import ExportError, digests, packed_onnx
 from bcexport.pack import BIT_ORDER, Deployment, load_deployment
 from bcexport.tfmodel import has_raw_model, inference_function, raw_inference_function
 
@@ -61,10 +61,12 @@ def session(model_or_path, threads=None) -> onnxruntime.InferenceSession:
 
 
 def _remove_stale(run_dir: str):
-    """A new export invalidates an earlier verification."""
-    path = os.path.join(run_dir, runfiles.VERIFY_JSON)
-    if os.path.exists(path):
-        os.remove(path)
+    """A new export invalidates an earlier verification, and until export.json is written again
+    (last) the directory holds no complete export."""
+    for name in (runfiles.VERIFY_JSON, runfiles.EXPORT_JSON):
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def export_models(dep: Deployment) -> dict:
@@ -93,6 +95,7 @@ def export_run(run_dir: str) -> dict:
     packed_bytes = sum(v[2] for v in out["packing"].values())
     summary = {
         "files": sizes,
+        "sha256": digests.record(run_dir, blobs),
         "binary_weights": dep.n_binary_weights,
         "binary_weight_bytes": {"float32": float_bytes, "packed": packed_bytes,
                                 "ratio": packed_bytes / float_bytes},

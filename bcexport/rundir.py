@@ -14,14 +14,12 @@ from bctrain import runfiles
 from bctrain.arch import WEIGHT_KEYS, layer_specs
 from bctrain.config import Config, load_config
 from bctrain.data.preprocess import KINDS
-from bcexport import ExportError
+from bcexport import ExportError, digests
 
 
 
 def require_finished(run_dir: str) -> Config:
     """The Config of a finished run (config.json, metrics.json and best.npz present)."""
-    if not os.path.isdir(run_dir):
-        raise ExportError(f"{run_dir}: no such run directory")
     cfg = load_config(run_dir)
     for name in (runfiles.METRICS_JSON, runfiles.BEST_NPZ):
         if not os.path.isfile(os.path.join(run_dir, name)):
@@ -29,7 +27,7 @@ def require_finished(run_dir: str) -> Config:
     return cfg
 
 
-def _read_json_object(path: str, what: str) -> dict:
+def read_json_object(path: str, what: str) -> dict:
     try:
         with open(path) as fh:
             data = json.load(fh)
@@ -41,7 +39,7 @@ def _read_json_object(path: str, what: str) -> dict:
 
 
 def read_metrics(run_dir: str) -> dict:
-    return _read_json_object(os.path.join(run_dir, runfiles.METRICS_JSON), "metrics")
+    return read_json_object(os.path.join(run_dir, runfiles.METRICS_JSON), "metrics")
 
 
 def read_export(run_dir: str) -> dict:
@@ -49,9 +47,12 @@ def read_export(run_dir: str) -> dict:
     path = os.path.join(run_dir, runfiles.EXPORT_JSON)
     if not os.path.isfile(path):
         raise ExportError(f"{run_dir}: no {runfiles.EXPORT_JSON}; run `bcexport onnx {run_dir}` first")
-    exported = _read_json_object(path, runfiles.EXPORT_JSON)
+    exported = read_json_object(path, runfiles.EXPORT_JSON)
     if not isinstance(exported.get("files"), dict):
         raise ExportError(f"{path}: expected an object with 'files'")
+    if not digests.is_record(exported.get("sha256")):
+        raise ExportError(f"{path}: no valid 'sha256' record of the exported files; run "
+                          f"`bcexport onnx {run_dir}` again")
     return exported
 
 

@@ -7,7 +7,11 @@ the packed weights (`bcexport.reference`):
     onnx         onnxruntime on model.onnx            (preprocessed float32 input)
     onnx_packed  onnxruntime on model.packed.onnx     (preprocessed float32 input)
     onnx_raw     onnxruntime on model.raw.onnx        (raw uint8 pixels, preprocessing in-graph)
-Every back end whose file exists is verified, whatever export.json lists.
+    c            the generated C (c/bcnn_model.c, `bcexport c`), built natively (-O2 -march=native)
+                 and called through ctypes               (preprocessed float32 input)
+    c_raw        its pixel entry point                  (raw uint8 pixels, preprocessing in C)
+Every back end whose file exists is verified, whatever export.json lists; the C entries record the
+kernel path they ran.
 
 The test data is the run's dataset (metrics.json, `bctrain.data.registry`), preprocessed with the
 run's kind and parameters (preprocess.npz, `bctrain.data.preprocess.KINDS`). Each back end is
@@ -33,7 +37,11 @@ is invisible to any test set).
 A back end passes when every logit is within tol and its argmax agrees with the reference on every
 sample except genuine ties: samples whose two largest reference logits differ by at most 2·tol
 (the only ones whose order two within-tol results can swap); ties are counted separately. The packed
-model must also store its binary weights in at most 1/30 of their float32 bytes. A network whose
+model must also store its binary weights in at most 1/30 of their float32 bytes. Below any logit
+tolerance, the stored weights are checked directly (`bcexport.stored_weights`): exactly the trained
+sign bits in the packed file, exactly the trained ±1 values in the float files. And every file the
+export wrote must still have the SHA-256 recorded in export.json (`bcexport.digests`); a verified
+file that the record does not cover, or that changed since export, is named and fails. A network whose
 measured rtol K·s exceeds 1e-4 is refused (exit 2): such a tolerance would no longer test parity.
 Results go to verify.json; the exit code of the CLI is non-zero on any failure.
 """
@@ -42,15 +50,14 @@ import os
 import sys
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from bctrain.data import DATASETS, load_splits
 from bctrain.data.preprocess import KINDS
 from bctrain import runfiles
 from bctrain.rundir import atomic_write_json
-from bcexport import ExportError, backends, packed_onnx, reference
-from bcexport.pack import Deployment, load_deployment, pack_bits
+from bcexport import ExportError, backends, digests, reference, stored_weights
+from bcexport.c_export import read_c_export
+from bcexport.pack import Deployment, load_deployment
 from bcexport.rundir import read_export, read_metrics
 
 U32 = 2.0 ** -24
@@ -68,6 +75,8 @@ def load_test_data(run_dir: str, data_dir=None) -> tuple:
     dataset = metrics.get("dataset")
     if dataset not in DATASETS:
         raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
+    if not isinstance(metrics.get("data_dir"), (str, type(None))):
+        raise ExportError(f"{run_dir}/metrics.json: data_dir {metrics['data_dir']!r}, expected a path or null")
     data_dir = data_dir or metrics.get("data_dir")
     splits = load_splits(dataset, data_dir, allow_sample=False)
     return splits.x_test, splits.y_test, splits.name
@@ -92,60 +101,28 @@ def tolerance(ref, noise: float) -> np.ndarray:
     return K_TOL * noise * logit_scale(ref)
 
 
+def _finite_or_none(value):
+    """JSON has no NaN or infinity: a non-finite figure is recorded as null."""
+    return float(value) if np.isfinite(value) else None
+
+
 def compare(ref, other, tol, labels) -> dict:
     """Logit and argmax agreement of one back end with the reference; accuracy over the first
     len(labels) rows (the test set; the rows after it are random probes)."""
     diff = np.abs(np.asarray(other, np.float64) - ref)
+    diff[~np.isfinite(diff)] = np.inf  # a NaN logit is as far off as an infinite one
     top2 = np.sort(ref, axis=1)[:, -2:]
     tie = (top2[:, 1] - top2[:, 0]) <= 2 * tol
     disagree = other.argmax(axis=1) != ref.argmax(axis=1)
     within = bool(np.all(diff <= tol[:, None]))
     bad = int(np.sum(disagree & ~tie))
     return {"accuracy": float(np.mean(other[:len(labels)].argmax(axis=1) == labels)),
-            "max_abs_logit_diff": float(diff.max(initial=0.0)),
-            "max_diff_over_tol": float((diff.max(axis=1, initial=0.0) / tol).max(initial=0.0)),
+            "max_abs_logit_diff": _finite_or_none(diff.max(initial=0.0)),
+            "max_diff_over_tol": _finite_or_none((diff.max(axis=1, initial=0.0) / tol).max(initial=0.0)),
+            "non_finite_logits": int(np.sum(~np.isfinite(other))),
             "argmax_agreement": float(1.0 - np.mean(disagree)) if len(ref) else 1.0,
             "argmax_disagreements": bad, "tie_disagreements": int(np.sum(disagree & tie)),
             "logits_within_tol": within, "passed": within and bad == 0}
-
-
-def _float_tensors(model: onnx.ModelProto):
-    """Every float32 tensor stored in the file: initializers and Constant-node values."""
-    for init in model.graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT:
-            yield init.name, init
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Constant" and attr.type == onnx.AttributeProto.TENSOR:
-                yield node.name or node.output[0], attr.t
-
-
-def packed_structure(path: str, dep: Deployment) -> tuple:
-    """(bytes of sign-bit initializers, problems): each block's weights must be stored exactly
-    once, as the bits `pack_bits` gives for them, and no float tensor may be large enough to
-    hold a block's weights (so the file cannot pass on its outputs while storing floats)."""
-    try:
-        model = onnx.load(path)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise ExportError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    matches, problems, total = [], [], 0
-    for init in model.graph.initializer:
-        if not init.name.endswith(packed_onnx.BITS_SUFFIX):
-            continue
-        bits = numpy_helper.to_array(init)
-        total += bits.nbytes
-        hit = [i for i, b in enumerate(dep.blocks) if init.data_type == onnx.TensorProto.UINT8 and any(
-            np.array_equal(pack_bits(v), bits) for v in packed_onnx.layouts(b.wb))]
-        if not hit:
-            problems.append(f"{init.name} holds the bits of no block")
-        matches += hit[:1]
-    for i in range(len(dep.blocks)):
-        if matches.count(i) != 1:
-            problems.append(f"block {i} weights stored as bits {matches.count(i)} times, expected once")
-    smallest = min(b.n_weights for b in dep.blocks)
-    problems += [f"float tensor {name} with {math.prod(t.dims)} values" for name, t in _float_tensors(model)
-                 if math.prod(t.dims) >= smallest]
-    return total, problems
 
 
 def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
@@ -157,7 +134,9 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     if os.path.exists(stale):  # a failed or refused verification must not leave an old pass behind
         os.remove(stale)
     dep = load_deployment(run_dir)
-    todo = backends.present(run_dir, read_export(run_dir)["files"])
+    exported, c_exported = read_export(run_dir), read_c_export(run_dir) or {}
+    recorded = {**exported["sha256"], **c_exported.get("sha256", {})}
+    todo = backends.present(run_dir, list(exported["files"]) + list(c_exported.get("files", {})))
     pixels, labels, dataset = (load_test or load_test_data)(run_dir, data_dir)
     if math.prod(pixels.shape[1:]) != math.prod(dep.input_shape) or len(pixels) != len(labels):
         raise ExportError(f"test data {dataset}: images {pixels.shape[1:]} and {len(labels)} labels do "
@@ -185,8 +164,16 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     tols = {feed: tolerance(r, noise[feed]) for feed, r in refs.items()}
     results = {b.name: compare(refs[b.feed], outputs[b.name], tols[b.feed], labels) for b, _ in todo}
     ref = refs["x"]
+    for b, path in todo:
+        if b.weights == "float":
+            problems = stored_weights.float_structure(path, dep)
+            results[b.name].update(weight_problems=problems, passed=results[b.name]["passed"] and not problems)
+        if b.details:
+            results[b.name]["details"] = b.details(run_dir)
+    changed = (digests.changed(run_dir, recorded)
+               + digests.unrecorded(sorted({b.file for b, _ in todo if b.file}), recorded))
 
-    bits, problems = packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
+    bits, problems = stored_weights.packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
     float_bytes = 4 * dep.n_binary_weights
     sizes = {"files": {b.file: os.path.getsize(path) for b, path in todo if path},
              "binary_weights": dep.n_binary_weights, "binary_weight_bytes_float32": float_bytes,
@@ -206,12 +193,17 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
         "preprocess": dep.preprocess,
         "reference": {"accuracy": float(np.mean(ref[:len(labels)].argmax(axis=1) == labels)),
                       "arithmetic": "float64"},
-        "backends": results, "sizes": sizes, "size_passed": bool(size_ok),
-        "passed": bool(size_ok and all(b["passed"] for b in results.values())),
+        "backends": results, "sizes": sizes, "size_passed": bool(size_ok), "changed_since_export": changed,
+        "passed": bool(size_ok and not changed and all(b["passed"] for b in results.values())),
     }
     atomic_write_json(os.path.join(run_dir, runfiles.VERIFY_JSON), report)
     print_table(report, out or sys.stdout)
     return report
+
+
+def _fraction(ratio: float) -> str:
+    """1/N for a ratio; 0 when there is nothing (a float model in place of the packed one)."""
+    return f"1/{1 / ratio:.1f}" if ratio > 0 else "0"
 
 
 def print_table(report: dict, out):
@@ -223,14 +215,23 @@ def print_table(report: dict, out):
     print(f"{'back end':<12} {'accuracy':>9} {'max|dlogit|':>12} {'/tol':>8} {'argmax≠':>8} {'ties':>5}",
           file=out)
     for name, b in report["backends"].items():
-        print(f"{name:<12} {100 * b['accuracy']:>8.2f}% {b['max_abs_logit_diff']:>12.3e} "
-              f"{b['max_diff_over_tol']:>8.3g} {b['argmax_disagreements']:>8d} {b['tie_disagreements']:>5d}  "
+        diff, over = (b[k] if b[k] is not None else math.inf for k in ("max_abs_logit_diff", "max_diff_over_tol"))
+        print(f"{name:<12} {100 * b['accuracy']:>8.2f}% {diff:>12.3e} "
+              f"{over:>8.3g} {b['argmax_disagreements']:>8d} {b['tie_disagreements']:>5d}  "
               f"{'ok' if b['passed'] else 'FAIL'}", file=out)
+    for name, b in report["backends"].items():
+        if "details" in b:
+            print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in b["details"].items()), file=out)
     s = report["sizes"]
     print(f"binary weights {s['binary_weights']}: {s['binary_weight_bytes_packed']} packed bytes = "
-          f"1/{1 / s['binary_weight_bytes_ratio']:.1f} of float32; packed file "
-          f"1/{1 / s['file_ratio_packed_to_float']:.1f} of model.onnx  "
+          f"{_fraction(s['binary_weight_bytes_ratio'])} of float32; packed file "
+          f"{_fraction(s['file_ratio_packed_to_float'])} of model.onnx  "
           f"{'ok' if report['size_passed'] else 'FAIL'}", file=out)
     for problem in s["packed_problems"]:
         print(f"packed model: {problem}", file=out)
+    for name, b in report["backends"].items():
+        for problem in b.get("weight_problems", ()):
+            print(f"{name}: {problem}", file=out)
+    for problem in report["changed_since_export"]:
+        print(f"export record: {problem}", file=out)
     print("verify: " + ("PASSED" if report["passed"] else "FAILED"), file=out)

@@ -10,7 +10,12 @@ import sys
 # TensorFlow's start-up INFO lines (oneDNN, XLA) are noise for users; a user setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
+from bctrain import runfiles
 from bctrain.config import PRESETS, Config, ConfigError, with_overrides
+
+EXIT_STOPPED = 1  # training stopped by a non-finite loss or weight
+EXIT_USAGE = 2    # unusable input: one line on stderr, nothing changed
+EXIT_INTERRUPTED = 130
 
 
 def _parse_tuple(text: str) -> tuple:
@@ -55,6 +60,11 @@ def build_parser():
     return parser
 
 
+def _started(run_dir) -> bool:
+    """Whether the run directory holds this run (so --resume continues it)."""
+    return bool(run_dir) and os.path.isfile(os.path.join(run_dir, runfiles.CONFIG_JSON))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "presets":
@@ -62,21 +72,35 @@ def main(argv=None) -> int:
             print(f"{name}: {cfg.to_json()}")
         return 0
     names = {f.name for f in dataclasses.fields(Config)} - {"preset"}
+    run_dir = None
     try:
         cfg = with_overrides(args.preset, **{n: getattr(args, n) for n in names})
+        if args.run_dir == "":
+            raise ConfigError("--run-dir: empty; expected a directory path")
         run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
         from bctrain.data import DataError  # imported late: TensorFlow loads with training
+        from bctrain.finite import NonFiniteError
         from bctrain.train import train
         try:
             train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume)
         except DataError as exc:
             raise ConfigError(str(exc)) from None
+        except NonFiniteError as exc:
+            print(f"bctrain: error: {exc}", file=sys.stderr)
+            return EXIT_STOPPED
     except ConfigError as exc:
         print(f"bctrain: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except OSError as exc:  # the run directory: read-only, a full disk, permissions, ...
+        where = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        then = "continue with --resume (RESUME=1)" if _started(run_dir) else "run the same command again"
+        print(f"bctrain: error: {where}; fix this, then {then}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("bctrain: interrupted; continue with --resume (RESUME=1)", file=sys.stderr)
-        return 130
+        then = ("continue with --resume (RESUME=1)" if _started(run_dir)
+                else "nothing was written; run the same command again")
+        print(f"bctrain: interrupted; {then}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

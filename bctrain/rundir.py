@@ -8,7 +8,9 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -17,16 +19,21 @@ from bctrain.config import Config, ConfigError, load_config
 
 
 def atomic_write_bytes(path: str, data: bytes):
+    """Write `path` as a whole or not at all (temporary file, then rename). An OSError (full disk,
+    read-only or missing directory) names `path`, whatever step failed, and leaves the old file."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be read by others
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename != path:
+            raise OSError(exc.errno, exc.strerror or str(exc), path) from exc
         raise
 
 
@@ -35,7 +42,8 @@ def atomic_write_text(path: str, text: str):
 
 
 def atomic_write_json(path: str, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """JSON as the standard defines it: a NaN or infinity is a bug here, never written as a bare token."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def atomic_save_npz(path: str, **arrays):
@@ -57,8 +65,25 @@ def data_record(splits, mean) -> dict:
             "mean_sha256": hashlib.sha256(np.asarray(mean, np.float32).tobytes()).hexdigest()}
 
 
+def _refuse_non_directory(run_dir: str):
+    """A path that exists (or cannot be looked at) but is no directory is refused by name."""
+    if not run_dir:
+        raise ConfigError("run directory: empty path")
+    try:
+        mode = os.stat(run_dir).st_mode
+    except FileNotFoundError:
+        if os.path.islink(run_dir):
+            raise ConfigError(f"{run_dir}: a symbolic link to nothing; expected a directory") from None
+        return
+    except OSError as exc:  # a symbolic link loop, a permission problem on the way
+        raise ConfigError(f"{run_dir}: {exc.strerror}; expected a directory") from None
+    if not stat.S_ISDIR(mode):
+        raise ConfigError(f"{run_dir}: exists and is not a directory")
+
+
 def check(run_dir: str, cfg: Config, resume: bool):
     """Refuse a run directory that `prepare` would refuse for its config; change nothing."""
+    _refuse_non_directory(run_dir)
     config_path = os.path.join(run_dir, runfiles.CONFIG_JSON)
     if os.path.isfile(config_path):
         stored = load_config(run_dir)
@@ -70,7 +95,7 @@ def check(run_dir: str, cfg: Config, resume: bool):
                               "it or choose another --run-dir (RUN_DIR=...)")
     elif resume:
         raise ConfigError(f"{run_dir}: nothing to resume (no config.json)")
-    elif os.path.isdir(run_dir) and os.listdir(run_dir):
+    elif os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runfiles.LOCK}:  # a failed start left a lock file
         raise ConfigError(f"{run_dir} is not empty and is not a run directory; choose another --run-dir")
 
 
@@ -79,14 +104,13 @@ def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None):
     check(run_dir, cfg, resume)
     data_path = os.path.join(run_dir, runfiles.DATA_JSON)
     if resume:
-        if data is not None and os.path.isfile(data_path):
-            with open(data_path) as fh:
-                stored_data = json.load(fh)
+        if data is not None:
+            stored_data = read_data_record(run_dir)
             if stored_data != data:
-                keys = ", ".join(k for k in data if stored_data.get(k) != data[k])
-                raise ConfigError(f"{run_dir} was trained on other data ({keys} differ: "
-                                  f"{stored_data.get('dataset')} then, {data['dataset']} now); "
-                                  "resume with the same data (--data-dir)")
+                diffs = "; ".join(f"{k} {_short(stored_data.get(k))} then, {_short(data[k])} now"
+                                  for k in data if stored_data.get(k) != data[k])
+                raise ConfigError(f"{run_dir} was trained on other data ({diffs}); "
+                                  "resume with the same data (--dataset, --data-dir)")
         return
     os.makedirs(run_dir, exist_ok=True)
     if data is not None:
@@ -94,29 +118,67 @@ def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None):
     atomic_write_text(os.path.join(run_dir, runfiles.CONFIG_JSON), cfg.to_json())
 
 
+def _short(value) -> str:
+    """A value for a one-line message: digests cut to 12 hex digits."""
+    return f"{value[:12]}..." if isinstance(value, str) and len(value) == 64 else repr(value)
+
+
+def read_data_record(run_dir: str) -> dict:
+    """data.json: a resume must find it, since it is how the same data is recognised."""
+    path = os.path.join(run_dir, runfiles.DATA_JSON)
+    try:
+        with open(path) as fh:
+            record = json.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing, so a resume cannot check that the data are the same; "
+                          "nothing was changed (start a new --run-dir)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); nothing was changed") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path}: expected a JSON object; nothing was changed")
+    return record
+
+
 def saved_best_epoch(run_dir: str):
     """The epoch stored in best.npz (None if there is no best.npz)."""
     path = os.path.join(run_dir, runfiles.BEST_NPZ)
     if not os.path.isfile(path):
         return None
-    with np.load(path) as weights:
-        return int(weights["epoch"]) if "epoch" in weights.files else None
+    try:
+        with np.load(path, allow_pickle=False) as weights:
+            return int(weights["epoch"]) if "epoch" in weights.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc})") from None
 
 
 def history_path(run_dir: str) -> str:
     return os.path.join(run_dir, runfiles.HISTORY_JSONL)
 
 
+def _no_constant(token):
+    raise ValueError(f"{token} is not a number")
+
+
 def read_history(run_dir: str) -> list:
+    """The records of history.jsonl: JSON objects of epochs 1, 2, ... in order (else ConfigError)."""
     path = history_path(run_dir)
     if not os.path.isfile(path):
         return []
+    records = []
     with open(path) as fh:
-        try:
-            return [json.loads(line) for line in fh if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: unreadable history ({exc}); start a new run directory") from None
+        for n, line in enumerate(fh, 1):
+            try:
+                record = json.loads(line, parse_constant=_no_constant)
+            except ValueError as exc:  # JSONDecodeError, NaN or Infinity
+                raise ConfigError(f"{path}: line {n} unreadable ({exc}); start a new run directory") from None
+            epoch = record.get("epoch") if isinstance(record, dict) else None
+            if type(epoch) is not int or epoch != len(records) + 1:
+                raise ConfigError(f"{path}: line {n} is not the record of epoch {len(records) + 1} "
+                                  f"(a JSON object with \"epoch\": {len(records) + 1}); start a new run directory")
+            records.append(record)
+    return records
 
 
 def write_history(run_dir: str, records: list):
-    atomic_write_text(history_path(run_dir), "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    atomic_write_text(history_path(run_dir), "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n"
+                                                     for r in records))

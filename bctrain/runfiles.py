@@ -10,8 +10,9 @@ HISTORY_JSONL = "history.jsonl"      # one JSON object per epoch
 METRICS_JSON = "metrics.json"        # summary at the end; its presence means "finished"
 BEST_NPZ = "best.npz"                # weights of the selected epoch
 PREPROCESS_NPZ = "preprocess.npz"    # fitted preprocessing parameters
-CKPT_DIR = "ckpt"                    # tf.train.CheckpointManager
+CKPT_DIR = "ckpt"                    # ckpt-<epoch>.* of the last two epochs (bctrain.checkpoints)
 TB_DIR = "tb"                        # TensorBoard events
+LOCK = "train.lock"                  # flock-ed by the training process (bctrain.runlock)
 CURVES_PNG = "curves.png"
 WEIGHTS_PNG = "weights_layer0.png"
 
@@ -21,4 +22,10 @@ MODEL_PACKED_ONNX = "model.packed.onnx"
 MODEL_RAW_ONNX = "model.raw.onnx"
 EXPORT_JSON = "export.json"
 VERIFY_JSON = "verify.json"
-C_DIR = "c"                          # generated C sources (bcexport c)
+C_DIR = "c"                          # generated C sources (bcexport c), replaced as a whole
+
+# inside C_DIR, written by `bcexport c`
+C_HEADER = "bcnn_model.h"            # the model's API: sizes, scratch, entry points
+C_SOURCE = "bcnn_model.c"            # weights and blocks
+C_HARNESS = "harness.c"              # command-line harness (reads a file of samples)
+C_EXPORT_JSON = "export.json"        # summary of the C export: files, sizes, kernel path, targets

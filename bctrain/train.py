@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from bctrain import plots, rundir, runfiles
+from bctrain import checkpoints, finite, plots, resume as resuming, rundir, runfiles, runlock
 from bctrain.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import cache, load_splits, pipeline, registry
@@ -69,6 +69,9 @@ def load_data(cfg: Config, data_dir):
     preprocessing parameters (bctrain.data.preprocess; cached for the slow kinds)."""
     splits = load_splits(cfg.dataset, data_dir)
     check_input_shape(cfg, splits.image_shape)
+    top = max(int(y.max(initial=0)) for y in (splits.y_train, splits.y_val, splits.y_test))
+    if top >= cfg.n_classes:
+        raise ConfigError(f"n_classes={cfg.n_classes}: {splits.name} has labels up to {top}")
     if len(splits.x_train) < cfg.batch_size:
         raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {len(splits.x_train)} training samples")
     params, xs = cache.preprocessed(splits, cfg.preprocess, registry.get(splits.name).fit_on)
@@ -92,13 +95,15 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     # -- data (loaded before the run directory is touched, so a bad input leaves nothing behind) --
     rundir.check(run_dir, cfg, resume)
     splits, arrays, params = load_data(cfg, data_dir)
+    with runlock.hold(run_dir):  # checked again under the lock, before anything is written
+        return _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after)
+
+
+def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after):
     mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
     data = rundir.data_record(splits, mean)
     data["params_sha256"] = params_sha256(params)
     rundir.prepare(run_dir, cfg, resume, data)
-    if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
-        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
-                               **{"mean": mean, **params})
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
     val_batches = pipeline.eval_batches(*arrays["val"], cfg.eval_batch_size)
@@ -111,14 +116,16 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
                     beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps)
     state = RunState()
     ckpt = tf.train.Checkpoint(net=net, opt=opt, state=state)
-    manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, runfiles.CKPT_DIR), max_to_keep=2)
-    history = []
-    if resume and manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_consumed()
-        history = [r for r in rundir.read_history(run_dir) if r["epoch"] <= int(state.epoch)]
-        print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
-    train_step = make_train_step(net, opt, cfg.jit)
+    ckpt_dir = os.path.join(run_dir, runfiles.CKPT_DIR)
     modes = eval_modes(cfg.binarize)
+    history = []
+    if resume:  # restores, or refuses before anything is written
+        history = resuming.restore(ckpt, state, run_dir, keys=_record_keys(modes))
+        print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
+    if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
+        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
+                               **{"mean": mean, **params})
+    train_step = make_train_step(net, opt, cfg.jit)
     eval_steps = {m: make_eval_step(net, m, cfg.jit) for m in modes}
     writer = tf.summary.create_file_writer(os.path.join(run_dir, runfiles.TB_DIR))
     n_binary = count_binary_weights(net.specs)
@@ -147,9 +154,10 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
             if not bar.disable and step % 20 == 0:
                 rate = (step + 1) * cfg.batch_size / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{float(tf.reduce_mean(losses)):.4f}", samples_s=f"{rate:,.0f}")
+        bar.close()
+        finite.check_epoch(epoch, losses, net.variables + opt.variables, kept=_kept(state, epoch))
         loss_sum, err_sum = float(tf.add_n(losses)), int(tf.add_n(errors))
         train_seconds = time.perf_counter() - start
-        bar.close()
 
         # -- evaluate and select ----------------------------------------------------------------
         record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / steps_per_epoch,
@@ -184,11 +192,25 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
         plots.save_all(run_dir, history, net.linear[0].w.numpy(), net.specs[0].h)
         print(_epoch_line(record, modes), file=out, flush=True)
         state.epoch.assign(epoch)
-        manager.save(checkpoint_number=epoch)
+        checkpoints.save(ckpt, ckpt_dir, epoch)
         if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
             return None
 
     return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out)
+
+
+def _record_keys(modes) -> tuple:
+    """The numbers every history record holds (what a resumed run reads back)."""
+    return ("lr", "train_loss", "train_error", "seconds", "samples_per_second") + tuple(
+        f"{split}_error_{m}" for m in modes for split in ("val", "test"))
+
+
+def _kept(state, epoch: int) -> str:
+    """What a run stopped during `epoch` still holds (for the NonFiniteError line)."""
+    if epoch == 1:
+        return "no epoch had finished, so no checkpoint or best.npz was written"
+    return (f"the checkpoint of epoch {epoch - 1} and best.npz (epoch {int(state.best_epoch)}) are kept "
+            "unchanged")
 
 
 def _epoch_line(r: dict, modes) -> str:

@@ -1,6 +1,7 @@
 """Tests for bctrain.data.download: the verified cache, with simulated downloads only."""
 
 import hashlib
+import os
 import shutil
 import urllib.error
 from pathlib import Path
@@ -101,11 +102,37 @@ def test_unreachable_mirrors_give_one_line_error(cache):
     assert list(cache.iterdir()) == []
 
 
-def test_corrupt_cached_file_is_deleted_not_used(cache):
+def test_a_foreign_cached_file_is_reported_and_left_alone(cache):
     cache.mkdir(parents=True)
-    (cache / NAME).write_bytes(b"bit rot")
-    assert download.verified_cached(NAME, cache, GOOD_SHA) is None
-    assert not (cache / NAME).exists()
+    (cache / NAME).write_bytes(b"someone else's labels")
+    with pytest.raises(download.CacheConflict) as info:
+        download.verified_cached(NAME, cache, GOOD_SHA)
+    message = str(info.value)
+    assert "\n" not in message and str(cache / NAME) in message and "left untouched" in message
+    assert (cache / NAME).read_bytes() == b"someone else's labels"
+
+
+@pytest.mark.parametrize("make", ["directory", "symlink loop"])
+def test_something_else_under_the_name_is_reported(cache, make):
+    cache.mkdir(parents=True)
+    if make == "directory":
+        (cache / NAME).mkdir()
+    else:
+        (cache / NAME).symlink_to(cache / NAME)
+    with pytest.raises(download.CacheConflict, match="unreadable"):
+        download.verified_cached(NAME, cache, GOOD_SHA)
+    assert os.path.lexists(cache / NAME)
+
+
+def test_a_file_that_appears_during_the_download_is_not_replaced(cache):
+    def fetch_while_the_user_copies(url, dest):
+        (cache / NAME).write_bytes(b"the user's copy")
+        Path(dest).write_bytes(GOOD)
+
+    with pytest.raises(download.CacheConflict):
+        download.download_verified(NAME, cache, GOOD_SHA, fetch=fetch_while_the_user_copies, urls=URLS)
+    assert sorted(p.name for p in cache.iterdir()) == [NAME]
+    assert (cache / NAME).read_bytes() == b"the user's copy"
 
 
 def fake_files(served: Path | None = None) -> tuple[dict[str, bytes], tuple]:
@@ -133,16 +160,18 @@ def test_ensure_files_downloads_then_reuses_cache(tmp_path, cache, monkeypatch):
     assert download.ensure_files("mnist", table, allow_download=False) == cache
 
 
-def test_ensure_files_redownloads_a_corrupted_cache_entry(tmp_path, cache, monkeypatch):
+def test_ensure_files_never_deletes_or_replaces_a_mismatching_file(tmp_path, cache, monkeypatch):
     files, table = fake_files()
     cache.mkdir(parents=True)
     for name, content in files.items():
         (cache / name).write_bytes(content)
-    (cache / NAME).write_bytes(b"bit rot")
+    (cache / NAME).write_bytes(b"fashion-mnist labels")
     calls = []
-    download.ensure_files("mnist", table, fetch=serve(files[NAME], calls))
-    assert calls == [URLS[0]]
-    assert (cache / NAME).read_bytes() == files[NAME]
+    with pytest.raises(download.CacheConflict, match=NAME):
+        download.ensure_files("mnist", table, fetch=serve(files[NAME], calls))
+    assert calls == []
+    assert (cache / NAME).read_bytes() == b"fashion-mnist labels"
+    assert sorted(p.name for p in cache.iterdir()) == sorted(files)
 
 
 def test_ensure_files_without_downloads_reports_missing_file(cache, monkeypatch):

@@ -108,6 +108,17 @@ def test_falls_back_to_sample_when_download_impossible(tmp_path, monkeypatch, ca
     assert list((tmp_path / "empty" / "mnist").iterdir()) == []
 
 
+def test_foreign_files_in_the_cache_stop_the_load_instead_of_a_fallback(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BCNN_CACHE", str(cache))
+    write_mnist_dir(cache / "mnist", n_train=30, n_test=5)  # e.g. a Fashion-MNIST copy: other bytes
+    before = {p.name: p.read_bytes() for p in (cache / "mnist").iterdir()}
+    monkeypatch.setattr(download, "fetch_url", refuse)
+    with pytest.raises(download.CacheConflict, match="not the official file"):
+        load_splits("mnist")
+    assert {p.name: p.read_bytes() for p in (cache / "mnist").iterdir()} == before
+
+
 def test_fallback_also_without_downloads(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BCNN_CACHE", str(tmp_path))
     monkeypatch.setattr(download, "fetch_url", refuse)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bctrain.config import ConfigError, with_overrides
+from bctrain.finite import NonFiniteError
 from bctrain.train import train
 
 
@@ -154,3 +155,26 @@ def test_input_shape_must_fit_the_images(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
         train(tiny_cnn(**change), str(tmp_path / "run"), data_dir=str(_svhn_dir(tmp_path)), out=quiet())
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_non_finite_training_stops_and_keeps_the_last_finite_epoch(tmp_path):
+    # Finite in epoch 1 (lr 1e-3), then the learning rate grows to 3e13 and the loss overflows.
+    cfg = dataclasses.replace(tiny(epochs=3, optimizer="sgd"), lr_start=1e-3, lr_end=1e30)
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteError, match=r"at epoch 2, step \d+ of 30; the checkpoint of epoch 1"):
+        train(cfg, str(run), out=quiet())
+    text = (run / "history.jsonl").read_text()
+    history = [json.loads(line) for line in text.splitlines()]
+    assert [r["epoch"] for r in history] == [1] and "NaN" not in text and "Infinity" not in text
+    assert int(np.load(run / "best.npz")["epoch"]) == 1
+    assert all(np.all(np.isfinite(v)) for v in np.load(run / "best.npz").values())
+    assert sorted(os.listdir(run / "ckpt")) == ["ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+    assert not (run / "metrics.json").exists()
+
+
+def test_a_run_that_is_never_finite_writes_no_weights(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteError, match=r"at epoch 1, step \d+ of 30; no epoch had finished"):
+        cfg = dataclasses.replace(tiny(epochs=3, optimizer="sgd"), lr_start=1e30, lr_end=1e29)
+        train(cfg, str(run), out=quiet())
+    assert not any((run / name).exists() for name in ("best.npz", "history.jsonl", "metrics.json", "ckpt"))

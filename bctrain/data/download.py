@@ -4,9 +4,11 @@ Which files, from where, with which checksums: the dataset registry (`bctrain.da
 published values shared with TensorFlow Datasets, Keras and torchvision; data/SOURCES.md).
 The cache lives outside the repository: `$BCNN_CACHE/<dataset>/`, default
 `~/.cache/bcnn/<dataset>/`. A file is used only after its SHA-256 matches the published value:
-cached files are checked before every use and deleted on a mismatch, downloads go to a temporary
-name that is renamed only once verified. `fetch_url` is the one function that touches the
-network; tests replace it (or use `file://` URLs). Pure stdlib.
+cached files are checked before every use, downloads go to a temporary name that is renamed only
+once verified. A cached file with another checksum may be the user's own (`BCNN_CACHE` pointed at
+a directory of other files): it is reported (`CacheConflict`) and never deleted or overwritten.
+`fetch_url` is the one function that touches the network; tests replace it (or use `file://`
+URLs). Pure stdlib.
 """
 
 import hashlib
@@ -23,6 +25,10 @@ from bctrain.data.splits import DataError
 TIMEOUT_S = 30  # per socket operation; without a network the failure is immediate anyway
 
 Fetch = Callable[[str, Path], None]
+
+
+class CacheConflict(DataError):
+    """A file in the cache under a dataset file's name that is not the official file; it is left alone."""
 
 
 def cache_dir() -> Path:
@@ -50,17 +56,20 @@ def fetch_url(url: str, dest: Path) -> None:
 
 
 def verified_cached(name: str, directory: Path, sha256: str) -> Path | None:
-    """The cached file if its checksum matches; a mismatching file is deleted, never used."""
+    """The cached file if its checksum matches, None if there is none; anything else under that
+    name is not ours to delete or replace: CacheConflict names it."""
     path = Path(directory) / name
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
-    if sha256_file(path) == sha256:
-        return path
+    advice = "left untouched: move it away, or set BCNN_CACHE to another directory"
     try:
-        path.unlink()
+        got = sha256_file(path)
     except OSError as exc:
-        raise DataError(f"{path}: fails its SHA-256 check and cannot be removed ({exc.strerror})") from None
-    return None
+        raise CacheConflict(f"{path}: unreadable ({exc.strerror or exc}); {advice}") from None
+    if got != sha256:
+        raise CacheConflict(f"{path}: not the official file (SHA-256 {got[:16]}..., expected "
+                            f"{sha256[:16]}...); {advice}")
+    return path
 
 
 def download_verified(name: str, directory: Path, sha256: str, fetch: Fetch | None = None,
@@ -85,8 +94,11 @@ def download_verified(name: str, directory: Path, sha256: str, fetch: Fetch | No
                 failures.append(f"{url}: SHA-256 mismatch (got {got}, expected {sha256})")
                 continue
             final = directory / name
+            verified_cached(name, directory, sha256)  # never replace a file that appeared meanwhile
             os.replace(tmp, final)
             return final
+        except CacheConflict:
+            raise
         # URLError, timeouts, refused connections, cut-off bodies, malformed URLs, disk errors.
         except (OSError, http.client.HTTPException, ValueError) as e:
             failures.append(f"{url}: {getattr(e, 'reason', None) or e}")

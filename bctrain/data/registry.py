@@ -114,8 +114,8 @@ def load_splits(dataset: str = "mnist", data_dir: str | Path | None = None,
     try:
         directory = download.ensure_files(entry.name, entry.files, allow_download=allow_download)
     except DataError as e:
-        if not (allow_sample and entry.fallback):
-            raise
+        if not (allow_sample and entry.fallback) or isinstance(e, download.CacheConflict):
+            raise  # a conflict is the user's own file: say so and stop, never train on something else
         splits = load_splits(entry.fallback)
         n_train, n_val, n_test = splits.counts()
         print(f"notice: {entry.title} unavailable ({e}); using {get(entry.fallback).title} "
