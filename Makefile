@@ -15,11 +15,13 @@ DATA_DIR ?=
 RUN_DIR  ?= runs/$(PRESET)-$(BINARIZE)
 RESUME   ?=
 
-TRAIN_ARGS := --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
+# Recursive (=), not :=, so that train-cifar10 / train-svhn set PRESET (and the default RUN_DIR) for
+# themselves; a PRESET given on the command line still wins.
+TRAIN_ARGS = --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist export verify bench bench-train bench-infer clean
+.PHONY: venv test train-mnist train-cifar10 train-svhn export export-c verify bench bench-train bench-infer bench-bgemm clean
 
 venv: $(STAMP)
 
@@ -31,11 +33,17 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-train-mnist: $(STAMP)
+train-cifar10: PRESET = cifar10
+train-svhn: PRESET = svhn
+
+train-mnist train-cifar10 train-svhn: $(STAMP)
 	$(VENV)/bin/bctrain train $(TRAIN_ARGS)
 
 export: $(STAMP)
 	$(VENV)/bin/bcexport onnx $(RUN_DIR)
+
+export-c: $(STAMP)
+	$(VENV)/bin/bcexport c $(RUN_DIR)
 
 verify: $(STAMP)
 	$(VENV)/bin/bcexport verify $(RUN_DIR) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
@@ -47,6 +55,9 @@ bench-train: $(STAMP)
 
 bench-infer: $(STAMP)
 	$(PY) -m benchmarks.bench_infer $(RUN_DIR)
+
+bench-bgemm: $(STAMP)
+	$(PY) -m benchmarks.bench_bgemm
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -4,11 +4,12 @@ model.onnx         input "x" float32 [N, *input_shape] (preprocessed) -> "logits
                    binary weights as float32 ±1 initializers (tf2onnx.convert.from_function).
 model.packed.onnx  the same graph with the binary weights as 1-bit uint8 initializers
                    (bcexport.packed_onnx); outputs identical to model.onnx.
-model.raw.onnx     input "pixels" uint8 [N, 28, 28] -> "logits"; pixels / 255 − mean in the graph
-                   (only for 784-input networks).
+model.raw.onnx     input "pixels" uint8 [N, *image_shape] (the run's dataset: [N, 28, 28] for MNIST,
+                   [N, 32, 32, 3] NHWC for CIFAR-10 and SVHN) -> "logits"; the run's preprocessing in
+                   the graph (pixels / 255 − mean; GCN then ZCA; GCN then LCN), with the parameters of
+                   preprocess.npz (only when the images have as many values as the network's input).
 Every file is checked by onnx.checker and loaded by onnxruntime before it is renamed into place.
 """
-import math
 import os
 
 import numpy as np
@@ -21,7 +22,7 @@ from bctrain import runfiles
 from bctrain.rundir import atomic_write_bytes, atomic_write_json
 from bcexport import ExportError, digests, packed_onnx
 from bcexport.pack import BIT_ORDER, Deployment, load_deployment
-from bcexport.tfmodel import inference_function, raw_inference_function
+from bcexport.tfmodel import has_raw_model, inference_function, raw_inference_function
 
 OPSET = 18  # the highest tf2onnx 1.17 converts to; BitwiseAnd (packed model) needs 18
 OUTPUT_NAME = "logits"
@@ -73,7 +74,7 @@ def export_models(dep: Deployment) -> dict:
     model = convert(inference_function(dep))
     packed, packing = packed_onnx.pack_model(model, dep)
     models = {runfiles.MODEL_ONNX: model, runfiles.MODEL_PACKED_ONNX: packed}
-    if math.prod(dep.input_shape) == 784:
+    if has_raw_model(dep):
         models[runfiles.MODEL_RAW_ONNX] = convert(raw_inference_function(dep))
     return {"models": models, "packing": packing}
 
@@ -102,7 +103,7 @@ def export_run(run_dir: str) -> dict:
         "packed_initializers": {k: v[0] for k, v in sorted(out["packing"].items())},
         "bit_order": f"row-major over each initializer, {BIT_ORDER}-endian bits, 1 = +1",
         "inputs": {runfiles.MODEL_ONNX: "x float32 [N, " + ", ".join(map(str, dep.input_shape)) + "]",
-                   runfiles.MODEL_RAW_ONNX: "pixels uint8 [N, 28, 28]"},
+                   runfiles.MODEL_RAW_ONNX: "pixels uint8 [N, " + ", ".join(map(str, dep.image_shape)) + "]"},
         "output": f"{OUTPUT_NAME} float32 [N, {dep.cfg.n_classes}]",
         "opset": OPSET,
         "preset": dep.cfg.preset,

@@ -56,8 +56,11 @@ def forward_unpacked(blocks, weights, x) -> np.ndarray:
 
 
 def forward(dep: Deployment, x, dtype=np.float64) -> np.ndarray:
-    """Logits [N, n_classes] of preprocessed inputs x [N, *input_shape] (or flattened), in `dtype`."""
-    x = np.asarray(x, dtype=np.float32).reshape((len(x),) + dep.input_shape).astype(dtype)
+    """Logits [N, n_classes] of preprocessed inputs x [N, *input_shape] (or flattened), in `dtype`.
+
+    x is used as given (float32 as the back ends get it, or float64 for the exact preprocessing of
+    raw pixels), converted to `dtype` only."""
+    x = np.asarray(x).reshape((len(x),) + dep.input_shape).astype(dtype)
     weights = [(b.wb.astype(dtype), b.a.astype(dtype), b.c.astype(dtype)) for b in dep.blocks]
     outs = [forward_unpacked(dep.blocks, weights, x[i:i + BATCH]) for i in range(0, len(x), BATCH)]
     return np.concatenate(outs) if outs else np.zeros((0, dep.blocks[-1].a.shape[0]), dtype)

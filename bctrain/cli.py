@@ -53,8 +53,9 @@ def build_parser():
                            "checkpoints into the run directory.")
     train.add_argument("--preset", default="mnist", choices=sorted(PRESETS), help="named recipe (default: mnist)")
     train.add_argument("--run-dir", help="run directory (default: runs/<preset>-<binarize>)")
-    train.add_argument("--data-dir", help="directory with the four MNIST IDX files, instead of the cache "
-                       "or the download")
+    train.add_argument("--data-dir", help="directory with the dataset's official files, instead of the cache or "
+                       "the download (MNIST: the four IDX files; CIFAR-10: cifar-10-python.tar.gz or "
+                       "cifar-10-batches-py/; SVHN: train_32x32.mat, extra_32x32.mat, test_32x32.mat)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last "
                        "checkpoint (refused if its config differs)")
     train.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines "

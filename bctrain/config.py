@@ -1,7 +1,9 @@
 """One frozen configuration per run, with named presets (paper §6 recipes).
 
 A run directory records its `Config` as `config.json`; export and resume read it back, so the
-architecture is never described twice. Command-line flags override preset fields.
+architecture is never described twice. Command-line flags override preset fields. The dataset and
+preprocessing choices are the keys of their tables (`bctrain.data.registry.DATASETS`,
+`bctrain.data.preprocess.KINDS`).
 """
 import dataclasses
 import json
@@ -10,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 
 from bctrain import runfiles
+from bctrain.data.preprocess import KINDS
+from bctrain.data.registry import DATASETS
 
 
 class ConfigError(ValueError):
@@ -24,7 +28,7 @@ def _f(default, help_text, **kw):
 class Config:
     preset: str = _f("mnist", "preset the other fields started from")
     dataset: str = _f("mnist", "dataset: mnist (full MNIST, or the bundled sample if it cannot be had) | "
-                      "mnist-sample (the bundled sample)", choices=("mnist", "mnist-sample"))
+                      "mnist-sample (the bundled sample) | cifar10 | svhn", choices=tuple(DATASETS))
     binarize: str = _f("det", "weight binarization: det | stoch | none (float baseline)",
                        choices=("det", "stoch", "none"))
     input_shape: tuple = _f((784,), "input shape of one preprocessed sample")
@@ -44,8 +48,9 @@ class Config:
     beta1: float = _f(0.9, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")
-    preprocess: str = _f("mean", "input preprocessing: mean (pixels/255 minus per-pixel training mean) | none",
-                         choices=("mean", "none"))
+    preprocess: str = _f("mean", "input preprocessing: mean (pixels/255 minus per-pixel training mean) | none | "
+                         "gcn_zca (GCN x55 then ZCA, CIFAR-10) | gcn_lcn (GCN then LeCun LCN, SVHN)",
+                         choices=tuple(KINDS))
     seed: int = _f(1, "seed of weights, batch order and stochastic binarization")
     jit: bool = _f(True, "compile the training step with XLA (jit_compile)")
     eval_batch_size: int = _f(1000, "batch size for validation and test passes")
@@ -74,6 +79,19 @@ PRESETS = {
     "mnist-paper": Config(preset="mnist-paper", hidden=(1024, 1024, 1024), optimizer="sgd",
                           batch_size=200, epochs=1000, lr_start=3.0, lr_end=0.1, bn_alpha=0.33,
                           h="glorot", lr_scale="1"),
+    # Authors' cifar10.py / svhn.py (lasagne branch): binary 3x3 "same" convs, max-pool -> BN -> ReLU,
+    # two binary dense 1024, binary dense 10 + BN; Adam, batch 50, alpha 0.1, h = 1 with Glorot scaling.
+    "cifar10": Config(preset="cifar10", dataset="cifar10", input_shape=(32, 32, 3),
+                      conv=(128, 128, 256, 256, 512, 512), pool=(0, 1, 0, 1, 0, 1), hidden=(1024, 1024),
+                      lr_start=3e-3, lr_end=2e-6, epochs=500, batch_size=50, bn_alpha=0.1,
+                      preprocess="gcn_zca", eval_batch_size=500),
+    "svhn": Config(preset="svhn", dataset="svhn", input_shape=(32, 32, 3),
+                   conv=(64, 64, 128, 128, 256, 256), pool=(0, 1, 0, 1, 0, 1), hidden=(1024, 1024),
+                   lr_start=1e-2, lr_end=3e-6, epochs=200, batch_size=50, bn_alpha=0.1,
+                   preprocess="gcn_lcn", eval_batch_size=500),
+    # The mnist recipe on a network small enough for a 256 KB-flash microcontroller (bcexport c):
+    # 784-3x256-10, 334,336 binary weights, 42 KB of 1-bit weights.
+    "mnist-small": Config(preset="mnist-small", hidden=(256, 256, 256)),
 }
 
 

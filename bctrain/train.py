@@ -18,7 +18,8 @@ from tqdm import tqdm
 from bctrain import checkpoints, finite, plots, resume as resuming, rundir, runfiles, runlock
 from bctrain.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
-from bctrain.data import load_splits, pipeline, preprocess
+from bctrain.data import cache, load_splits, pipeline, registry
+from bctrain.data.preprocess import mean_of, params_sha256
 from bctrain.models import Net
 from bctrain.optim import Optimizer, lr_at_epoch
 from bctrain.steps import dataset_error_rate, make_eval_step, make_train_step
@@ -53,20 +54,30 @@ def device_name() -> str:
     return f"CPU: {model}, {os.cpu_count()} cores"
 
 
+def check_input_shape(cfg: Config, image_shape: tuple):
+    """An MLP takes the image flattened; a CNN takes it as height, width, channels."""
+    image = tuple(image_shape) + ((1,) if len(image_shape) == 2 else ())
+    if cfg.conv and tuple(cfg.input_shape) != image:
+        raise ConfigError(f"input_shape={','.join(map(str, cfg.input_shape))}: the conv layers need the images' "
+                          f"{','.join(map(str, image))} (height,width,channels)")
+    if not cfg.conv and math.prod(cfg.input_shape) != math.prod(image):
+        raise ConfigError(f"input_shape={','.join(map(str, cfg.input_shape))}: the images have "
+                          f"{math.prod(image)} values ({'x'.join(map(str, image_shape))})")
+
+
 def load_data(cfg: Config, data_dir):
-    """The splits, their preprocessed arrays {split: (x, labels)} and the training mean."""
+    """The splits, their preprocessed arrays {split: (x [N, *input_shape], labels)} and the fitted
+    preprocessing parameters (bctrain.data.preprocess; cached for the slow kinds)."""
     splits = load_splits(cfg.dataset, data_dir)
-    mean, xs = preprocess.preprocess(cfg.preprocess, splits.x_train, splits.x_val, splits.x_test)
-    arrays = {name: (x, getattr(splits, f"y_{name}")) for name, x in zip(("train", "val", "test"), xs)}
-    if cfg.conv or math.prod(cfg.input_shape) != xs[0].shape[1]:
-        raise ConfigError(f"{splits.name} gives flat vectors of {xs[0].shape[1]} values: input_shape must be "
-                          f"{xs[0].shape[1]} and conv empty (got {cfg.input_shape}, conv {cfg.conv or 'none'})")
+    check_input_shape(cfg, splits.image_shape)
     top = max(int(y.max(initial=0)) for y in (splits.y_train, splits.y_val, splits.y_test))
     if top >= cfg.n_classes:
         raise ConfigError(f"n_classes={cfg.n_classes}: {splits.name} has labels up to {top}")
-    if len(xs[0]) < cfg.batch_size:
-        raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {len(xs[0])} training samples")
-    return splits, arrays, mean
+    if len(splits.x_train) < cfg.batch_size:
+        raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {len(splits.x_train)} training samples")
+    params, xs = cache.preprocessed(splits, cfg.preprocess, registry.get(splits.name).fit_on)
+    arrays = {name: (xs[name].reshape((-1, *cfg.input_shape)), getattr(splits, f"y_{name}")) for name in xs}
+    return splits, arrays, params
 
 
 def _signs(net) -> list:
@@ -84,14 +95,16 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
 
     # -- data (loaded before the run directory is touched, so a bad input leaves nothing behind) --
     rundir.check(run_dir, cfg, resume)
-    splits, arrays, mean = load_data(cfg, data_dir)
+    splits, arrays, params = load_data(cfg, data_dir)
     with runlock.hold(run_dir):  # checked again under the lock, before anything is written
-        return _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after)
+        return _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after)
 
 
-def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after):
+def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after):
     # -- run directory: config and data identity (written, or checked on resume) ----------------
+    mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
     data = rundir.data_record(splits, mean)
+    data["params_sha256"] = params_sha256(params)
     rundir.prepare(run_dir, cfg, resume, data)
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
@@ -112,7 +125,8 @@ def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after
         history = resuming.restore(ckpt, state, run_dir, keys=_record_keys(modes))
         print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
-        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess), mean=mean)
+        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
+                               **{"mean": mean, **params})
     train_step = make_train_step(net, opt, cfg.jit)
     eval_steps = {m: make_eval_step(net, m, cfg.jit) for m in modes}
     writer = tf.summary.create_file_writer(os.path.join(run_dir, runfiles.TB_DIR))

@@ -14,7 +14,7 @@ from bctrain.cli import main
     (["--dataset", "imagenet"], "dataset"),
     (["--resume"], "nothing to resume"),
     (["--seed", "-1"], "seed=-1"),
-    (["--dataset", "mnist-sample", "--data-dir", "/some/dir"], "mnist-sample takes none"),
+    (["--dataset", "mnist-sample", "--data-dir", "/some/dir"], "mnist-sample is bundled and reads none"),
     (["--h", "nan"], "h='nan'"),
     (["--bn-eps", "-1"], "bn_eps=-1.0"),
     (["--n-classes", "5", "--dataset", "mnist-sample"], "n_classes=5: mnist-sample has labels up to 9"),

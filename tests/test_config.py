@@ -22,6 +22,38 @@ def test_mnist_paper_preset_uses_sgd_and_glorot_h():
     assert (cfg.optimizer, cfg.h, cfg.lr_scale) == ("sgd", "glorot", "1")
 
 
+@pytest.mark.parametrize("name, conv, lr, epochs, decay, dataset, kind", [
+    ("cifar10", (128, 128, 256, 256, 512, 512), (3e-3, 2e-6), 500, 0.985480, "cifar10", "gcn_zca"),
+    ("svhn", (64, 64, 128, 128, 256, 256), (1e-2, 3e-6), 200, 0.960253, "svhn", "gcn_lcn"),
+])
+def test_cnn_presets_are_the_authors_recipes(name, conv, lr, epochs, decay, dataset, kind):
+    cfg = PRESETS[name]
+    assert (cfg.preset, cfg.dataset, cfg.preprocess, cfg.input_shape) == (name, dataset, kind, (32, 32, 3))
+    assert cfg.conv == conv and cfg.pool == (0, 1, 0, 1, 0, 1) and cfg.hidden == (1024, 1024)
+    assert (cfg.optimizer, (cfg.lr_start, cfg.lr_end), cfg.epochs) == ("adam", lr, epochs)
+    assert (cfg.batch_size, cfg.bn_alpha, cfg.bn_eps, cfg.beta1, cfg.beta2, cfg.adam_eps) == (50, 0.1, 1e-4, 0.9, 0.999, 1e-8)
+    assert (cfg.h, cfg.lr_scale, cfg.binarize) == ("1", "glorot", "det")
+    assert round((cfg.lr_end / cfg.lr_start) ** (1 / cfg.epochs), 6) == decay
+
+
+def test_dataset_and_preprocessing_choices_are_the_tables():
+    from bctrain.data.preprocess import KINDS
+    from bctrain.data.registry import DATASETS
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    assert fields["dataset"].metadata["choices"] == tuple(DATASETS)
+    assert fields["preprocess"].metadata["choices"] == tuple(KINDS)
+    with pytest.raises(ConfigError, match="dataset='imagenet'"):
+        with_overrides("cifar10", dataset="imagenet")
+
+
+def test_mnist_small_preset_fits_a_256_kb_flash_part():
+    from bctrain.arch import count_binary_weights, layer_specs
+    cfg = PRESETS["mnist-small"]
+    assert cfg.hidden == (256, 256, 256) and dataclasses.replace(cfg, preset="mnist", hidden=PRESETS["mnist"].hidden) \
+        == PRESETS["mnist"]
+    assert count_binary_weights(layer_specs(cfg)) == 784 * 256 + 2 * 256 * 256 + 256 * 10 == 334_336
+
+
 def test_json_round_trip(tmp_path):
     cfg = with_overrides("mnist", epochs=3, hidden=(16, 8), binarize="stoch")
     (tmp_path / "config.json").write_text(cfg.to_json())

@@ -140,7 +140,7 @@ def test_wrongly_shaped_metrics_json_is_an_error(tiny_run_dir, metrics):
 
 def test_a_tolerance_too_loose_to_test_parity_is_refused(exported_mlp_dir, tmp_path, monkeypatch):
     run_dir = _copy(exported_mlp_dir, tmp_path)
-    monkeypatch.setattr("bcexport.verify.noise_level", lambda dep, x, ref: 1e-5)  # rtol 1.6e-4
+    monkeypatch.setattr("bcexport.verify.noise_level", lambda *args: 1e-5)  # rtol 1.6e-4
     with pytest.raises(ExportError, match="would not be a parity check"):
         _verify(run_dir, mlp_config())
     assert not os.path.exists(os.path.join(run_dir, "verify.json"))

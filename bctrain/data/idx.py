@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bctrain.data import DataError
+from bctrain.data.splits import DataError
 
 UBYTE = 0x08
 IMAGE_DIMS = 3
