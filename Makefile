@@ -21,7 +21,7 @@ TRAIN_ARGS = --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist train-cifar10 train-svhn export verify bench bench-train bench-infer clean
+.PHONY: venv test train-mnist train-cifar10 train-svhn export verify bench bench-train bench-infer bench-cnn clean
 
 venv: $(STAMP)
 
@@ -52,6 +52,9 @@ bench-train: $(STAMP)
 
 bench-infer: $(STAMP)
 	$(PY) -m benchmarks.bench_infer $(RUN_DIR)
+
+bench-cnn: $(STAMP)
+	$(PY) -m benchmarks.bench_cnn
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
