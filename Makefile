@@ -55,6 +55,7 @@ bench-infer: $(STAMP)
 
 bench-cnn: $(STAMP)
 	$(PY) -m benchmarks.bench_cnn
+	$(PY) -m benchmarks.bench_preprocess
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -2,6 +2,8 @@
 import dataclasses
 import json
 
+import pytest
+
 from benchmarks import bench_cnn
 from bctrain.config import PRESETS
 
@@ -15,6 +17,7 @@ def test_forward_flops_are_the_hand_counted_ones():
     assert bench_cnn.heaviest_conv(PRESETS["svhn"]) == (32, 64, 64)
 
 
+@pytest.mark.slow
 def test_a_tiny_run_writes_every_row(tmp_path, monkeypatch, capsys):
     tiny = {n: dataclasses.replace(PRESETS[n], conv=(4, 4), pool=(0, 1), hidden=(8,), eval_batch_size=10)
             for n in ("cifar10", "svhn")}
@@ -28,3 +31,13 @@ def test_a_tiny_run_writes_every_row(tmp_path, monkeypatch, capsys):
         assert r["seconds_per_epoch"] > r["seconds_per_step"] * r["steps_per_epoch"] > 0
         assert r["steps_per_epoch"] == {"cifar10": 900, "svhn": 11_967}[r["preset"]]
     assert len(result["on_paper"]) == 4 and "on paper" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_preprocessing_benchmark_runs_small(tmp_path, capsys):
+    from benchmarks import bench_preprocess
+    out = tmp_path / "p.json"
+    bench_preprocess.main(["--fit-images", "30", "--apply-images", "20", "--lcn-images", "10", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["gcn_zca_fit_images"] == 30 and result["gcn_lcn_svhn_seconds_extrapolated"] > 0
+    assert "gcn_zca: fit on 30 images" in capsys.readouterr().out
