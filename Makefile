@@ -21,7 +21,7 @@ TRAIN_ARGS = --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist train-cifar10 train-svhn export export-c verify bench bench-train bench-infer bench-bgemm clean
+.PHONY: venv test train-mnist train-cifar10 train-svhn export export-c verify bench bench-train bench-infer bench-bgemm bench-cnn clean
 
 venv: $(STAMP)
 
@@ -58,6 +58,10 @@ bench-infer: $(STAMP)
 
 bench-bgemm: $(STAMP)
 	$(PY) -m benchmarks.bench_bgemm
+
+bench-cnn: $(STAMP)
+	$(PY) -m benchmarks.bench_cnn
+	$(PY) -m benchmarks.bench_preprocess
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
