@@ -23,13 +23,16 @@ REPEAT_DIR ?= runs/$(PRESET)-$(BINARIZE)-seeds
 STRATEGY ?=
 REPLICAS ?=
 
-CONFIG_ARGS := --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+# Recursive (=), not :=, so that train-cifar10 / train-svhn set PRESET (and the default RUN_DIR) for
+# themselves; a PRESET given on the command line still wins.
+CONFIG_ARGS = --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 	$(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
 	$(if $(PRECISION),--precision $(PRECISION)) $(if $(PATIENCE),--patience $(PATIENCE)) \
 	$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(REPLICAS),--replicas $(REPLICAS))
-TRAIN_ARGS := $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
+TRAIN_ARGS = $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist repeat-mnist export verify bench bench-train bench-infer bench-bgemm clean
+.PHONY: venv test train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
+	bench-infer bench-bgemm bench-cnn clean
 
 venv: $(STAMP)
 
@@ -41,7 +44,10 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-train-mnist: $(STAMP)
+train-cifar10: PRESET = cifar10
+train-svhn: PRESET = svhn
+
+train-mnist train-cifar10 train-svhn: $(STAMP)
 	$(VENV)/bin/bctrain train $(TRAIN_ARGS)
 
 repeat-mnist: $(STAMP)
@@ -49,6 +55,9 @@ repeat-mnist: $(STAMP)
 
 export: $(STAMP)
 	$(VENV)/bin/bcexport onnx $(RUN_DIR)
+
+export-c: $(STAMP)
+	$(VENV)/bin/bcexport c $(RUN_DIR)
 
 verify: $(STAMP)
 	$(VENV)/bin/bcexport verify $(RUN_DIR) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
@@ -71,6 +80,10 @@ bench-infer: $(STAMP)
 
 bench-bgemm: $(STAMP)
 	$(PY) -m benchmarks.bench_bgemm
+
+bench-cnn: $(STAMP)
+	$(PY) -m benchmarks.bench_cnn
+	$(PY) -m benchmarks.bench_preprocess
 
 clean:
 	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache

@@ -2,9 +2,14 @@
 
 Each entry says which run-directory file it runs (None: the training code itself), what it is fed
 ("x": the preprocessed float32 input [N, *input_shape]; "pixels": raw uint8 images, preprocessing
-inside the model) and how to get its logits. A back end whose file exists is always verified; a
-`required` one, or one that export.json lists, must exist. Adding a back end is one entry here.
+inside the model), how to get its logits, and how its file stores the binary weights (checked by
+`bcexport.stored_weights`). A back end whose file exists is always verified (unless its `available`
+test says the file lacks it, as a C model without a pixel entry point); a `required` one, or one
+that export.json or c/export.json lists, must exist. `details` adds facts to its verify.json entry
+(the C kernel path). Adding a back end is one entry here.
 """
+import functools
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +29,9 @@ class Backend:
     feed: str               # "x" | "pixels"
     logits: Callable        # (path, dep, inputs, batch, run_dir) -> float logits [N, n_classes]
     required: bool = True   # must exist after `bcexport onnx`
+    weights: str | None = None  # how its file stores the binary weights: "float" (exact ±1) | "bits"
+    available: Callable | None = None   # (run_dir) -> False: skip it although its file exists
+    details: Callable | None = None     # (run_dir) -> dict recorded in verify.json
 
 
 def batched(fn, x, batch) -> np.ndarray:
@@ -50,23 +58,73 @@ def onnx_logits(path, dep, feed, batch, run_dir) -> np.ndarray:
     return batched(lambda xb: sess.run(None, {name: xb})[0], feed, batch)
 
 
+@functools.lru_cache(maxsize=2)
+def _c_model(c_dir: str, digest: str):
+    from bcexport.c_build import CModel
+    from bcexport.c_export import read_c_export
+    summary = read_c_export(os.path.dirname(c_dir))
+    if summary is None:
+        raise ExportError(f"{c_dir}: no {runfiles.C_EXPORT_JSON}; run `bcexport c {os.path.dirname(c_dir)}`")
+    return CModel(c_dir, summary)
+
+
+def c_model(run_dir: str):
+    """RUN_DIR/c compiled natively (bcexport.c_build.CModel), built once per content of its sources."""
+    c_dir = os.path.abspath(os.path.join(run_dir, runfiles.C_DIR))
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(c_dir)):
+        if name.endswith((".c", ".h")):
+            with open(os.path.join(c_dir, name), "rb") as fh:
+                digest.update(name.encode() + b"\0" + fh.read())
+    return _c_model(c_dir, digest.hexdigest())
+
+
+def c_logits(path, dep, x, batch, run_dir) -> np.ndarray:
+    """The generated C model's float entry point, through ctypes."""
+    model = c_model(run_dir)
+    return batched(lambda xb: model.predict(xb, "x"), x, batch)
+
+
+def c_raw_logits(path, dep, pixels, batch, run_dir) -> np.ndarray:
+    """The generated C model's pixel entry point (preprocessing in C), through ctypes."""
+    model = c_model(run_dir)
+    return batched(lambda pb: model.predict(pb, "pixels"), pixels, batch)
+
+
+def c_has_pixels(run_dir: str) -> bool:
+    from bcexport.c_export import read_c_export
+    return "pixels" in (read_c_export(run_dir) or {}).get("entry_points", {})
+
+
+def c_details(run_dir: str) -> dict:
+    model = c_model(run_dir)
+    return {"kernel_path": model.kernel_path, "build": model.build}
+
+
+C_FILE = f"{runfiles.C_DIR}/{runfiles.C_SOURCE}"
 BACKENDS = (
     Backend("tf_net", None, "x", tf_net_logits),
-    Backend("onnx", runfiles.MODEL_ONNX, "x", onnx_logits),
-    Backend("onnx_packed", runfiles.MODEL_PACKED_ONNX, "x", onnx_logits),
-    Backend("onnx_raw", runfiles.MODEL_RAW_ONNX, "pixels", onnx_logits, required=False),
+    Backend("onnx", runfiles.MODEL_ONNX, "x", onnx_logits, weights="float"),
+    Backend("onnx_packed", runfiles.MODEL_PACKED_ONNX, "x", onnx_logits, weights="bits"),
+    Backend("onnx_raw", runfiles.MODEL_RAW_ONNX, "pixels", onnx_logits, required=False, weights="float"),
+    Backend("c", C_FILE, "x", c_logits, required=False, weights="bits", details=c_details),
+    Backend("c_raw", C_FILE, "pixels", c_raw_logits, required=False, weights="bits", available=c_has_pixels,
+            details=c_details),
 )
 
 
 def present(run_dir: str, exported=(), backends=BACKENDS) -> list:
-    """[(backend, path or None)] of the back ends to verify in `run_dir`: those whose file exists.
-    A missing file that is required, or listed in `exported` (export.json), is an ExportError."""
+    """[(backend, path or None)] of the back ends to verify in `run_dir`: those whose file exists
+    (and that are `available`). A missing file that is required, or listed in `exported` (the files
+    of export.json and c/export.json), is an ExportError."""
     out = []
     for b in backends:
         path = os.path.join(run_dir, b.file) if b.file else None
         if path and not os.path.isfile(path):
             if b.required or b.file in exported:
-                raise ExportError(f"{run_dir}: no {b.file}; run `bcexport onnx {run_dir}` first")
+                command = "c" if b.file.startswith(runfiles.C_DIR + "/") else "onnx"
+                raise ExportError(f"{run_dir}: no {b.file}; run `bcexport {command} {run_dir}` first")
             continue
-        out.append((b, path))
+        if b.available is None or b.available(run_dir):
+            out.append((b, path))
     return out

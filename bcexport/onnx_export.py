@@ -4,11 +4,12 @@ model.onnx         input "x" float32 [N, *input_shape] (preprocessed) -> "logits
                    binary weights as float32 ±1 initializers (tf2onnx.convert.from_function).
 model.packed.onnx  the same graph with the binary weights as 1-bit uint8 initializers
                    (bcexport.packed_onnx); outputs identical to model.onnx.
-model.raw.onnx     input "pixels" uint8 [N, 28, 28] -> "logits"; pixels / 255 − mean in the graph
-                   (only for 784-input networks).
+model.raw.onnx     input "pixels" uint8 [N, *image_shape] (the run's dataset: [N, 28, 28] for MNIST,
+                   [N, 32, 32, 3] NHWC for CIFAR-10 and SVHN) -> "logits"; the run's preprocessing in
+                   the graph (pixels / 255 − mean; GCN then ZCA; GCN then LCN), with the parameters of
+                   preprocess.npz (only when the images have as many values as the network's input).
 Every file is checked by onnx.checker and loaded by onnxruntime before it is renamed into place.
 """
-import math
 import os
 
 import numpy as np
@@ -19,9 +20,9 @@ import tf2onnx
 
 from bctrain import runfiles
 from bctrain.rundir import atomic_write_bytes, atomic_write_json
-from bcexport import ExportError, packed_onnx
+from bcexport import ExportError, digests, packed_onnx
 from bcexport.pack import BIT_ORDER, Deployment, load_deployment
-from bcexport.tfmodel import inference_function, raw_inference_function
+from bcexport.tfmodel import has_raw_model, inference_function, raw_inference_function
 
 OPSET = 18  # the highest tf2onnx 1.17 converts to; BitwiseAnd (packed model) needs 18
 OUTPUT_NAME = "logits"
@@ -60,10 +61,12 @@ def session(model_or_path, threads=None) -> onnxruntime.InferenceSession:
 
 
 def _remove_stale(run_dir: str):
-    """A new export invalidates an earlier verification."""
-    path = os.path.join(run_dir, runfiles.VERIFY_JSON)
-    if os.path.exists(path):
-        os.remove(path)
+    """A new export invalidates an earlier verification, and until export.json is written again
+    (last) the directory holds no complete export."""
+    for name in (runfiles.VERIFY_JSON, runfiles.EXPORT_JSON):
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def export_models(dep: Deployment) -> dict:
@@ -71,7 +74,7 @@ def export_models(dep: Deployment) -> dict:
     model = convert(inference_function(dep))
     packed, packing = packed_onnx.pack_model(model, dep)
     models = {runfiles.MODEL_ONNX: model, runfiles.MODEL_PACKED_ONNX: packed}
-    if math.prod(dep.input_shape) == 784:
+    if has_raw_model(dep):
         models[runfiles.MODEL_RAW_ONNX] = convert(raw_inference_function(dep))
     return {"models": models, "packing": packing}
 
@@ -92,6 +95,7 @@ def export_run(run_dir: str) -> dict:
     packed_bytes = sum(v[2] for v in out["packing"].values())
     summary = {
         "files": sizes,
+        "sha256": digests.record(run_dir, blobs),
         "binary_weights": dep.n_binary_weights,
         "binary_weight_bytes": {"float32": float_bytes, "packed": packed_bytes,
                                 "ratio": packed_bytes / float_bytes},
@@ -99,7 +103,7 @@ def export_run(run_dir: str) -> dict:
         "packed_initializers": {k: v[0] for k, v in sorted(out["packing"].items())},
         "bit_order": f"row-major over each initializer, {BIT_ORDER}-endian bits, 1 = +1",
         "inputs": {runfiles.MODEL_ONNX: "x float32 [N, " + ", ".join(map(str, dep.input_shape)) + "]",
-                   runfiles.MODEL_RAW_ONNX: "pixels uint8 [N, 28, 28]"},
+                   runfiles.MODEL_RAW_ONNX: "pixels uint8 [N, " + ", ".join(map(str, dep.image_shape)) + "]"},
         "output": f"{OUTPUT_NAME} float32 [N, {dep.cfg.n_classes}]",
         "opset": OPSET,
         "preset": dep.cfg.preset,

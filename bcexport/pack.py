@@ -12,12 +12,13 @@ bit first (numpy.packbits with bitorder="little"); bit 1 means +1, bit 0 means â
 zero-padded.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from bctrain.config import Config
 from bctrain.arch import layer_specs
+from bctrain.data.registry import DATASETS
 from bcexport import ExportError
 from bcexport.rundir import load_best, load_preprocess, require_finished
 
@@ -82,13 +83,21 @@ class Block:
 
 @dataclass(frozen=True)
 class Deployment:
-    """Everything inference needs: blocks, input shape and the preprocessing mean."""
+    """Everything inference needs: blocks, input shape and the preprocessing of raw pixels.
+
+    `preprocess` is a kind of `bctrain.data.preprocess.KINDS` and `params` its fitted parameters
+    (float32 arrays: {"mean"} for "mean", {"zca_mean", "zca_p"} for "gcn_zca", none for "none" and
+    "gcn_lcn"); `mean` is kind "mean"'s per-pixel mean, zeros for every other kind. `image_shape`
+    is the raw image of the run's dataset (what model.raw.onnx takes).
+    """
 
     cfg: Config
     blocks: tuple
     input_shape: tuple
-    preprocess: str          # "mean" | "none"
-    mean: np.ndarray         # float32 [prod(input_shape)], zeros for "none"
+    preprocess: str          # a key of bctrain.data.preprocess.KINDS
+    mean: np.ndarray         # float32 [prod(input_shape)], zeros unless preprocess == "mean"
+    params: dict = field(default_factory=dict)
+    image_shape: tuple = ()  # uint8 pixels of one raw image, e.g. (28, 28) or (32, 32, 3)
 
     @property
     def n_binary_weights(self) -> int:
@@ -112,8 +121,5 @@ def load_deployment(run_dir: str) -> Deployment:
     if cfg.binarize == "none":
         raise ExportError(f"{run_dir}: run is a float baseline (binarize=none): nothing to binarize")
     blocks = build_blocks(cfg, load_best(run_dir, cfg))
-    kind, mean = load_preprocess(run_dir)
-    n_in = math.prod(cfg.input_shape)
-    if mean.shape != (n_in,):
-        raise ExportError(f"{run_dir}/preprocess.npz: mean has {mean.size} values, expected {n_in}")
-    return Deployment(cfg, blocks, tuple(cfg.input_shape), kind, mean)
+    kind, mean, params = load_preprocess(run_dir, math.prod(cfg.input_shape))
+    return Deployment(cfg, blocks, tuple(cfg.input_shape), kind, mean, params, DATASETS[cfg.dataset].image_shape)

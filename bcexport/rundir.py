@@ -13,14 +13,13 @@ import numpy as np
 from bctrain import runfiles
 from bctrain.arch import WEIGHT_KEYS, layer_specs
 from bctrain.config import Config, load_config
-from bcexport import ExportError
+from bctrain.data.preprocess import KINDS
+from bcexport import ExportError, digests
 
 
 
 def require_finished(run_dir: str) -> Config:
     """The Config of a finished run (config.json, metrics.json and best.npz present)."""
-    if not os.path.isdir(run_dir):
-        raise ExportError(f"{run_dir}: no such run directory")
     cfg = load_config(run_dir)
     for name in (runfiles.METRICS_JSON, runfiles.BEST_NPZ):
         if not os.path.isfile(os.path.join(run_dir, name)):
@@ -28,7 +27,7 @@ def require_finished(run_dir: str) -> Config:
     return cfg
 
 
-def _read_json_object(path: str, what: str) -> dict:
+def read_json_object(path: str, what: str) -> dict:
     try:
         with open(path) as fh:
             data = json.load(fh)
@@ -40,7 +39,7 @@ def _read_json_object(path: str, what: str) -> dict:
 
 
 def read_metrics(run_dir: str) -> dict:
-    return _read_json_object(os.path.join(run_dir, runfiles.METRICS_JSON), "metrics")
+    return read_json_object(os.path.join(run_dir, runfiles.METRICS_JSON), "metrics")
 
 
 def read_export(run_dir: str) -> dict:
@@ -48,9 +47,12 @@ def read_export(run_dir: str) -> dict:
     path = os.path.join(run_dir, runfiles.EXPORT_JSON)
     if not os.path.isfile(path):
         raise ExportError(f"{run_dir}: no {runfiles.EXPORT_JSON}; run `bcexport onnx {run_dir}` first")
-    exported = _read_json_object(path, runfiles.EXPORT_JSON)
+    exported = read_json_object(path, runfiles.EXPORT_JSON)
     if not isinstance(exported.get("files"), dict):
         raise ExportError(f"{path}: expected an object with 'files'")
+    if not digests.is_record(exported.get("sha256")):
+        raise ExportError(f"{path}: no valid 'sha256' record of the exported files; run "
+                          f"`bcexport onnx {run_dir}` again")
     return exported
 
 
@@ -84,16 +86,28 @@ def load_best(run_dir: str, cfg: Config) -> dict:
     return {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
 
 
-def load_preprocess(run_dir: str) -> tuple:
-    """(kind, mean): kind "mean" | "none", mean float32 [784] (zeros for "none")."""
+def load_preprocess(run_dir: str, n_inputs: int) -> tuple:
+    """(kind, mean, params) of preprocess.npz: kind one of bctrain.data.preprocess.KINDS; mean
+    float32 [n_inputs], the per-pixel mean of kind "mean" (zeros for every other kind); params
+    {name: float32 array}, the kind's fitted parameters, checked against its `param_shapes`."""
     path = os.path.join(run_dir, runfiles.PREPROCESS_NPZ)
     data = _load_npz(path)
     if "kind" not in data or "mean" not in data:
         raise ExportError(f"{path}: expected keys 'kind' and 'mean'")
     kind = str(data["kind"])
-    if kind not in ("mean", "none"):
-        raise ExportError(f"{path}: kind {kind!r}, expected 'mean' or 'none'")
+    if kind not in KINDS:
+        raise ExportError(f"{path}: kind {kind!r}, expected one of {', '.join(KINDS)}")
+    params = {}
+    for name, shape in KINDS[kind].param_shapes(n_inputs).items():
+        if name not in data or data[name].shape != shape:
+            got = list(data[name].shape) if name in data else "missing"
+            raise ExportError(f"{path}: {name} is {got}, expected {list(shape)} for kind {kind!r}")
+        params[name] = np.asarray(data[name], dtype=np.float32)
+        if not np.all(np.isfinite(params[name])):
+            raise ExportError(f"{path}: {name} holds non-finite values")
     mean = np.asarray(data["mean"], dtype=np.float32).reshape(-1)
-    if kind == "none":
+    if mean.shape != (n_inputs,):
+        raise ExportError(f"{path}: mean has {mean.size} values, expected {n_inputs}")
+    if kind != "mean":
         mean = np.zeros_like(mean)
-    return kind, mean
+    return kind, mean, params

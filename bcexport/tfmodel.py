@@ -14,13 +14,11 @@ is broadcast to the dynamic shape of the conv output first: the same products, b
 """
 import math
 
-import numpy as np
 import tensorflow as tf
 
+from bctrain.data.preprocess import KINDS
 from bcexport import ExportError
 from bcexport.pack import Deployment
-
-RAW_SHAPE = (28, 28)  # uint8 MNIST images, what model.raw.onnx takes
 
 
 def _blocks_graph(dep: Deployment, x):
@@ -54,19 +52,23 @@ def inference_function(dep: Deployment):
     return infer
 
 
+def has_raw_model(dep: Deployment) -> bool:
+    """Whether the network takes the run's raw images (same number of values)."""
+    return bool(dep.image_shape) and math.prod(dep.image_shape) == math.prod(dep.input_shape)
+
+
 def raw_inference_function(dep: Deployment):
-    """tf.function: uint8 pixels [None, 28, 28] -> logits, with pixels / 255 − mean in the graph."""
-    n_in = math.prod(dep.input_shape)
-    if n_in != math.prod(RAW_SHAPE):
-        raise ExportError(f"raw-pixel model needs {math.prod(RAW_SHAPE)} inputs, "
-                          f"this network takes {dep.input_shape}")
-    spec = tf.TensorSpec([None, *RAW_SHAPE], tf.uint8, name="pixels")
-    mean = np.asarray(dep.mean, dtype=np.float32)
+    """tf.function: uint8 pixels [None, *image_shape] -> logits, with the run's preprocessing
+    (`KINDS[dep.preprocess].graph`, e.g. pixels / 255 − mean, or GCN then ZCA) in the graph."""
+    if not has_raw_model(dep):
+        raise ExportError(f"raw-pixel model needs images of {math.prod(dep.input_shape)} values, "
+                          f"the run's dataset has {dep.image_shape or 'no image shape'}")
+    spec = tf.TensorSpec([None, *dep.image_shape], tf.uint8, name="pixels")
+    kind = KINDS[dep.preprocess]
 
     @tf.function(input_signature=[spec])
     def infer_raw(pixels):
-        flat = tf.reshape(tf.cast(pixels, tf.float32), [-1, n_in]) / 255.0
-        x = flat - tf.constant(mean, name="mean")
+        x = kind.graph(tf.cast(pixels, tf.float32), dep.params)
         return _blocks_graph(dep, tf.reshape(x, [-1, *dep.input_shape]))
 
     return infer_raw

@@ -7,12 +7,23 @@ the packed weights (`bcexport.reference`):
     onnx         onnxruntime on model.onnx            (preprocessed float32 input)
     onnx_packed  onnxruntime on model.packed.onnx     (preprocessed float32 input)
     onnx_raw     onnxruntime on model.raw.onnx        (raw uint8 pixels, preprocessing in-graph)
-Every back end whose file exists is verified, whatever export.json lists.
+    c            the generated C (c/bcnn_model.c, `bcexport c`), built natively (-O2 -march=native)
+                 and called through ctypes               (preprocessed float32 input)
+    c_raw        its pixel entry point                  (raw uint8 pixels, preprocessing in C)
+Every back end whose file exists is verified, whatever export.json lists; the C entries record the
+kernel path they ran.
 
-Tolerance, per test sample (row of logits):
+The test data is the run's dataset (metrics.json, `bctrain.data.registry`), preprocessed with the
+run's kind and parameters (preprocess.npz, `bctrain.data.preprocess.KINDS`). Each back end is
+compared with the float64 reference of what it is fed: back ends fed "x" with the reference on
+that float32 x; back ends fed raw "pixels" with the reference on the preprocessing computed in
+float64 from the pixels, so the preprocessing inside model.raw.onnx is checked too.
+
+Tolerance, per test sample (row of logits) and per feed:
     scale = max(1, max_j |ref_j|),   tol = K · s · scale,   K = 16,
     s = max(4u, max over the test set of max_j |ref32_j − ref_j| / scale),   u = 2^-24,
-where ref32 is the same reference pass run in float32 (NumPy/BLAS summation order). A float32
+where ref32 is the same reference pass run in float32 (NumPy/BLAS summation order) on the float32
+x (for the pixels feed: x from the float32 NumPy preprocessing, the one training used). A float32
 back end differs from the float64 oracle only by rounding; how much depends on the network (fan-in,
 cancellation between a ⊙ u and c, depth) more than on the summation order, so the tolerance is
 the float32 rounding noise of *this* network on *this* test set, measured with a back end that
@@ -26,7 +37,11 @@ is invisible to any test set).
 A back end passes when every logit is within tol and its argmax agrees with the reference on every
 sample except genuine ties: samples whose two largest reference logits differ by at most 2·tol
 (the only ones whose order two within-tol results can swap); ties are counted separately. The packed
-model must also store its binary weights in at most 1/30 of their float32 bytes. A network whose
+model must also store its binary weights in at most 1/30 of their float32 bytes. Below any logit
+tolerance, the stored weights are checked directly (`bcexport.stored_weights`): exactly the trained
+sign bits in the packed file, exactly the trained ±1 values in the float files. And every file the
+export wrote must still have the SHA-256 recorded in export.json (`bcexport.digests`); a verified
+file that the record does not cover, or that changed since export, is named and fails. A network whose
 measured rtol K·s exceeds 1e-4 is refused (exit 2): such a tolerance would no longer test parity.
 Results go to verify.json; the exit code of the CLI is non-zero on any failure.
 """
@@ -35,15 +50,14 @@ import os
 import sys
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
-from bctrain.data import load_splits
-from bctrain.data.preprocess import apply_mean
+from bctrain.data import DATASETS, load_splits
+from bctrain.data.preprocess import KINDS
 from bctrain import runfiles
 from bctrain.rundir import atomic_write_json
-from bcexport import ExportError, backends, packed_onnx, reference
-from bcexport.pack import Deployment, load_deployment, pack_bits
+from bcexport import ExportError, backends, digests, reference, stored_weights
+from bcexport.c_export import read_c_export
+from bcexport.pack import Deployment, load_deployment
 from bcexport.rundir import read_export, read_metrics
 
 U32 = 2.0 ** -24
@@ -56,11 +70,13 @@ N_PROBES = 256  # random images checked after the test set
 
 
 def load_test_data(run_dir: str, data_dir=None) -> tuple:
-    """(pixels uint8 [N, 28, 28], labels int64 [N], dataset name) of the data the run used."""
+    """(pixels uint8 [N, *image_shape], labels int64 [N], dataset name) of the data the run used."""
     metrics = read_metrics(run_dir)
     dataset = metrics.get("dataset")
-    if dataset not in ("mnist", "mnist-sample"):
-        raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected 'mnist' or 'mnist-sample'")
+    if dataset not in DATASETS:
+        raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
+    if not isinstance(metrics.get("data_dir"), (str, type(None))):
+        raise ExportError(f"{run_dir}/metrics.json: data_dir {metrics['data_dir']!r}, expected a path or null")
     data_dir = data_dir or metrics.get("data_dir")
     splits = load_splits(dataset, data_dir, allow_sample=False)
     return splits.x_test, splits.y_test, splits.name
@@ -71,9 +87,11 @@ def logit_scale(ref) -> np.ndarray:
     return np.maximum(1.0, np.abs(ref).max(axis=1, initial=0.0))
 
 
-def noise_level(dep: Deployment, x, ref) -> float:
-    """s: the largest float32 deviation of the reference pass, relative to the logit scale."""
-    ref32 = reference.forward(dep, x, dtype=np.float32)
+def noise_level(dep: Deployment, x, ref, ref32=None) -> float:
+    """s: the largest deviation of the float32 reference pass on x (`ref32`, computed if not given)
+    from `ref`, relative to the logit scale."""
+    if ref32 is None:
+        ref32 = reference.forward(dep, x, dtype=np.float32)
     dev = np.abs(ref32.astype(np.float64) - ref).max(axis=1, initial=0.0) / logit_scale(ref)
     return max(NOISE_FLOOR, float(dev.max(initial=0.0)))
 
@@ -107,45 +125,6 @@ def compare(ref, other, tol, labels) -> dict:
             "logits_within_tol": within, "passed": within and bad == 0}
 
 
-def _float_tensors(model: onnx.ModelProto):
-    """Every float32 tensor stored in the file: initializers and Constant-node values."""
-    for init in model.graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT:
-            yield init.name, init
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Constant" and attr.type == onnx.AttributeProto.TENSOR:
-                yield node.name or node.output[0], attr.t
-
-
-def packed_structure(path: str, dep: Deployment) -> tuple:
-    """(bytes of sign-bit initializers, problems): each block's weights must be stored exactly
-    once, as the bits `pack_bits` gives for them, and no float tensor may be large enough to
-    hold a block's weights (so the file cannot pass on its outputs while storing floats)."""
-    try:
-        model = onnx.load(path)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise ExportError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    matches, problems, total = [], [], 0
-    for init in model.graph.initializer:
-        if not init.name.endswith(packed_onnx.BITS_SUFFIX):
-            continue
-        bits = numpy_helper.to_array(init)
-        total += bits.nbytes
-        hit = [i for i, b in enumerate(dep.blocks) if init.data_type == onnx.TensorProto.UINT8 and any(
-            np.array_equal(pack_bits(v), bits) for v in packed_onnx.layouts(b.wb))]
-        if not hit:
-            problems.append(f"{init.name} holds the bits of no block")
-        matches += hit[:1]
-    for i in range(len(dep.blocks)):
-        if matches.count(i) != 1:
-            problems.append(f"block {i} weights stored as bits {matches.count(i)} times, expected once")
-    smallest = min(b.n_weights for b in dep.blocks)
-    problems += [f"float tensor {name} with {math.prod(t.dims)} values" for name, t in _float_tensors(model)
-                 if math.prod(t.dims) >= smallest]
-    return total, problems
-
-
 def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     """Run every back end on the whole test set, write verify.json, return it (key 'passed').
 
@@ -155,7 +134,9 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     if os.path.exists(stale):  # a failed or refused verification must not leave an old pass behind
         os.remove(stale)
     dep = load_deployment(run_dir)
-    todo = backends.present(run_dir, read_export(run_dir)["files"])
+    exported, c_exported = read_export(run_dir), read_c_export(run_dir) or {}
+    recorded = {**exported["sha256"], **c_exported.get("sha256", {})}
+    todo = backends.present(run_dir, list(exported["files"]) + list(c_exported.get("files", {})))
     pixels, labels, dataset = (load_test or load_test_data)(run_dir, data_dir)
     if math.prod(pixels.shape[1:]) != math.prod(dep.input_shape) or len(pixels) != len(labels):
         raise ExportError(f"test data {dataset}: images {pixels.shape[1:]} and {len(labels)} labels do "
@@ -164,20 +145,35 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     # only meets always-zero test pixels is checked too.
     probes = np.random.default_rng(0).integers(0, 256, (N_PROBES,) + pixels.shape[1:], dtype=np.uint8)
     pixels = np.concatenate([pixels, probes])
-    x = apply_mean(pixels, dep.mean).reshape((len(pixels),) + dep.input_shape)
+    kind = KINDS[dep.preprocess]
+    x = kind.apply(pixels, dep.params).reshape((len(pixels),) + dep.input_shape)
     batch = dep.cfg.eval_batch_size
 
-    ref = reference.forward(dep, x)
     feeds = {"x": x, "pixels": pixels}
     outputs = {b.name: b.logits(path, dep, feeds[b.feed], batch, run_dir) for b, path in todo}
-    noise = noise_level(dep, x, ref)
-    if K_TOL * noise > MAX_RTOL:
-        raise ExportError(f"{run_dir}: float32 rounding noise of this network is {noise:.1e} of its logit "
-                          f"scale; a tolerance of {K_TOL * noise:.1e} (> {MAX_RTOL:.0e}) would not be a parity check")
-    tol = tolerance(ref, noise)
-    results = {k: compare(ref, v, tol, labels) for k, v in outputs.items()}
+    ref32 = reference.forward(dep, x, dtype=np.float32)
+    refs = {"x": reference.forward(dep, x)}
+    if any(b.feed == "pixels" for b, _ in todo):
+        refs["pixels"] = reference.forward(dep, kind.apply(pixels, dep.params, np.float64))
+    noise = {feed: noise_level(dep, x, r, ref32) for feed, r in refs.items()}
+    for feed, s in noise.items():
+        if K_TOL * s > MAX_RTOL:
+            raise ExportError(f"{run_dir}: float32 rounding noise of this network ({feed} input) is {s:.1e} of its "
+                              f"logit scale; a tolerance of {K_TOL * s:.1e} (> {MAX_RTOL:.0e}) would not be a "
+                              "parity check")
+    tols = {feed: tolerance(r, noise[feed]) for feed, r in refs.items()}
+    results = {b.name: compare(refs[b.feed], outputs[b.name], tols[b.feed], labels) for b, _ in todo}
+    ref = refs["x"]
+    for b, path in todo:
+        if b.weights == "float":
+            problems = stored_weights.float_structure(path, dep)
+            results[b.name].update(weight_problems=problems, passed=results[b.name]["passed"] and not problems)
+        if b.details:
+            results[b.name]["details"] = b.details(run_dir)
+    changed = (digests.changed(run_dir, recorded)
+               + digests.unrecorded(sorted({b.file for b, _ in todo if b.file}), recorded))
 
-    bits, problems = packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
+    bits, problems = stored_weights.packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
     float_bytes = 4 * dep.n_binary_weights
     sizes = {"files": {b.file: os.path.getsize(path) for b, path in todo if path},
              "binary_weights": dep.n_binary_weights, "binary_weight_bytes_float32": float_bytes,
@@ -190,22 +186,32 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
         "dataset": dataset, "n_test": int(len(labels)), "n_random_probes": N_PROBES,
         "tolerance": {"formula": "K * s * max(1, max_j |ref_j|) per sample; s = max(4u, max over "
                                  "samples of max_j |ref32_j - ref_j| / max(1, max_j |ref_j|))",
-                      "K": K_TOL, "s": noise, "u": U32, "rtol": K_TOL * noise, "floor": 1.0,
-                      "tie": "two largest reference logits within 2 * tol"},
+                      "K": K_TOL, "s": noise["x"], "u": U32, "rtol": K_TOL * noise["x"], "floor": 1.0,
+                      "tie": "two largest reference logits within 2 * tol",
+                      **({"s_pixels": noise["pixels"], "rtol_pixels": K_TOL * noise["pixels"]}
+                         if "pixels" in noise else {})},
+        "preprocess": dep.preprocess,
         "reference": {"accuracy": float(np.mean(ref[:len(labels)].argmax(axis=1) == labels)),
                       "arithmetic": "float64"},
-        "backends": results, "sizes": sizes, "size_passed": bool(size_ok),
-        "passed": bool(size_ok and all(b["passed"] for b in results.values())),
+        "backends": results, "sizes": sizes, "size_passed": bool(size_ok), "changed_since_export": changed,
+        "passed": bool(size_ok and not changed and all(b["passed"] for b in results.values())),
     }
     atomic_write_json(os.path.join(run_dir, runfiles.VERIFY_JSON), report)
     print_table(report, out or sys.stdout)
     return report
 
 
+def _fraction(ratio: float) -> str:
+    """1/N for a ratio; 0 when there is nothing (a float model in place of the packed one)."""
+    return f"1/{1 / ratio:.1f}" if ratio > 0 else "0"
+
+
 def print_table(report: dict, out):
+    t = report["tolerance"]
+    pixels = f" (raw pixels, {report['preprocess']} in the graph: {t['rtol_pixels']:.2e})" if "rtol_pixels" in t else ""
     print(f"{report['n_test']} test samples ({report['dataset']}) + {report['n_random_probes']} random images; "
           f"reference accuracy "
-          f"{100 * report['reference']['accuracy']:.2f}%, rtol {report['tolerance']['rtol']:.2e}", file=out)
+          f"{100 * report['reference']['accuracy']:.2f}%, rtol {t['rtol']:.2e}{pixels}", file=out)
     print(f"{'back end':<12} {'accuracy':>9} {'max|dlogit|':>12} {'/tol':>8} {'argmax≠':>8} {'ties':>5}",
           file=out)
     for name, b in report["backends"].items():
@@ -213,11 +219,19 @@ def print_table(report: dict, out):
         print(f"{name:<12} {100 * b['accuracy']:>8.2f}% {diff:>12.3e} "
               f"{over:>8.3g} {b['argmax_disagreements']:>8d} {b['tie_disagreements']:>5d}  "
               f"{'ok' if b['passed'] else 'FAIL'}", file=out)
+    for name, b in report["backends"].items():
+        if "details" in b:
+            print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in b["details"].items()), file=out)
     s = report["sizes"]
     print(f"binary weights {s['binary_weights']}: {s['binary_weight_bytes_packed']} packed bytes = "
-          f"1/{1 / s['binary_weight_bytes_ratio']:.1f} of float32; packed file "
-          f"1/{1 / s['file_ratio_packed_to_float']:.1f} of model.onnx  "
+          f"{_fraction(s['binary_weight_bytes_ratio'])} of float32; packed file "
+          f"{_fraction(s['file_ratio_packed_to_float'])} of model.onnx  "
           f"{'ok' if report['size_passed'] else 'FAIL'}", file=out)
     for problem in s["packed_problems"]:
         print(f"packed model: {problem}", file=out)
+    for name, b in report["backends"].items():
+        for problem in b.get("weight_problems", ()):
+            print(f"{name}: {problem}", file=out)
+    for problem in report["changed_since_export"]:
+        print(f"export record: {problem}", file=out)
     print("verify: " + ("PASSED" if report["passed"] else "FAILED"), file=out)

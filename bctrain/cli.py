@@ -7,9 +7,7 @@ import dataclasses
 import os
 import sys
 
-# TensorFlow's start-up INFO lines (oneDNN, XLA) are noise for users; a user setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
+from bctrain import runfiles
 from bctrain.config import PRESETS, Config, ConfigError, with_overrides
 
 EXIT_STOPPED = 1  # training stopped by a non-finite loss or weight
@@ -18,7 +16,13 @@ EXIT_INTERRUPTED = 130
 
 
 def _parse_tuple(text: str) -> tuple:
-    return tuple(int(v) for v in text.split(",") if v.strip()) if text.strip() else ()
+    """"2048,2048" -> (2048, 2048); "" -> (); an empty or non-integer item is refused."""
+    if not text.strip():
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _parse_bool(text: str) -> bool:
@@ -41,6 +45,11 @@ def _add_config_flags(parser):
                            metavar=f.name.upper(), help=f"{f.metadata['help']} (mnist preset: {shown})")
 
 
+def _add_verbose_flag(parser):
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines "
+                        "(absl, oneDNN, CUDA probing), hidden by default")
+
+
 def _add_strategy_flags(parser):
     parser.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
                         help="where the step runs: default (one device) | mirrored (several GPUs, or logical CPU "
@@ -57,10 +66,12 @@ def build_parser():
                            "checkpoints into the run directory.")
     train.add_argument("--preset", default="mnist", choices=sorted(PRESETS), help="named recipe (default: mnist)")
     train.add_argument("--run-dir", help="run directory (default: runs/<preset>-<binarize>)")
-    train.add_argument("--data-dir", help="directory with the four MNIST IDX files, instead of the cache "
-                       "or the download")
+    train.add_argument("--data-dir", help="directory with the dataset's official files, instead of the cache or "
+                       "the download (MNIST: the four IDX files; CIFAR-10: cifar-10-python.tar.gz or "
+                       "cifar-10-batches-py/; SVHN: train_32x32.mat, extra_32x32.mat, test_32x32.mat)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last "
                        "checkpoint (refused if its config differs)")
+    _add_verbose_flag(train)
     _add_strategy_flags(train)
     _add_config_flags(train)
     rep = sub.add_parser("repeat", help="train one configuration over several seeds and summarise",
@@ -73,11 +84,17 @@ def build_parser():
                      "k processes side by side (default: 0/1, every seed)")
     rep.add_argument("--root-dir", help="directory of the seeds' run directories (default: "
                      "runs/<preset>-<binarize>-seeds)")
-    rep.add_argument("--data-dir", help="directory with the four MNIST IDX files")
+    rep.add_argument("--data-dir", help="directory with the dataset's official files (as for train)")
+    _add_verbose_flag(rep)
     _add_strategy_flags(rep)
     _add_config_flags(rep)
     sub.add_parser("presets", help="list the presets and their settings")
     return parser
+
+
+def _started(run_dir) -> bool:
+    """Whether the run directory holds this run (so --resume continues it)."""
+    return bool(run_dir) and os.path.isfile(os.path.join(run_dir, runfiles.CONFIG_JSON))
 
 
 def main(argv=None) -> int:
@@ -87,8 +104,15 @@ def main(argv=None) -> int:
             print(f"{name}: {cfg.to_json()}")
         return 0
     names = {f.name for f in dataclasses.fields(Config)} - {"preset"}
+    run_dir = None
     try:
         cfg = with_overrides(args.preset, **{n: getattr(args, n) for n in names})
+        if args.command == "train":
+            if args.run_dir == "":
+                raise ConfigError("--run-dir: empty; expected a directory path")
+            run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
+        from bctrain.startup import load_tensorflow
+        load_tensorflow(args.verbose)
         from bctrain.data import DataError  # imported late: TensorFlow loads with training
         from bctrain.finite import NonFiniteError
         try:
@@ -100,7 +124,6 @@ def main(argv=None) -> int:
                        replicas=args.replicas)
                 return 0
             from bctrain.train import train
-            run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
             train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume, strategy=args.strategy,
                   replicas=args.replicas)
         except DataError as exc:
@@ -111,9 +134,19 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"bctrain: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # the run directory: read-only, a full disk, permissions, ...
+        where = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        then = "continue with --resume (RESUME=1)" if _started(run_dir) else "run the same command again"
+        print(f"bctrain: error: {where}; fix this, then {then}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        again = "run the same command again" if args.command == "repeat" else "continue with --resume (RESUME=1)"
-        print(f"bctrain: interrupted; {again}", file=sys.stderr)
+        if args.command == "repeat":
+            then = "run the same command again (finished seeds are skipped, the others resumed)"
+        elif _started(run_dir):
+            then = "continue with --resume (RESUME=1)"
+        else:
+            then = "nothing was written; run the same command again"
+        print(f"bctrain: interrupted; {then}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 

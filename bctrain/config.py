@@ -1,14 +1,19 @@
 """One frozen configuration per run, with named presets (paper §6 recipes).
 
 A run directory records its `Config` as `config.json`; export and resume read it back, so the
-architecture is never described twice. Command-line flags override preset fields.
+architecture is never described twice. Command-line flags override preset fields. The dataset and
+preprocessing choices are the keys of their tables (`bctrain.data.registry.DATASETS`,
+`bctrain.data.preprocess.KINDS`).
 """
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
 from bctrain import runfiles
+from bctrain.data.preprocess import KINDS
+from bctrain.data.registry import DATASETS
 from bctrain.precision import PRECISIONS
 
 
@@ -24,7 +29,7 @@ def _f(default, help_text, **kw):
 class Config:
     preset: str = _f("mnist", "preset the other fields started from")
     dataset: str = _f("mnist", "dataset: mnist (full MNIST, or the bundled sample if it cannot be had) | "
-                      "mnist-sample (the bundled sample)", choices=("mnist", "mnist-sample"))
+                      "mnist-sample (the bundled sample) | cifar10 | svhn", choices=tuple(DATASETS))
     binarize: str = _f("det", "weight binarization: det | stoch | none (float baseline)",
                        choices=("det", "stoch", "none"))
     input_shape: tuple = _f((784,), "input shape of one preprocessed sample")
@@ -49,8 +54,9 @@ class Config:
     beta1: float = _f(0.9, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")
-    preprocess: str = _f("mean", "input preprocessing: mean (pixels/255 minus per-pixel training mean) | none",
-                         choices=("mean", "none"))
+    preprocess: str = _f("mean", "input preprocessing: mean (pixels/255 minus per-pixel training mean) | none | "
+                         "gcn_zca (GCN x55 then ZCA, CIFAR-10) | gcn_lcn (GCN then LeCun LCN, SVHN)",
+                         choices=tuple(KINDS))
     seed: int = _f(1, "seed of weights, batch order and stochastic binarization")
     jit: bool = _f(True, "compile the training step with XLA (jit_compile)")
     precision: str = _f("float32", "float32 | mixed_bfloat16 | mixed_float16: dtype of the products (latent "
@@ -62,11 +68,14 @@ class Config:
 
     @staticmethod
     def from_dict(d: dict) -> "Config":
+        if not isinstance(d, dict):
+            raise ConfigError(f"expected a JSON object of config fields, got {type(d).__name__}")
         names = {f.name: f for f in dataclasses.fields(Config)}
         unknown = sorted(set(d) - set(names))
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
-        fixed = {k: tuple(v) if isinstance(names[k].default, tuple) else v for k, v in d.items()}
+        fixed = {k: tuple(v) if isinstance(names[k].default, tuple) and isinstance(v, list) else v
+                 for k, v in d.items()}
         return validate(Config(**fixed))
 
 
@@ -78,28 +87,79 @@ PRESETS = {
     "mnist-paper": Config(preset="mnist-paper", hidden=(1024, 1024, 1024), optimizer="sgd",
                           batch_size=200, epochs=1000, lr_start=3.0, lr_end=0.1, bn_alpha=0.33,
                           h="glorot", lr_scale="1"),
+    # Authors' cifar10.py / svhn.py (lasagne branch): binary 3x3 "same" convs, max-pool -> BN -> ReLU,
+    # two binary dense 1024, binary dense 10 + BN; Adam, batch 50, alpha 0.1, h = 1 with Glorot scaling.
+    "cifar10": Config(preset="cifar10", dataset="cifar10", input_shape=(32, 32, 3),
+                      conv=(128, 128, 256, 256, 512, 512), pool=(0, 1, 0, 1, 0, 1), hidden=(1024, 1024),
+                      lr_start=3e-3, lr_end=2e-6, epochs=500, batch_size=50, bn_alpha=0.1,
+                      preprocess="gcn_zca", eval_batch_size=500),
+    "svhn": Config(preset="svhn", dataset="svhn", input_shape=(32, 32, 3),
+                   conv=(64, 64, 128, 128, 256, 256), pool=(0, 1, 0, 1, 0, 1), hidden=(1024, 1024),
+                   lr_start=1e-2, lr_end=3e-6, epochs=200, batch_size=50, bn_alpha=0.1,
+                   preprocess="gcn_lcn", eval_batch_size=500),
+    # The mnist recipe on a network small enough for a 256 KB-flash microcontroller (bcexport c):
+    # 784-3x256-10, 334,336 binary weights, 42 KB of 1-bit weights.
+    "mnist-small": Config(preset="mnist-small", hidden=(256, 256, 256)),
 }
 
 
+SEED_MAX = 2 ** 32 - 1
+# Open or closed ranges of the numeric fields: (low, high, low included, high included).
+RANGES = {
+    "n_classes": (2, math.inf, True, False), "epochs": (1, math.inf, True, False),
+    "batch_size": (1, math.inf, True, False), "eval_batch_size": (1, math.inf, True, False),
+    "patience": (0, math.inf, True, False),
+    "seed": (0, SEED_MAX, True, True),
+    "lr_start": (0, math.inf, False, False), "lr_end": (0, math.inf, False, False),
+    "bn_alpha": (0, 1, False, True), "bn_eps": (0, math.inf, False, False),
+    "beta1": (0, 1, True, False), "beta2": (0, 1, True, False), "adam_eps": (0, math.inf, False, False),
+}
+
+
+def _type_problem(value, default) -> str | None:
+    """What is wrong with the type of `value` for a field whose default is `default` (None: nothing)."""
+    kind = type(default)
+    if kind is tuple:
+        if not isinstance(value, tuple) or any(type(v) is not int for v in value):
+            return "expected a list of integers"
+    elif kind is float:
+        if type(value) not in (int, float):
+            return "expected a number"
+    elif type(value) is not kind:
+        return {int: "expected an integer", bool: "expected true or false", str: "expected a string"}[kind]
+    return None
+
+
+def _in_range(value, low, high, low_in, high_in) -> bool:
+    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+
+
 def validate(cfg: Config) -> Config:
-    """Check field values; raise ConfigError with one line naming the field."""
+    """Check every field (type, choices, finite and in range); raise ConfigError naming the field.
+
+    Everything a later stage would fail on or turn into NaN is refused here, before a run directory
+    is touched."""
     for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        problem = _type_problem(value, f.default)
+        if problem:
+            raise ConfigError(f"{f.name}={value!r}: {problem}")
         choices = f.metadata.get("choices")
-        if choices and getattr(cfg, f.name) not in choices:
-            raise ConfigError(f"{f.name}={getattr(cfg, f.name)!r}: expected one of {', '.join(choices)}")
+        if choices and value not in choices:
+            raise ConfigError(f"{f.name}={value!r}: expected one of {', '.join(choices)}")
     if cfg.preset not in PRESETS:
         raise ConfigError(f"unknown preset {cfg.preset!r}: expected one of {', '.join(PRESETS)}")
-    for name in ("epochs", "batch_size", "eval_batch_size", "n_classes"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name}={getattr(cfg, name)}: must be at least 1")
-    if cfg.patience < 0:
-        raise ConfigError(f"patience={cfg.patience}: must be 0 (off) or a number of epochs")
-    if not (0 < cfg.lr_end and 0 < cfg.lr_start):
-        raise ConfigError("lr_start and lr_end must be positive")
-    if not 0 < cfg.bn_alpha <= 1:
-        raise ConfigError(f"bn_alpha={cfg.bn_alpha}: expected 0 < alpha <= 1")
+    for name, (low, high, low_in, high_in) in RANGES.items():
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and _in_range(value, low, high, low_in, high_in)):
+            bounds = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+            raise ConfigError(f"{name}={value!r}: expected a finite number in {bounds}")
     if len(cfg.pool) != len(cfg.conv):
         raise ConfigError(f"pool has {len(cfg.pool)} entries but conv has {len(cfg.conv)}")
+    if any(p not in (0, 1) for p in cfg.pool):
+        raise ConfigError(f"pool={cfg.pool}: expected 0 or 1 for each conv layer")
+    if len(cfg.input_shape) not in (1, 3) or any(n < 1 for n in cfg.input_shape):
+        raise ConfigError(f"input_shape={cfg.input_shape}: expected n or height,width,channels, each at least 1")
     if cfg.conv and len(cfg.input_shape) != 3:
         raise ConfigError("conv layers need input_shape height,width,channels")
     if any(n < 1 for n in tuple(cfg.hidden) + tuple(cfg.conv)):
@@ -108,10 +168,10 @@ def validate(cfg: Config) -> Config:
         value = getattr(cfg, name)
         if value != "glorot":
             try:
-                if float(value) <= 0:
+                if not (math.isfinite(float(value)) and float(value) > 0):
                     raise ValueError
             except ValueError:
-                raise ConfigError(f"{name}={value!r}: expected 'glorot' or a positive number") from None
+                raise ConfigError(f"{name}={value!r}: expected 'glorot' or a finite positive number") from None
     return cfg
 
 
@@ -127,7 +187,7 @@ def load_config(run_dir: str) -> Config:
     """Read `config.json` of a run directory."""
     path = os.path.join(run_dir, runfiles.CONFIG_JSON)
     if not os.path.isdir(run_dir):
-        raise ConfigError(f"{run_dir}: no such run directory")
+        raise ConfigError(f"{run_dir}: {'not a directory' if os.path.lexists(run_dir) else 'no such run directory'}")
     if not os.path.isfile(path):
         raise ConfigError(f"{run_dir}: not a run directory (no config.json)")
     try:
@@ -135,4 +195,7 @@ def load_config(run_dir: str) -> Config:
             data = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: unreadable config ({exc})") from None
-    return Config.from_dict(data)
+    try:
+        return Config.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

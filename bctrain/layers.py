@@ -170,8 +170,17 @@ class BatchNorm(tf.Module):
 
 
 def max_pool2(x):
-    """2x2 max-pool, stride 2, padding "VALID" (NHWC)."""
-    return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+    """2x2 max-pool, stride 2, padding "VALID" (NHWC; an odd last row or column is dropped).
+
+    Written as a reshape and a max over the 2x2 windows, not tf.nn.max_pool2d: under TensorFlow's op
+    determinism (which `bctrain train` turns on) XLA refuses to compile MaxPool's gradient, on every
+    device. The values are the same; the gradient of a window whose maximum is tied is split among
+    the tied inputs (MaxPoolGrad gives it to the first, Theano's to each), which real-valued conv
+    outputs make a measure-zero case.
+    """
+    height, width = x.shape[1] // 2, x.shape[2] // 2
+    x = x[:, :2 * height, :2 * width, :]
+    return tf.reduce_max(tf.reshape(x, [-1, height, 2, width, 2, x.shape[3]]), axis=[2, 4])
 
 
 def relu(x):

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 import zipfile
 
@@ -18,16 +19,21 @@ from bctrain.config import Config, ConfigError, load_config
 
 
 def atomic_write_bytes(path: str, data: bytes):
+    """Write `path` as a whole or not at all (temporary file, then rename). An OSError (full disk,
+    read-only or missing directory) names `path`, whatever step failed, and leaves the old file."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be read by others
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename != path:
+            raise OSError(exc.errno, exc.strerror or str(exc), path) from exc
         raise
 
 
@@ -59,8 +65,25 @@ def data_record(splits, mean) -> dict:
             "mean_sha256": hashlib.sha256(np.asarray(mean, np.float32).tobytes()).hexdigest()}
 
 
+def _refuse_non_directory(run_dir: str):
+    """A path that exists (or cannot be looked at) but is no directory is refused by name."""
+    if not run_dir:
+        raise ConfigError("run directory: empty path")
+    try:
+        mode = os.stat(run_dir).st_mode
+    except FileNotFoundError:
+        if os.path.islink(run_dir):
+            raise ConfigError(f"{run_dir}: a symbolic link to nothing; expected a directory") from None
+        return
+    except OSError as exc:  # a symbolic link loop, a permission problem on the way
+        raise ConfigError(f"{run_dir}: {exc.strerror}; expected a directory") from None
+    if not stat.S_ISDIR(mode):
+        raise ConfigError(f"{run_dir}: exists and is not a directory")
+
+
 def check(run_dir: str, cfg: Config, resume: bool):
     """Refuse a run directory that `prepare` would refuse for its config; change nothing."""
+    _refuse_non_directory(run_dir)
     config_path = os.path.join(run_dir, runfiles.CONFIG_JSON)
     if os.path.isfile(config_path):
         stored = load_config(run_dir)
@@ -72,7 +95,8 @@ def check(run_dir: str, cfg: Config, resume: bool):
                               "it or choose another --run-dir (RUN_DIR=...)")
     elif resume:
         raise ConfigError(f"{run_dir}: nothing to resume (no config.json)")
-    elif os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runfiles.LOCK}:  # a failed start left a lock file
+    elif os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runfiles.LOCK, runfiles.DATA_JSON}:
+        # (a start that failed before config.json, e.g. on a full disk, may have left those two)
         raise ConfigError(f"{run_dir} is not empty and is not a run directory; choose another --run-dir")
 
 

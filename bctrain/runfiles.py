@@ -27,4 +27,10 @@ MODEL_PACKED_ONNX = "model.packed.onnx"
 MODEL_RAW_ONNX = "model.raw.onnx"
 EXPORT_JSON = "export.json"
 VERIFY_JSON = "verify.json"
-C_DIR = "c"                          # generated C sources (bcexport c)
+C_DIR = "c"                          # generated C sources (bcexport c), replaced as a whole
+
+# inside C_DIR, written by `bcexport c`
+C_HEADER = "bcnn_model.h"            # the model's API: sizes, scratch, entry points
+C_SOURCE = "bcnn_model.c"            # weights and blocks
+C_HARNESS = "harness.c"              # command-line harness (reads a file of samples)
+C_EXPORT_JSON = "export.json"        # summary of the C export: files, sizes, kernel path, targets

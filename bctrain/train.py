@@ -1,7 +1,8 @@
 """The epoch loop (paper §5): train, validate, select at the best validation epoch, checkpoint.
 
-Reads top to bottom: data, model and optimizer, resume, then per epoch: set the learning rate,
-train, evaluate, select (val_err <= best), log, checkpoint. The reported test error is the one at
+Reads top to bottom: data, the run directory (locked: one trainer at a time), model and optimizer,
+resume, then per epoch: set the learning rate, train, stop if anything is not finite, evaluate,
+select (val_err <= best), log, checkpoint. The reported test error is the one at
 the last epoch whose validation error was <= every earlier one. Stochastic runs are evaluated twice:
 "real" (latent weights, the paper's convention) and "binary" (sign of the latent weights, deployed).
 """
@@ -17,7 +18,8 @@ from tqdm import tqdm
 from bctrain import checkpoints, finite, plots, resume as resuming, rundir, runfiles, runlock, strategy as strategies
 from bctrain.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
-from bctrain.data import load_splits, pipeline, preprocess
+from bctrain.data import cache, load_splits, pipeline, registry
+from bctrain.data.preprocess import mean_of, params_sha256
 from bctrain.models import Net
 from bctrain.optim import Optimizer, lr_at_epoch
 from bctrain.steps import dataset_error_rate, make_eval_step, make_train_step
@@ -52,17 +54,30 @@ def device_name() -> str:
     return f"CPU: {model}, {os.cpu_count()} cores"
 
 
+def check_input_shape(cfg: Config, image_shape: tuple):
+    """An MLP takes the image flattened; a CNN takes it as height, width, channels."""
+    image = tuple(image_shape) + ((1,) if len(image_shape) == 2 else ())
+    if cfg.conv and tuple(cfg.input_shape) != image:
+        raise ConfigError(f"input_shape={','.join(map(str, cfg.input_shape))}: the conv layers need the images' "
+                          f"{','.join(map(str, image))} (height,width,channels)")
+    if not cfg.conv and math.prod(cfg.input_shape) != math.prod(image):
+        raise ConfigError(f"input_shape={','.join(map(str, cfg.input_shape))}: the images have "
+                          f"{math.prod(image)} values ({'x'.join(map(str, image_shape))})")
+
+
 def load_data(cfg: Config, data_dir):
-    """The splits, their preprocessed arrays {split: (x, labels)} and the training mean."""
+    """The splits, their preprocessed arrays {split: (x [N, *input_shape], labels)} and the fitted
+    preprocessing parameters (bctrain.data.preprocess; cached for the slow kinds)."""
     splits = load_splits(cfg.dataset, data_dir)
-    mean, xs = preprocess.preprocess(cfg.preprocess, splits.x_train, splits.x_val, splits.x_test)
-    arrays = {name: (x, getattr(splits, f"y_{name}")) for name, x in zip(("train", "val", "test"), xs)}
-    if cfg.conv or math.prod(cfg.input_shape) != xs[0].shape[1]:
-        raise ConfigError(f"{splits.name} gives flat vectors of {xs[0].shape[1]} values: input_shape must be "
-                          f"{xs[0].shape[1]} and conv empty (got {cfg.input_shape}, conv {cfg.conv or 'none'})")
-    if len(xs[0]) < cfg.batch_size:
-        raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {len(xs[0])} training samples")
-    return splits, arrays, mean
+    check_input_shape(cfg, splits.image_shape)
+    top = max(int(y.max(initial=0)) for y in (splits.y_train, splits.y_val, splits.y_test))
+    if top >= cfg.n_classes:
+        raise ConfigError(f"n_classes={cfg.n_classes}: {splits.name} has labels up to {top}")
+    if len(splits.x_train) < cfg.batch_size:
+        raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {len(splits.x_train)} training samples")
+    params, xs = cache.preprocessed(splits, cfg.preprocess, registry.get(splits.name).fit_on)
+    arrays = {name: (xs[name].reshape((-1, *cfg.input_shape)), getattr(splits, f"y_{name}")) for name in xs}
+    return splits, arrays, params
 
 
 def epochs_without_improvement(history, key) -> int:
@@ -101,14 +116,17 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     # -- data (loaded before the run directory is touched, so a bad input leaves nothing behind) --
     with strategies.worker_run_dir(dist, run_dir, resume) as run_dir:
         rundir.check(run_dir, cfg, resume)
-        splits, arrays, mean = load_data(cfg, data_dir)
+        splits, arrays, params = load_data(cfg, data_dir)
         with runlock.hold(run_dir):  # checked again under the lock, before anything is written
-            return _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after,
+            return _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after,
                           (strategy, dist))
 
 
-def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after, distribution):
+def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, distribution):
+    # -- run directory: config and data identity (written, or checked on resume) ----------------
+    mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
     data = rundir.data_record(splits, mean)
+    data["params_sha256"] = params_sha256(params)
     rundir.prepare(run_dir, cfg, resume, data)
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
@@ -131,7 +149,8 @@ def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after
         history = resuming.restore(ckpt, state, run_dir, keys=_record_keys(modes))
         print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
-        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess), mean=mean)
+        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
+                               **{"mean": mean, **params})
     step_strategy = None if name == "default" else dist
     train_step = make_train_step(net, opt, cfg.jit, strategy=step_strategy)
     eval_steps = {m: make_eval_step(net, m, cfg.jit, strategy=step_strategy) for m in modes}
@@ -197,11 +216,7 @@ def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after
         # -- log and checkpoint -----------------------------------------------------------------
         history.append(record)
         rundir.write_history(run_dir, history)
-        with writer.as_default(step=epoch):
-            for key, value in record.items():
-                if isinstance(value, float):
-                    tf.summary.scalar(key, value)
-            tf.summary.histogram("w0", net.linear[0].w)
+        _log_tensorboard(writer, record, net, run_dir)
         plots.save_all(run_dir, history, net.linear[0].w.numpy(), net.specs[0].h)
         print(_epoch_line(record, modes), file=out, flush=True)
         state.epoch.assign(epoch)
@@ -210,6 +225,20 @@ def _train(cfg, run_dir, splits, arrays, mean, data_dir, resume, out, stop_after
             return None
 
     return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out, where)
+
+
+def _log_tensorboard(writer, record: dict, net, run_dir: str):
+    """The epoch's figures and first-layer weights as TensorBoard events; a write error (a full
+    disk) is an OSError like any other file of the run directory."""
+    try:
+        with writer.as_default(step=record["epoch"]):
+            for key, value in record.items():
+                if isinstance(value, float):
+                    tf.summary.scalar(key, value)
+            tf.summary.histogram("w0", net.linear[0].w)
+        writer.flush()
+    except tf.errors.OpError as exc:
+        raise OSError(f"{os.path.join(run_dir, runfiles.TB_DIR)}: events not written ({exc.message})") from None
 
 
 def _record_keys(modes) -> tuple:

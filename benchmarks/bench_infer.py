@@ -1,49 +1,61 @@
-"""Inference speed of an exported run: TensorFlow vs onnxruntime on model.onnx and model.packed.onnx.
+"""Inference speed of an exported run: TensorFlow, onnxruntime and the generated C, 1 and 2 threads.
 
 Measures, for each back end, the latency of one batch-1 call (median and p90 over --calls timed
-calls, in ms) and the throughput at batch 256 (samples/s, median over --rounds repeats of --batches
-consecutive calls). Back ends:
+calls, in ms), the throughput at batch 256 (samples/s, median over --rounds repeats of --batches
+consecutive calls) and the bytes of weights it holds once loaded (benchmarks.resident). Back ends:
     TF            the folded ±1 inference tf.function (bcexport.tfmodel) as a concrete function
     ORT           onnxruntime on model.onnx          (float32 ±1 initializers)
     ORT packed    onnxruntime on model.packed.onnx   (1-bit weights unpacked in-graph)
+    C             the generated C of RUN_DIR/c (`bcexport c`), built with -O2 -march=native, called
+                  through ctypes; with T threads a batch is split into T parts run in parallel, one
+                  scratch each (a single sample is not split: batch 1 runs on one thread)
     NumPy f32     the NumPy reference pass in float32, ±1 weights unpacked once (context only)
 Every call goes from a NumPy array to NumPy logits (input conversion and output copy included).
-All back ends use the same thread count (--threads, default os.cpu_count()): TF intra- and inter-op
-threads, onnxruntime intra- and inter-op threads, OpenBLAS threads (read once, at NumPy import).
-Inputs are random float32 of the preprocessed shape, not test images: the dense and convolution
-kernels do the same work whatever the values. Back ends are interleaved over rounds, so a slow spell
-of the machine hits every row alike, and each block of calls starts with a few untimed calls (a
-thread pool left spinning by the previous back end is not charged to the next one).
+All back ends of one measurement use the same thread count: TF intra- and inter-op threads,
+onnxruntime intra- and inter-op threads, OpenBLAS threads (read once, at NumPy import), C threads.
+TF fixes its thread count once per process, so with several counts (--threads 1,2, the default)
+each runs in its own process and the tables are merged. Inputs are random float32 of the
+preprocessed shape, not test images: the kernels do the same work whatever the values. Back ends
+are interleaved over rounds, so a slow spell of the machine hits every row alike, and each block of
+calls starts with a few untimed calls (a thread pool left spinning by the previous back end is not
+charged to the next one).
 
 Usage: make bench-infer RUN_DIR=runs/mnist-det
-   (or: python -m benchmarks.bench_infer RUN_DIR [--threads N] [--calls N] [--out PATH])
+   (or: python -m benchmarks.bench_infer RUN_DIR [--threads 1,2] [--calls N] [--out PATH])
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from bcexport import ExportError  # stdlib only: NumPy is imported after OPENBLAS_NUM_THREADS is set
+# stdlib only: NumPy is imported after OPENBLAS_NUM_THREADS is set
+from bctrain.config import ConfigError
+from bcexport import ExportError
 
 BATCH = 256
+ORDER = ("TF", "ORT", "ORT packed", "C", "NumPy f32")  # rows of the table
 
 
 def _import_libraries(threads):
     """Import the numeric libraries with `threads` BLAS threads (no effect if NumPy is already in)."""
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
-    global np, tf, ort, session, ConfigError, runfiles, reference, load_deployment, inference_function
-    global atomic_write_json, device_name
+    global np, tf, ort, session, runfiles, reference, load_deployment, inference_function
+    global device_name, c_model, resident
     import numpy as np
     import onnxruntime as ort
     import tensorflow as tf
-    from bctrain.config import ConfigError
-    from bctrain.rundir import atomic_write_json
     from bctrain.train import device_name
     from bctrain import runfiles
     from bcexport import reference
     from bcexport.onnx_export import session
     from bcexport.pack import load_deployment
     from bcexport.tfmodel import inference_function
+    from bcexport.backends import c_model
+    from benchmarks import resident
 
 
 def set_tf_threads(threads):
@@ -62,15 +74,34 @@ def ort_runner(path, threads):
     return lambda x: sess.run(None, {name: x})[0]
 
 
+def c_runner(model, threads):
+    """The C model on a batch split into `threads` contiguous parts, one thread and scratch each."""
+    scratches = [model.new_scratch() for _ in range(threads)]
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def run(x):
+        if pool is None or len(x) == 1:
+            return model.predict(x, "x", scratches[0])
+        bounds = np.linspace(0, len(x), min(threads, len(x)) + 1).astype(int)
+        parts = [pool.submit(model.predict, x[a:b], "x", s) for a, b, s in zip(bounds, bounds[1:], scratches)]
+        return np.concatenate([p.result() for p in parts])
+    return run
+
+
 def runners(run_dir, dep, threads, with_numpy):
-    """{back end: function NumPy float32 [N, *input_shape] -> NumPy logits}."""
+    """{back end: (function NumPy float32 [N, *input_shape] -> NumPy logits, weight bytes held)}."""
     infer = inference_function(dep).get_concrete_function()
-    out = {"TF": lambda x: infer(tf.constant(x)).numpy(),
-           "ORT": ort_runner(os.path.join(run_dir, runfiles.MODEL_ONNX), threads),
-           "ORT packed": ort_runner(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), threads)}
+    out = {"TF": (lambda x: infer(tf.constant(x)).numpy(), resident.tf_weight_bytes(infer))}
+    for name, file in (("ORT", runfiles.MODEL_ONNX), ("ORT packed", runfiles.MODEL_PACKED_ONNX)):
+        path = os.path.join(run_dir, file)
+        out[name] = (ort_runner(path, threads), resident.ort_weight_bytes(path))
+    if os.path.isdir(os.path.join(run_dir, runfiles.C_DIR)):
+        model = c_model(run_dir)
+        out["C"] = (c_runner(model, threads), resident.c_weight_bytes(model.library))
     if with_numpy:
         weights = [(b.wb, b.a, b.c) for b in dep.blocks]  # unpacked once, as a deployment would
-        out["NumPy f32"] = lambda x: reference.forward_unpacked(dep.blocks, weights, x)
+        out["NumPy f32"] = (lambda x: reference.forward_unpacked(dep.blocks, weights, x),
+                            resident.numpy_weight_bytes(weights))
     return out
 
 
@@ -102,20 +133,96 @@ def measure(fns, x1, xb, args):
     rates = {name: [] for name in fns}
     per_round = [args.calls // args.rounds + (r < args.calls % args.rounds) for r in range(args.rounds)]
     for calls in per_round:
-        for name, fn in fns.items():
+        for name, (fn, _) in fns.items():
             lat[name] += latencies(fn, x1, calls, args.warmup)
             rates[name].append(throughput(fn, xb, args.batches, max(1, args.warmup // 5)))
     return {name: {"batch1_ms_median": 1e3 * float(np.median(lat[name])),
                    "batch1_ms_p90": 1e3 * float(np.percentile(lat[name], 90)),
                    "batch1_ms_min": 1e3 * float(np.min(lat[name])),
                    f"batch{BATCH}_samples_per_s": float(np.median(rates[name])),
-                   f"batch{BATCH}_samples_per_s_rounds": rates[name]} for name in fns}
+                   f"batch{BATCH}_samples_per_s_rounds": rates[name],
+                   "weight_bytes": fns[name][1]} for name in fns}
+
+
+def measure_run(args, threads) -> dict:
+    """One process, one thread count: the result dict (ExportError/ConfigError for unusable input)."""
+    numpy_preloaded = "numpy" in sys.modules
+    _import_libraries(threads)
+    dep = load_deployment(args.run_dir)
+    for name in (runfiles.MODEL_ONNX, runfiles.MODEL_PACKED_ONNX):
+        if not os.path.isfile(os.path.join(args.run_dir, name)):
+            raise ExportError(f"{args.run_dir}: no {name}; run `bcexport onnx {args.run_dir}` first")
+    set_tf_threads(threads)
+    fns = runners(args.run_dir, dep, threads, args.numpy)
+    rng = np.random.default_rng(args.seed)
+    xb = rng.standard_normal((BATCH, *dep.input_shape)).astype(np.float32)
+    x1 = np.ascontiguousarray(xb[:1])
+    rows = measure(fns, x1, xb, args)
+    c_build = c_model(args.run_dir).build if "C" in fns else None
+    return {"run_dir": args.run_dir, "preset": dep.cfg.preset, "input_shape": list(dep.input_shape),
+            "binary_weights": dep.n_binary_weights, "inputs": "random float32 N(0, 1), preprocessed shape",
+            "device": device_name(), "threads": threads,
+            "blas_threads": "OpenBLAS default, NumPy imported first" if numpy_preloaded else threads,
+            "versions": {"tensorflow": tf.__version__, "onnxruntime": ort.__version__, "numpy": np.__version__},
+            "c_build": c_build, "c_kernel_path": c_model(args.run_dir).kernel_path if c_build else None,
+            "calls": args.calls, "rounds": args.rounds, "batches": args.batches, "warmup": args.warmup,
+            "batch_size": BATCH, "results": rows}
+
+
+def child_run(args, threads) -> dict:
+    """measure_run in a fresh process (TF fixes its thread count once per process)."""
+    with tempfile.TemporaryDirectory(prefix="bench-infer-") as tmp:
+        out = os.path.join(tmp, "run.json")
+        cmd = [sys.executable, "-m", "benchmarks.bench_infer", args.run_dir, "--threads", str(threads),
+               "--calls", str(args.calls), "--rounds", str(args.rounds), "--batches", str(args.batches),
+               "--warmup", str(args.warmup), "--seed", str(args.seed), "--out", out,
+               "--numpy" if args.numpy else "--no-numpy"]
+        if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
+            raise ExportError(f"the {threads}-thread measurement failed (its error is above)")
+        with open(out) as fh:
+            return json.load(fh)
+
+
+def ratios(run: dict) -> dict:
+    """C against onnxruntime on model.onnx in one run: latency, throughput and weight-byte ratios."""
+    r = run["results"]
+    if "C" not in r:
+        return {}
+    c, o = r["C"], r["ORT"]
+    return {"ort_over_c_batch1_latency": o["batch1_ms_median"] / c["batch1_ms_median"],
+            f"c_over_ort_batch{BATCH}_throughput": c[f"batch{BATCH}_samples_per_s"] / o[f"batch{BATCH}_samples_per_s"],
+            "ort_over_c_weight_bytes": o["weight_bytes"] / c["weight_bytes"] if c["weight_bytes"] else None}
+
+
+def print_table(runs, out=None):
+    out = out or sys.stdout
+    first = runs[0]
+    print(f"device: {first['device']}; TensorFlow {first['versions']['tensorflow']}, onnxruntime "
+          f"{first['versions']['onnxruntime']}, NumPy {first['versions']['numpy']}; C: {first['c_build']} "
+          f"(kernel {first['c_kernel_path']})", file=out)
+    print(f"run: {first['run_dir']} ({first['preset']}, input {tuple(first['input_shape'])}, "
+          f"{first['binary_weights']:,} binary weights); random float32 inputs; batch 1: {first['calls']} timed "
+          f"calls; batch {BATCH}: median of {first['rounds']} x {first['batches']} calls", file=out)
+    print(f"| back end | threads | batch 1, median ms | batch 1, p90 ms | batch {BATCH}, samples/s | "
+          "weight bytes held |\n|---|---|---|---|---|---|", file=out)
+    for run in runs:
+        for name, r in sorted(run["results"].items(), key=lambda item: ORDER.index(item[0])):
+            held = f"{r['weight_bytes']:,}" if r["weight_bytes"] is not None else "?"
+            print(f"| {name} | {run['threads']} | {r['batch1_ms_median']:.3f} | {r['batch1_ms_p90']:.3f} | "
+                  f"{r[f'batch{BATCH}_samples_per_s']:,.0f} | {held} |", file=out)
+    for run in runs:
+        q = ratios(run)
+        if q:
+            print(f"{run['threads']} thread(s): C batch-1 latency {q['ort_over_c_batch1_latency']:.1f}x lower "
+                  f"than ORT, batch-{BATCH} throughput {q[f'c_over_ort_batch{BATCH}_throughput']:.2f}x ORT's, "
+                  f"weights {q['ort_over_c_weight_bytes'] or 0:.1f}x smaller", file=out)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory exported with `bcexport onnx`")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every back end")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory exported with `bcexport onnx` "
+                                                           "(and `bcexport c` for the C row)")
+    parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated (default: 1,2)")
     parser.add_argument("--calls", type=int, default=300, help="timed batch-1 calls per back end")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (throughput repeats)")
     parser.add_argument("--batches", type=int, default=10, help=f"batch-{BATCH} calls per throughput repeat")
@@ -125,42 +232,21 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--out", default="benchmarks/results/bench_infer.json", help="JSON results file")
     args = parser.parse_args(argv)
-    if min(args.threads, args.calls, args.rounds, args.batches) < 1 or args.warmup < 0:
-        parser.error("--threads, --calls, --rounds and --batches must be >= 1, --warmup >= 0")
-    numpy_preloaded = "numpy" in sys.modules
-    _import_libraries(args.threads)
     try:
-        dep = load_deployment(args.run_dir)
-        for name in (runfiles.MODEL_ONNX, runfiles.MODEL_PACKED_ONNX):
-            if not os.path.isfile(os.path.join(args.run_dir, name)):
-                raise ExportError(f"{args.run_dir}: no {name}; run `bcexport onnx {args.run_dir}` first")
-        set_tf_threads(args.threads)
-        fns = runners(args.run_dir, dep, args.threads, args.numpy)
+        counts = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        parser.error(f"--threads {args.threads!r}: expected comma-separated integers")
+    if min(counts + [args.calls, args.rounds, args.batches]) < 1 or args.warmup < 0:
+        parser.error("--threads, --calls, --rounds and --batches must be >= 1, --warmup >= 0")
+    try:
+        runs = [measure_run(args, counts[0])] if len(counts) == 1 else [child_run(args, t) for t in counts]
     except (ExportError, ConfigError) as exc:
         print(f"bench_infer: error: {exc}", file=sys.stderr)
         return 2
-    rng = np.random.default_rng(args.seed)
-    xb = rng.standard_normal((BATCH, *dep.input_shape)).astype(np.float32)
-    x1 = np.ascontiguousarray(xb[:1])
-    rows = measure(fns, x1, xb, args)
-    blas = "OpenBLAS default, NumPy imported first" if numpy_preloaded else args.threads
-    print(f"device: {device_name()}; TensorFlow {tf.__version__}, onnxruntime {ort.__version__}, "
-          f"NumPy {np.__version__}")
-    print(f"run: {args.run_dir} ({dep.cfg.preset}, input {dep.input_shape}, "
-          f"{dep.n_binary_weights:,} binary weights); threads: {args.threads} (BLAS: {blas}); "
-          f"random float32 inputs")
-    print(f"batch 1: {args.calls} timed calls; batch {BATCH}: median of {args.rounds} x {args.batches} calls")
-    print(f"{'back end':12s} {'b1 median ms':>13s} {'b1 p90 ms':>10s} {f'b{BATCH} samples/s':>16s}")
-    for name, r in rows.items():
-        print(f"{name:12s} {r['batch1_ms_median']:13.3f} {r['batch1_ms_p90']:10.3f} "
-              f"{r[f'batch{BATCH}_samples_per_s']:16,.0f}")
-    result = {"run_dir": args.run_dir, "preset": dep.cfg.preset, "input_shape": list(dep.input_shape),
-              "binary_weights": dep.n_binary_weights, "inputs": "random float32 N(0, 1), preprocessed shape",
-              "device": device_name(), "threads": args.threads, "blas_threads": blas,
-              "versions": {"tensorflow": tf.__version__, "onnxruntime": ort.__version__,
-                           "numpy": np.__version__},
-              "calls": args.calls, "rounds": args.rounds, "batches": args.batches, "warmup": args.warmup,
-              "batch_size": BATCH, "results": rows}
+    print_table(runs)
+    result = runs[0] if len(counts) == 1 else {"threads": counts, "runs": runs}
+    result["ratios"] = {str(run["threads"]): ratios(run) for run in runs}
+    from bctrain.rundir import atomic_write_json  # after the measurement: it imports NumPy
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     atomic_write_json(args.out, result)
     return 0

@@ -49,6 +49,14 @@ def step_products(a, d, w):
     return out
 
 
+def matmul_gflops(n=2048, repeats=10):
+    """The machine's float32 matmul rate at n x n (TensorFlow's kernels): a peak for comparisons."""
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    mm = tf.function(lambda a, b: tf.matmul(a, b))
+    return 2 * n ** 3 / _seconds(mm, (a, b), repeats) / 1e9
+
+
 def step_flops(specs, batch) -> int:
     """FLOPs of `step_products`: 2 per multiply-add."""
     return 2 * batch * (3 * sum(s.n_weights for s in specs) - specs[0].n_weights)

@@ -2,8 +2,11 @@
 
 `make_run_dir` writes what training leaves behind (config.json, best.npz, preprocess.npz,
 metrics.json) for a small network with random weights: some latent w exactly 0 (sign(0) = +1), BN
-statistics calibrated on synthetic images so activations have realistic scales, gamma with some
-negative values. Test modules import the pytest fixtures by name.
+statistics calibrated on synthetic images preprocessed with the config's kind so activations have
+realistic scales, gamma with some negative values. Runs on 32x32x3 images (the CNN presets, cut
+down) get preprocessing parameters of the right form: a symmetric positive definite ZCA matrix
+for gcn_zca (fitting one over 3,072 dimensions takes ~10 s; the fit is tested in test_zca.py).
+Test modules import the pytest fixtures by name.
 """
 import dataclasses
 import json
@@ -14,6 +17,7 @@ import pytest
 
 from bctrain.config import with_overrides
 from bctrain.arch import layer_specs
+from bctrain.data.preprocess import KINDS, mean_of
 from bcexport.reference import conv3, max_pool2
 
 N_TEST = 300
@@ -28,6 +32,26 @@ def cnn_config():
                                hidden=(16,))
 
 
+def small_preset(preset, **overrides):
+    """The preset's dataset, input and preprocessing with a small network (two convs, one pool)."""
+    return with_overrides(preset, **{"conv": (4, 8), "pool": (0, 1), "hidden": (16,), "epochs": 1, **overrides})
+
+
+def preprocess_params(cfg, seed=0) -> dict:
+    """Fitted-parameter stand-ins of the config's kind, for synthetic run directories."""
+    rng = np.random.default_rng(seed + 3)
+    d = int(np.prod(cfg.input_shape))
+    if cfg.preprocess == "gcn_zca":
+        a = rng.normal(0, 0.02, (d, d))
+        return {"zca_mean": rng.normal(0, 0.3, d).astype(np.float32),
+                "zca_p": (np.eye(d) * 2.0 + (a + a.T) / 2).astype(np.float32)}
+    return KINDS[cfg.preprocess].fit(synthetic_pixels(image_shape(cfg), 500, seed + 3))
+
+
+def image_shape(cfg):
+    return (28, 28) if cfg.input_shape == (784,) else cfg.input_shape
+
+
 def synthetic_pixels(shape, n=N_TEST, seed=0) -> np.ndarray:
     """uint8 images, mostly zero like MNIST digits."""
     rng = np.random.default_rng(seed)
@@ -37,16 +61,15 @@ def synthetic_pixels(shape, n=N_TEST, seed=0) -> np.ndarray:
 
 def synthetic_test_data(cfg, n=N_TEST, seed=1):
     """(pixels uint8 [N, 28, 28] or [N, *input_shape], labels int64 [N], name)."""
-    shape = (28, 28) if cfg.input_shape == (784,) else cfg.input_shape
     labels = np.random.default_rng(seed).integers(0, cfg.n_classes, n).astype(np.int64)
-    return synthetic_pixels(shape, n, seed), labels, "synthetic"
+    return synthetic_pixels(image_shape(cfg), n, seed), labels, "synthetic"
 
 
-def random_weights(cfg, mean, seed=0) -> dict:
-    """best.npz-style weights; BN mean/std near the statistics of synthetic inputs."""
+def random_weights(cfg, params, seed=0) -> dict:
+    """best.npz-style weights; BN mean/std near the statistics of synthetic preprocessed inputs."""
     rng = np.random.default_rng(seed)
-    pixels = synthetic_pixels(cfg.input_shape, 200, seed + 7)
-    x = (pixels.reshape(200, -1).astype(np.float32) / 255 - mean).reshape(200, *cfg.input_shape)
+    pixels = synthetic_pixels(image_shape(cfg), 200, seed + 7)
+    x = KINDS[cfg.preprocess].apply(pixels, params).reshape(200, *cfg.input_shape)
     out = {}
     for i, s in enumerate(layer_specs(cfg)):
         shape = (3, 3, s.n_in, s.n_out) if s.kind == "conv" else (s.n_in, s.n_out)
@@ -72,12 +95,12 @@ def make_run_dir(path, cfg, seed=0) -> str:
     """A finished run directory for `cfg` with random weights; returns its path."""
     os.makedirs(path, exist_ok=True)
     n_in = int(np.prod(cfg.input_shape))
-    mean = synthetic_pixels((n_in,), 500, seed + 3).astype(np.float32).mean(axis=0) / 255
-    mean = mean.astype(np.float32)
+    params = preprocess_params(cfg, seed)
     with open(os.path.join(path, "config.json"), "w") as fh:
         fh.write(cfg.to_json())
-    np.savez(os.path.join(path, "best.npz"), **random_weights(cfg, mean, seed))
-    np.savez(os.path.join(path, "preprocess.npz"), kind=np.array("mean"), mean=mean)
+    np.savez(os.path.join(path, "best.npz"), **random_weights(cfg, params, seed))
+    np.savez(os.path.join(path, "preprocess.npz"), kind=np.array(cfg.preprocess),
+             **{"mean": mean_of(cfg.preprocess, params, n_in), **params})
     with open(os.path.join(path, "metrics.json"), "w") as fh:
         json.dump({"dataset": "synthetic", "data_dir": None, "preset": cfg.preset,
                    "binarize": cfg.binarize, "best_epoch": 1, "test_error": 0.9}, fh)

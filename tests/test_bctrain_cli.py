@@ -13,6 +13,11 @@ from bctrain.cli import main
     (["--hidden", "64", "--conv", "8", "--pool", "1"], "input_shape"),
     (["--dataset", "imagenet"], "dataset"),
     (["--resume"], "nothing to resume"),
+    (["--seed", "-1"], "seed=-1"),
+    (["--dataset", "mnist-sample", "--data-dir", "/some/dir"], "mnist-sample is bundled and reads none"),
+    (["--h", "nan"], "h='nan'"),
+    (["--bn-eps", "-1"], "bn_eps=-1.0"),
+    (["--n-classes", "5", "--dataset", "mnist-sample"], "n_classes=5: mnist-sample has labels up to 9"),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, args, words):
     run = tmp_path / "run"
@@ -48,13 +53,51 @@ def test_output_is_one_line_per_epoch_when_not_a_terminal(tmp_path, capsys):
     assert "step/s" not in captured.err and "\r" not in captured.err  # no progress bar
 
 
-def test_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("started", [False, True])
+def test_interrupt_says_how_to_go_on(tmp_path, capsys, monkeypatch, started):
+    run = tmp_path / "run"
+
     def interrupted(*args, **kwargs):
+        if started:  # Ctrl-C after the run directory was prepared
+            run.mkdir()
+            (run / "config.json").write_text("{}")
         raise KeyboardInterrupt
 
     monkeypatch.setattr("bctrain.train.train", interrupted)
-    assert main(["train", "--epochs", "1", "--run-dir", str(tmp_path / "run")]) == 130
-    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--epochs", "1", "--run-dir", str(run)]) == 130
+    err = capsys.readouterr().err
+    assert ("--resume" in err) == started and ("run the same command again" in err) == (not started)
+
+
+@pytest.mark.parametrize("make, words", [
+    ("file", "exists and is not a directory"), ("file parent", "Not a directory"),
+    ("symlink loop", "Too many levels of symbolic links"), ("empty", "--run-dir: empty"),
+    ("read-only", "run the same command again"),
+])
+def test_a_run_directory_the_system_refuses_is_one_line(tmp_path, capsys, make, words):
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    run = {"file": tmp_path / "file", "file parent": tmp_path / "file" / "run", "empty": "",
+           "symlink loop": tmp_path / "loop", "read-only": read_only_dir(tmp_path) / "run"}[make]
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--jit", "false", "--dataset", "mnist-sample",
+                 "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("bctrain: error:") and words in err[0], err
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def read_only_dir(tmp_path):
+    """A directory this process cannot write in: a mode-555 one, or /sys when running as root."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    for candidate in (ro, "/sys"):
+        try:
+            os.mkdir(os.path.join(candidate, "probe"))
+        except OSError:
+            return type(tmp_path)(candidate)
+        os.rmdir(os.path.join(candidate, "probe"))
+    pytest.skip("no read-only directory found for this user")
 
 
 @pytest.mark.parametrize("args, words", [(["--seeds", "0"], "seeds=0"), (["--shard", "2/2"], "shard='2/2'"),
@@ -81,3 +124,10 @@ def test_non_finite_training_exits_1_with_one_line(tmp_path, capsys):
                  "--optimizer", "sgd", "--lr-start", "1e30", "--lr-end", "1e29", "--run-dir", run]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("bctrain: error: training stopped:") and "epoch 1, step" in err[0]
+
+
+@pytest.mark.parametrize("text", ["16,,16,", "16,", "a,16", "16;16"])
+def test_a_malformed_size_list_is_refused(capsys, text):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--hidden", text])
+    assert info.value.code == 2 and "expected comma-separated integers" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Config: presets, overrides, validation, JSON round trip, and the CLI flags built from it."""
 import dataclasses
 import json
+import math
 
 import pytest
 
@@ -21,6 +22,38 @@ def test_mnist_paper_preset_uses_sgd_and_glorot_h():
     assert (cfg.optimizer, cfg.h, cfg.lr_scale) == ("sgd", "glorot", "1")
 
 
+@pytest.mark.parametrize("name, conv, lr, epochs, decay, dataset, kind", [
+    ("cifar10", (128, 128, 256, 256, 512, 512), (3e-3, 2e-6), 500, 0.985480, "cifar10", "gcn_zca"),
+    ("svhn", (64, 64, 128, 128, 256, 256), (1e-2, 3e-6), 200, 0.960253, "svhn", "gcn_lcn"),
+])
+def test_cnn_presets_are_the_authors_recipes(name, conv, lr, epochs, decay, dataset, kind):
+    cfg = PRESETS[name]
+    assert (cfg.preset, cfg.dataset, cfg.preprocess, cfg.input_shape) == (name, dataset, kind, (32, 32, 3))
+    assert cfg.conv == conv and cfg.pool == (0, 1, 0, 1, 0, 1) and cfg.hidden == (1024, 1024)
+    assert (cfg.optimizer, (cfg.lr_start, cfg.lr_end), cfg.epochs) == ("adam", lr, epochs)
+    assert (cfg.batch_size, cfg.bn_alpha, cfg.bn_eps, cfg.beta1, cfg.beta2, cfg.adam_eps) == (50, 0.1, 1e-4, 0.9, 0.999, 1e-8)
+    assert (cfg.h, cfg.lr_scale, cfg.binarize) == ("1", "glorot", "det")
+    assert round((cfg.lr_end / cfg.lr_start) ** (1 / cfg.epochs), 6) == decay
+
+
+def test_dataset_and_preprocessing_choices_are_the_tables():
+    from bctrain.data.preprocess import KINDS
+    from bctrain.data.registry import DATASETS
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    assert fields["dataset"].metadata["choices"] == tuple(DATASETS)
+    assert fields["preprocess"].metadata["choices"] == tuple(KINDS)
+    with pytest.raises(ConfigError, match="dataset='imagenet'"):
+        with_overrides("cifar10", dataset="imagenet")
+
+
+def test_mnist_small_preset_fits_a_256_kb_flash_part():
+    from bctrain.arch import count_binary_weights, layer_specs
+    cfg = PRESETS["mnist-small"]
+    assert cfg.hidden == (256, 256, 256) and dataclasses.replace(cfg, preset="mnist", hidden=PRESETS["mnist"].hidden) \
+        == PRESETS["mnist"]
+    assert count_binary_weights(layer_specs(cfg)) == 784 * 256 + 2 * 256 * 256 + 256 * 10 == 334_336
+
+
 def test_json_round_trip(tmp_path):
     cfg = with_overrides("mnist", epochs=3, hidden=(16, 8), binarize="stoch")
     (tmp_path / "config.json").write_text(cfg.to_json())
@@ -35,6 +68,39 @@ def test_json_round_trip(tmp_path):
 def test_bad_values_are_refused_with_the_field_name(change, word):
     with pytest.raises(ConfigError, match=word):
         with_overrides("mnist", **change)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("seed", -1), ("seed", 2 ** 32), ("h", "nan"), ("h", "inf"), ("h", "-1"), ("lr_scale", "nan"),
+    ("adam_eps", 0.0), ("bn_eps", math.nan), ("bn_eps", -1.0), ("beta1", 2.0), ("beta2", 1.0),
+    ("lr_start", math.inf), ("lr_end", math.nan), ("bn_alpha", math.nan), ("n_classes", 1),
+    ("pool", (2,)), ("input_shape", (0,)), ("input_shape", (28, 28)),
+])
+def test_values_that_would_crash_or_give_nan_later_are_refused(field, value):
+    overrides = {"conv": (8,), "input_shape": (8, 8, 1)} if field == "pool" else {}
+    with pytest.raises(ConfigError, match=f"^{field}="):
+        with_overrides("mnist", **{**overrides, field: value})
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("epochs", "3", "expected an integer"), ("epochs", 2.5, "expected an integer"),
+    ("epochs", True, "expected an integer"), ("lr_start", "0.001", "expected a number"),
+    ("hidden", "16", "expected a list of integers"), ("hidden", [16, "8"], "expected a list of integers"),
+    ("jit", 1, "expected true or false"), ("h", 1, "expected a string"),
+])
+def test_config_json_with_wrongly_typed_values_is_refused(tmp_path, field, value, words):
+    data = json.loads(Config().to_json())
+    data[field] = value
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=f"config.json: {field}=.*{words}"):
+        load_config(str(tmp_path))
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '"mnist"', "null"])
+def test_config_json_that_is_not_an_object_is_refused(tmp_path, text):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ConfigError, match="config.json: expected a JSON object"):
+        load_config(str(tmp_path))
 
 
 def test_unknown_preset_and_unknown_keys_are_refused(tmp_path):

@@ -1,6 +1,8 @@
 """End to end on the bundled sample: `bctrain train` -> `bcexport onnx` -> `bcexport verify`."""
 import json
 
+import pytest
+
 from bcexport.cli import main as bcexport_main
 from bctrain.cli import main as bctrain_main
 
@@ -31,3 +33,29 @@ def test_a_second_training_in_the_same_directory_is_refused(tmp_path, capsys):
     assert bctrain_main(args[:2] + ["2"] + args[3:]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bctrain: error:") and "different run" in err[0]
+
+
+@pytest.mark.parametrize("preset", ["svhn", pytest.param("cifar10", marks=pytest.mark.slow)])
+def test_a_small_cnn_trains_exports_and_verifies_on_official_format_files(preset, tmp_path, capsys):
+    """Tiny files in the official format (SVHN .mat; CIFAR-10 tar.gz of pickled batches), a small
+    CNN of the preset (its dataset, preprocessing with a real fit, optimizer), then the whole chain."""
+    from bctrain.data import cifar10
+    from dataset_files import cifar_arrays, svhn_arrays, write_cifar_archive, write_svhn_dir
+    data_dir = tmp_path / "data"
+    if preset == "svhn":
+        write_svhn_dir(data_dir, svhn_arrays(n_train=60, n_extra=40, n_test=30))
+    else:
+        data_dir.mkdir()
+        write_cifar_archive(data_dir / cifar10.ARCHIVE, cifar_arrays(n_per_batch=20, n_test=30))
+    run = str(tmp_path / "run")
+    assert bctrain_main(["train", "--preset", preset, "--conv", "4,8", "--pool", "0,1", "--hidden", "16",
+                         "--epochs", "2", "--batch-size", "10", "--jit", "false", "--data-dir", str(data_dir),
+                         "--run-dir", run]) == 0
+    assert bcexport_main(["onnx", run]) == 0
+    assert bcexport_main(["verify", run]) == 0
+    metrics = json.load(open(f"{run}/metrics.json"))
+    verify = json.load(open(f"{run}/verify.json"))
+    assert metrics["dataset"] == verify["dataset"] == preset and verify["n_test"] == 30
+    assert verify["passed"] and set(verify["backends"]) == {"tf_net", "onnx", "onnx_packed", "onnx_raw"}
+    assert abs((1 - verify["backends"]["tf_net"]["accuracy"]) - metrics["test_error_binary"]) < 1e-12
+    assert "verify: PASSED" in capsys.readouterr().out

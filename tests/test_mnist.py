@@ -1,5 +1,6 @@
 """Tests for bctrain.data.mnist: split sizes and where the data comes from (no network)."""
 
+import dataclasses
 import gzip
 import hashlib
 import struct
@@ -8,7 +9,7 @@ import urllib.error
 import numpy as np
 import pytest
 
-from bctrain.data import DataError, download, load_splits, mnist
+from bctrain.data import DataError, download, load_splits, mnist, registry
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -56,7 +57,7 @@ def test_data_dir_split_is_last_sixth_for_validation(tmp_path, gz):
 def test_full_size_training_file_gives_the_papers_split(tmp_path):
     # Tiny 2x2 images keep a 60,000-image file cheap; the split only looks at the count.
     arrays = write_mnist_dir(tmp_path, n_train=60_000, n_test=10_000, rows=2, cols=2)
-    s = mnist.read_mnist_dir(tmp_path, source="test")
+    s = mnist.read_dir(tmp_path, source="test")
     assert s.counts() == (50_000, 10_000, 10_000)
     np.testing.assert_array_equal(s.x_val, arrays[mnist.TRAIN_IMAGES][50_000:])
 
@@ -88,8 +89,10 @@ def test_verified_cache_is_used(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("BCNN_CACHE", str(cache))
     write_mnist_dir(cache / "mnist", n_train=30, n_test=5)
-    sums = {n: hashlib.sha256((cache / "mnist" / n).read_bytes()).hexdigest() for n in download.MNIST_SHA256}
-    monkeypatch.setattr(download, "MNIST_SHA256", sums)
+    entry = registry.DATASETS["mnist"]
+    files = tuple(dataclasses.replace(f, sha256=hashlib.sha256((cache / "mnist" / f.name).read_bytes()).hexdigest())
+                  for f in entry.files)
+    monkeypatch.setitem(registry.DATASETS, "mnist", dataclasses.replace(entry, files=files))
     monkeypatch.setattr(download, "fetch_url", refuse)
     s = load_splits("mnist")
     assert s.name == "mnist" and s.counts() == (25, 5, 5)
@@ -111,7 +114,7 @@ def test_foreign_files_in_the_cache_stop_the_load_instead_of_a_fallback(tmp_path
     write_mnist_dir(cache / "mnist", n_train=30, n_test=5)  # e.g. a Fashion-MNIST copy: other bytes
     before = {p.name: p.read_bytes() for p in (cache / "mnist").iterdir()}
     monkeypatch.setattr(download, "fetch_url", refuse)
-    with pytest.raises(download.CacheConflict, match="not the official MNIST file"):
+    with pytest.raises(download.CacheConflict, match="not the official file"):
         load_splits("mnist")
     assert {p.name: p.read_bytes() for p in (cache / "mnist").iterdir()} == before
 
@@ -132,5 +135,20 @@ def test_no_fallback_when_sample_disallowed(tmp_path, monkeypatch):
 
 def test_sample_by_name_and_unknown_dataset():
     assert load_splits("mnist-sample").name == "mnist-sample"
-    with pytest.raises(DataError, match="unknown dataset 'cifar10'"):
-        load_splits("cifar10")
+    with pytest.raises(DataError, match="unknown dataset 'cifar100'"):
+        load_splits("cifar100")
+
+
+@pytest.mark.parametrize("where", ["data directory", "image file"])
+def test_a_symlink_loop_is_reported_as_such_not_as_missing(tmp_path, where):
+    if where == "data directory":
+        (tmp_path / "loop").symlink_to(tmp_path / "loop")
+        target = tmp_path / "loop"
+    else:
+        write_mnist_dir(tmp_path, n_train=12, n_test=4)
+        (tmp_path / mnist.TEST_IMAGES).unlink()
+        (tmp_path / mnist.TEST_IMAGES).symlink_to(tmp_path / mnist.TEST_IMAGES)
+        target = tmp_path
+    with pytest.raises(DataError, match="Too many levels of symbolic links"):
+        load_splits("mnist", data_dir=target)
+

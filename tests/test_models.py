@@ -10,9 +10,7 @@ from bctrain.config import PRESETS, with_overrides
 from bctrain.arch import count_binary_weights, layer_specs
 from bctrain.models import Net
 
-CIFAR10 = dataclasses.replace(PRESETS["mnist"], input_shape=(32, 32, 3), conv=(128, 128, 256, 256, 512, 512),
-                              pool=(0, 1, 0, 1, 0, 1), hidden=(1024, 1024))
-SVHN = dataclasses.replace(CIFAR10, conv=(64, 64, 128, 128, 256, 256))
+CIFAR10, SVHN = PRESETS["cifar10"], PRESETS["svhn"]
 
 
 @pytest.mark.parametrize("cfg, count", [(PRESETS["mnist"], 10_014_720), (CIFAR10, 14_022_016), (SVHN, 6_397_632)])
@@ -59,3 +57,25 @@ def test_forward_shape_and_weights_round_trip():
     x = tf.random.normal((5, 784))
     np.testing.assert_array_equal(a(x, training=False).numpy(), b(x, training=False).numpy())
     assert a(x, training=True).shape == (5, 10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["cifar10", "svhn"])
+def test_a_few_steps_of_each_cnn_preset_lower_the_loss(preset):
+    """The full-size network of the preset, its optimizer settings, 5 steps on one random batch
+    of 10 images (the preset's batch is 50; 10 keeps the test to a few seconds on a CPU)."""
+    from bctrain.data.pipeline import to_pm1
+    from bctrain.optim import Optimizer
+    from bctrain.steps import make_train_step
+    cfg = dataclasses.replace(PRESETS[preset], jit=False)
+    tf.random.set_seed(0)
+    net = Net(cfg, seed=1)
+    opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
+                    beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps)
+    step = make_train_step(net, opt, cfg.jit)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((10, 32, 32, 3)).astype(np.float32))
+    y = tf.constant(to_pm1(rng.integers(0, 10, 10)))
+    losses = [float(step(x, y)[0]) for _ in range(5)]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert all(np.abs(w.numpy()).max() <= 1.0 for w, _, _ in net.binary_params())

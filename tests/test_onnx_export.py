@@ -1,4 +1,5 @@
 """bcexport.onnx_export and bcexport.packed_onnx: the ONNX files and export.json (paper §9)."""
+import hashlib
 import json
 import math
 import os
@@ -104,6 +105,8 @@ def test_export_json(exported_mlp_dir):
     assert info["binary_weight_bytes"]["float32"] == 4 * dep.n_binary_weights
     assert info["binary_weight_bytes"]["ratio"] <= 1 / 30
     assert info["files"] == {n: os.path.getsize(os.path.join(exported_mlp_dir, n)) for n in FILES[:3]}
+    assert info["sha256"] == {n: hashlib.sha256(open(os.path.join(exported_mlp_dir, n), "rb").read()).hexdigest()
+                              for n in FILES[:3]}
     assert set(info["versions"]) >= {"tensorflow", "tf2onnx", "onnx", "onnxruntime"}
     assert "note" not in info
 

@@ -1,4 +1,5 @@
 """Run directory: a different config is refused and nothing is overwritten; atomic writes."""
+import errno
 import os
 
 import pytest
@@ -58,3 +59,20 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         rundir.atomic_write_json(path, {"x": 2})
     assert open(path).read() == '{\n  "x": 1\n}\n' and os.listdir(tmp_path) == ["metrics.json"]
+
+
+@pytest.mark.parametrize("fault", ["full disk at the rename", "directory gone"])
+def test_a_failed_write_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch, fault):
+    path = str(tmp_path / "history.jsonl")
+    rundir.atomic_write_text(path, "old\n")
+    if fault == "directory gone":
+        path = str(tmp_path / "gone" / "history.jsonl")
+    else:
+        def full(src, dst):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError) as info:
+        rundir.atomic_write_text(path, "new\n")
+    assert info.value.filename == path
+    assert os.listdir(tmp_path) == ["history.jsonl"] and (tmp_path / "history.jsonl").read_text() == "old\n"

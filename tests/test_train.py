@@ -106,8 +106,11 @@ def test_resume_on_other_data_is_refused(tmp_path):
     train(cfg, run, out=quiet(), stop_after=1)
     before = open(os.path.join(run, "preprocess.npz"), "rb").read()
     write_mnist_dir(tmp_path / "other", n_train=1200, n_test=200)
-    with pytest.raises(ConfigError, match="other data"):
+    with pytest.raises(ConfigError, match="other data") as info:
         train(cfg, run, data_dir=str(tmp_path / "other"), resume=True, out=quiet())
+    # Names what differs, with the recorded and the new values
+    assert "dataset 'mnist-sample' then, 'mnist' now" in str(info.value)
+    assert "train_sha256 " in str(info.value) and "... then, " in str(info.value)
     assert open(os.path.join(run, "preprocess.npz"), "rb").read() == before
 
 
@@ -134,6 +137,52 @@ def test_patience_stops_early_and_keeps_the_selection_rule(tmp_path):
                key=lambda r: r["epoch"])
     assert metrics["best_epoch"] == best["epoch"] and metrics["test_error"] == best["test_error_binary"]
     assert int(np.load(tmp_path / "run" / "best.npz")["epoch"]) == best["epoch"]
+
+
+def _svhn_dir(tmp_path):
+    from dataset_files import svhn_arrays, write_svhn_dir
+    return write_svhn_dir(tmp_path / "svhn", svhn_arrays(n_train=60, n_extra=40, n_test=12))
+
+
+def tiny_cnn(**kw):
+    return with_overrides("svhn", **{"conv": (4, 4), "pool": (0, 1), "hidden": (8,), "batch_size": 10, "epochs": 2,
+                                     "jit": False, **kw})
+
+
+def test_a_cnn_trains_on_svhn_files_with_gcn_lcn(tmp_path):
+    data_dir = _svhn_dir(tmp_path)
+    run = str(tmp_path / "run")
+    metrics = train(tiny_cnn(), run, data_dir=str(data_dir), out=quiet())
+    assert metrics["dataset"] == "svhn" and (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (80, 20, 12)
+    prep = np.load(os.path.join(run, "preprocess.npz"))
+    assert str(prep["kind"]) == "gcn_lcn" and not prep["mean"].any() and prep["mean"].shape == (3072,)
+    data = json.load(open(os.path.join(run, "data.json")))
+    assert data["dataset"] == "svhn" and len(data["params_sha256"]) == 64
+    weights = np.load(os.path.join(run, "best.npz"))
+    assert weights["0/w"].shape == (3, 3, 3, 4) and weights["2/w"].shape == (16 * 16 * 4, 8)
+
+
+def test_cnn_resume_is_bit_identical_and_reuses_the_preprocessing_cache(tmp_path, monkeypatch):
+    from bctrain.data import cache
+    data_dir = str(_svhn_dir(tmp_path))
+    cfg = tiny_cnn()
+    train(cfg, str(tmp_path / "full"), data_dir=data_dir, out=quiet())
+    monkeypatch.setattr(cache, "compute", lambda *a, **k: pytest.fail("preprocessed twice"))
+    assert train(cfg, str(tmp_path / "cut"), data_dir=data_dir, out=quiet(), stop_after=1) is None
+    train(cfg, str(tmp_path / "cut"), data_dir=data_dir, resume=True, out=quiet())
+    full, cut = np.load(tmp_path / "full" / "best.npz"), np.load(tmp_path / "cut" / "best.npz")
+    for key in full.files:
+        np.testing.assert_array_equal(full[key], cut[key], err_msg=key)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"input_shape": (32, 32, 1)}, "the conv layers need the images' 32,32,3"),
+    ({"conv": (), "pool": (), "input_shape": (784,)}, "the images have 3072 values"),
+])
+def test_input_shape_must_fit_the_images(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message):
+        train(tiny_cnn(**change), str(tmp_path / "run"), data_dir=str(_svhn_dir(tmp_path)), out=quiet())
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_non_finite_training_stops_and_keeps_the_last_finite_epoch(tmp_path):

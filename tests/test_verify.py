@@ -11,9 +11,9 @@ import pytest
 from onnx import numpy_helper
 
 from bctrain.data.preprocess import apply_mean
-from bcexport import ExportError, reference
+from bcexport import ExportError, digests, reference
 from bcexport.pack import load_deployment
-from bcexport.packed_onnx import BITS_SUFFIX
+from bcexport.packed_onnx import BITS_SUFFIX, find_binary_initializers
 from bcexport.verify import compare, load_test_data, verify_run
 from export_fixtures import (cnn_config, exported_cnn_dir, exported_mlp_dir, mlp_config,  # noqa: F401
                              synthetic_loader, synthetic_test_data, tiny_run_dir)
@@ -130,9 +130,17 @@ def test_default_loader_uses_the_recorded_dataset(tiny_run_dir):
     assert labels.shape == (len(pixels),)
 
 
+@pytest.mark.parametrize("metrics", [[1, 2], {"dataset": "mnist-sample", "data_dir": 5}, {"dataset": 7}])
+def test_wrongly_shaped_metrics_json_is_an_error(tiny_run_dir, metrics):
+    with open(os.path.join(tiny_run_dir, "metrics.json"), "w") as fh:
+        json.dump(metrics, fh)
+    with pytest.raises(ExportError, match="metrics.json"):
+        load_test_data(tiny_run_dir)
+
+
 def test_a_tolerance_too_loose_to_test_parity_is_refused(exported_mlp_dir, tmp_path, monkeypatch):
     run_dir = _copy(exported_mlp_dir, tmp_path)
-    monkeypatch.setattr("bcexport.verify.noise_level", lambda dep, x, ref: 1e-5)  # rtol 1.6e-4
+    monkeypatch.setattr("bcexport.verify.noise_level", lambda *args: 1e-5)  # rtol 1.6e-4
     with pytest.raises(ExportError, match="would not be a parity check"):
         _verify(run_dir, mlp_config())
     assert not os.path.exists(os.path.join(run_dir, "verify.json"))
@@ -171,6 +179,16 @@ def test_packed_file_must_store_each_block_as_its_bits(exported_mlp_dir, tmp_pat
     assert any("dummy" in p for p in report["sizes"]["packed_problems"])
 
 
+def test_a_float_model_in_place_of_the_packed_one_fails(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    shutil.copy(os.path.join(run_dir, "model.onnx"), os.path.join(run_dir, "model.packed.onnx"))
+    out = io.StringIO()
+    report = verify_run(run_dir, load_test=synthetic_loader(mlp_config()), out=out)
+    assert not report["passed"] and not report["size_passed"]
+    assert report["sizes"]["binary_weight_bytes_packed"] == 0
+    assert "0 packed bytes = 0 of float32" in out.getvalue() and "verify: FAILED" in out.getvalue()
+
+
 def test_a_refused_verification_leaves_no_old_verdict(exported_mlp_dir, tmp_path):
     run_dir = _copy(exported_mlp_dir, tmp_path)
     assert _verify(run_dir, mlp_config())["passed"]
@@ -197,3 +215,79 @@ def test_every_exported_file_is_verified_whatever_export_json_lists(exported_mlp
     onnx.save(model, path)
     report = _verify(run_dir, mlp_config())
     assert not report["passed"] and not report["backends"]["onnx_raw"]["passed"]
+
+
+def _rewrite_record(run_dir, drop=()):
+    """export.json with its SHA-256 record made to match the files now (a tamperer's rewrite),
+    `drop`ped files removed from it."""
+    path = os.path.join(run_dir, "export.json")
+    with open(path) as fh:
+        exported = json.load(fh)
+    for name in drop:
+        del exported["files"][name]
+    exported["sha256"] = digests.record(run_dir, [n for n in exported["sha256"] if n not in drop])
+    with open(path, "w") as fh:
+        json.dump(exported, fh)
+
+
+def test_a_file_changed_since_export_is_named_even_if_it_still_passes(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    path = os.path.join(run_dir, "model.raw.onnx")
+    model = onnx.load(path)
+    model.producer_name = "someone else"  # same network, other bytes
+    onnx.save(model, path)
+    out = io.StringIO()
+    report = verify_run(run_dir, load_test=synthetic_loader(mlp_config()), out=out)
+    assert all(b["passed"] for b in report["backends"].values()) and not report["passed"]
+    assert len(report["changed_since_export"]) == 1
+    assert report["changed_since_export"][0].startswith("model.raw.onnx: changed since export")
+    assert "export record: model.raw.onnx: changed since export" in out.getvalue()
+
+
+def test_a_model_file_left_out_of_the_record_is_still_verified_and_named(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    path = os.path.join(run_dir, "model.raw.onnx")
+    model = onnx.load(path)
+    init = next(i for i in model.graph.initializer if i.name.startswith("c2"))
+    value = numpy_helper.to_array(init).copy()
+    value[3] += 0.01
+    init.CopyFrom(numpy_helper.from_array(value, init.name))
+    onnx.save(model, path)
+    _rewrite_record(run_dir, drop=["model.raw.onnx"])
+    report = _verify(run_dir, mlp_config())
+    assert not report["passed"] and not report["backends"]["onnx_raw"]["passed"]
+    assert report["changed_since_export"] == ["model.raw.onnx: not recorded at export (no SHA-256)"]
+
+
+@pytest.mark.parametrize("file, backend", [("model.onnx", "onnx"), ("model.raw.onnx", "onnx_raw")])
+def test_a_float_weight_off_by_less_than_the_tolerance_fails(exported_mlp_dir, tmp_path, file, backend):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    dep = load_deployment(run_dir)
+    path = os.path.join(run_dir, file)
+    model = onnx.load(path)
+    name = next(n for n, block in find_binary_initializers(model, dep).items() if block == 1)
+    init = next(i for i in model.graph.initializer if i.name == name)
+    value = numpy_helper.to_array(init).copy()
+    k = int(np.flatnonzero(value.reshape(-1) == -1)[0])
+    value.reshape(-1)[k] = np.float32(-1.0000305)  # 2^-15 off: far below the logit tolerance
+    init.CopyFrom(numpy_helper.from_array(value, init.name))
+    onnx.save(model, path)
+    _rewrite_record(run_dir)  # so that only the weight check can catch it
+    report = _verify(run_dir, mlp_config())
+    result = report["backends"][backend]
+    assert result["logits_within_tol"] and result["argmax_disagreements"] == 0
+    assert not result["passed"] and not report["passed"] and report["changed_since_export"] == []
+    assert any("is not a block's trained ±1 weights" in p for p in result["weight_problems"])
+    assert any("block 1 weights stored as exact ±1 floats 0 times" in p for p in result["weight_problems"])
+
+
+def test_an_export_json_without_digests_is_refused(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    path = os.path.join(run_dir, "export.json")
+    with open(path) as fh:
+        exported = json.load(fh)
+    del exported["sha256"]
+    with open(path, "w") as fh:
+        json.dump(exported, fh)
+    with pytest.raises(ExportError, match="no valid 'sha256' record"):
+        _verify(run_dir, mlp_config())

@@ -1,38 +1,13 @@
-"""Datasets for BinaryConnect (arXiv:1511.00363, §6 and the authors' MNIST recipe).
+"""Datasets for BinaryConnect (arXiv:1511.00363, §6): MNIST, CIFAR-10, SVHN.
 
-The package's shared contract lives here so every submodule can import it without cycles:
-`DataError` (the one error users see for bad or missing data) and `Splits` (what
-`load_splits` returns). `load_splits` is re-exported for `from bctrain.data import load_splits`.
-TensorFlow is only imported by `bctrain.data.pipeline`, never from here.
+`bctrain.data.splits` holds the package's shared contract (`DataError`, `Splits`) and imports
+nothing else of the package; `bctrain.data.registry` lists the datasets and loads them
+(`load_splits`). Both are re-exported here for `from bctrain.data import DataError, load_splits`.
+TensorFlow is only imported by `bctrain.data.pipeline` (and, lazily, by the in-graph halves of the
+preprocessing kinds), never from here.
 """
 
-from dataclasses import dataclass
+from bctrain.data.splits import DataError, Splits
+from bctrain.data.registry import DATASETS, load_splits
 
-import numpy as np
-
-
-class DataError(ValueError):
-    """Bad, missing or unverifiable data; the message is one line naming the file and the problem."""
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Train / validation / test arrays: images uint8 [N, rows, cols], labels int64 [N]."""
-
-    name: str  # "mnist" or "mnist-sample"
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str  # where the arrays came from, for logs and metrics.json
-
-    def counts(self) -> tuple[int, int, int]:
-        return len(self.y_train), len(self.y_val), len(self.y_test)
-
-
-# Imported last: mnist.py imports DataError and Splits from this (partly initialised) package.
-from bctrain.data.mnist import load_splits  # noqa: E402
-
-__all__ = ["DataError", "Splits", "load_splits"]
+__all__ = ["DATASETS", "DataError", "Splits", "load_splits"]

@@ -1,13 +1,14 @@
-"""Download of the official MNIST files into a SHA-256 verified cache (arXiv:1511.00363, §6).
+"""Download of a dataset's official files into a SHA-256 verified cache (arXiv:1511.00363, §6).
 
-The cache lives outside the repository: `$BCNN_CACHE/mnist/`, default `~/.cache/bcnn/mnist/`.
-A file is used only after its SHA-256 matches the published value (shared with TensorFlow
-Datasets, Keras and torchvision): cached files are checked before every use, downloads go to a
-temporary name that is renamed only once verified. A cached file with another checksum may be the
-user's own (`BCNN_CACHE` pointed at a directory of other IDX files): it is reported
-(`CacheConflict`) and never deleted or overwritten. `fetch_url`
-is the one function that touches the network; tests replace it (or use `file://` mirrors).
-Pure stdlib.
+Which files, from where, with which checksums: the dataset registry (`bctrain.data.registry`,
+published values shared with TensorFlow Datasets, Keras and torchvision; data/SOURCES.md).
+The cache lives outside the repository: `$BCNN_CACHE/<dataset>/`, default
+`~/.cache/bcnn/<dataset>/`. A file is used only after its SHA-256 matches the published value:
+cached files are checked before every use, downloads go to a temporary name that is renamed only
+once verified. A cached file with another checksum may be the user's own (`BCNN_CACHE` pointed at
+a directory of other files): it is reported (`CacheConflict`) and never deleted or overwritten.
+`fetch_url` is the one function that touches the network; tests replace it (or use `file://`
+URLs). Pure stdlib.
 """
 
 import hashlib
@@ -19,20 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from bctrain.data import DataError
-
-MIRRORS = (
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow Datasets
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision
-)
-
-# Published SHA-256 of the gzipped IDX files (see data/SOURCES.md).
-MNIST_SHA256 = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-}
+from bctrain.data.splits import DataError
 
 TIMEOUT_S = 30  # per socket operation; without a network the failure is immediate anyway
 
@@ -40,7 +28,7 @@ Fetch = Callable[[str, Path], None]
 
 
 class CacheConflict(DataError):
-    """A file in the cache under an MNIST name that is not the official file; it is left alone."""
+    """A file in the cache under a dataset file's name that is not the official file; it is left alone."""
 
 
 def cache_dir() -> Path:
@@ -49,8 +37,8 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "bcnn"
 
 
-def mnist_cache_dir() -> Path:
-    return cache_dir() / "mnist"
+def dataset_cache_dir(dataset: str) -> Path:
+    return cache_dir() / dataset
 
 
 def sha256_file(path: Path) -> str:
@@ -79,14 +67,15 @@ def verified_cached(name: str, directory: Path, sha256: str) -> Path | None:
     except OSError as exc:
         raise CacheConflict(f"{path}: unreadable ({exc.strerror or exc}); {advice}") from None
     if got != sha256:
-        raise CacheConflict(f"{path}: not the official MNIST file (SHA-256 {got[:16]}..., expected "
+        raise CacheConflict(f"{path}: not the official file (SHA-256 {got[:16]}..., expected "
                             f"{sha256[:16]}...); {advice}")
     return path
 
 
-def download_verified(name: str, directory: Path, sha256: str, fetch: Fetch | None = None) -> Path:
-    """Download `name` from the first mirror that serves the right bytes, into `directory/name`."""
-    # Looked up at call time so tests can monkeypatch the module-level fetch_url and MIRRORS.
+def download_verified(name: str, directory: Path, sha256: str, fetch: Fetch | None = None,
+                      urls: tuple = ()) -> Path:
+    """Download `name` from the first of `urls` that serves the right bytes, into `directory/name`."""
+    # Looked up at call time so tests can monkeypatch the module-level fetch_url.
     fetch = fetch or fetch_url
     directory = Path(directory)
     try:
@@ -94,8 +83,7 @@ def download_verified(name: str, directory: Path, sha256: str, fetch: Fetch | No
     except OSError as e:
         raise DataError(f"{directory}: cannot create the download cache ({e.strerror or e})") from e
     failures = []
-    for mirror in MIRRORS:
-        url = mirror + name
+    for url in urls:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
         os.close(fd)
         tmp = Path(tmp_name)
@@ -116,16 +104,17 @@ def download_verified(name: str, directory: Path, sha256: str, fetch: Fetch | No
             failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
         finally:
             tmp.unlink(missing_ok=True)
-    raise DataError(f"{name}: download failed: " + "; ".join(failures))
+    raise DataError(f"{name}: download failed: " + ("; ".join(failures) or "no URL"))
 
 
-def ensure_mnist(allow_download: bool = True, fetch: Fetch | None = None) -> Path:
-    """Directory holding all four verified MNIST files, downloading the missing ones if allowed."""
-    directory = mnist_cache_dir()
-    for name, sha256 in MNIST_SHA256.items():
-        if verified_cached(name, directory, sha256):
+def ensure_files(dataset: str, files, allow_download: bool = True, fetch: Fetch | None = None) -> Path:
+    """Cache directory of `dataset` holding every verified file of `files` (objects with `name`,
+    `sha256` and `urls`: `bctrain.data.registry.RemoteFile`), downloading missing ones if allowed."""
+    directory = dataset_cache_dir(dataset)
+    for f in files:
+        if verified_cached(f.name, directory, f.sha256):
             continue
         if not allow_download:
-            raise DataError(f"{directory / name}: not in the verified cache and downloads are disabled")
-        download_verified(name, directory, sha256, fetch)
+            raise DataError(f"{directory / f.name}: not in the verified cache and downloads are disabled")
+        download_verified(f.name, directory, f.sha256, fetch, urls=f.urls)
     return directory

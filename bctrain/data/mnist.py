@@ -5,19 +5,16 @@ last 10,000, test = the 10,000 of the test file. For a data directory whose trai
 not 60,000 images long the same rule is applied proportionally: validation = the last
 round(N / 6) images (rounded half up), which is exactly 10,000 for N = 60,000.
 
-Where the data comes from, in order:
-1. `data_dir`, if given: it must hold the four IDX files (gzipped or not); never falls back.
-2. the verified download cache ($BCNN_CACHE/mnist, default ~/.cache/bcnn/mnist);
-3. a download from the official mirrors (if `allow_download`);
-4. the bundled offline sample data/mnist_sample.npz (if `allow_sample`), announced on stderr.
+Where the data comes from (a data directory, the verified cache, a download, the bundled sample)
+is decided by `bctrain.data.registry.load_splits`; this module parses a directory holding the four
+IDX files (gzipped or not).
 """
 
-import sys
 from pathlib import Path
 
-from bctrain.data import DataError, Splits, download, idx, sample
+from bctrain.data import idx
+from bctrain.data.splits import DataError, Splits
 
-DATASETS = ("mnist", "mnist-sample")
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
 TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
@@ -29,11 +26,9 @@ def n_validation(n_train_file: int) -> int:
     return (n_train_file + 3) // 6
 
 
-def read_mnist_dir(directory: Path, source: str) -> Splits:
+def read_dir(directory: Path, source: str) -> Splits:
     """Splits from a directory holding the four MNIST IDX files."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError(f"{directory}: data directory does not exist")
     train_images, train_labels, test_images, test_labels = (
         idx.find_file(directory, name) for name in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
     )
@@ -59,36 +54,3 @@ def read_mnist_dir(directory: Path, source: str) -> Splits:
         y_test=y_test,
         source=source,
     )
-
-
-def load_splits(
-    dataset: str = "mnist",
-    data_dir: str | Path | None = None,
-    allow_download: bool = True,
-    allow_sample: bool = True,
-) -> Splits:
-    """MNIST splits from `data_dir`, the cache, a download, or the bundled sample (in that order).
-
-    `dataset="mnist-sample"` asks for the bundled sample directly (quick runs, CI).
-    """
-    if dataset not in DATASETS:
-        raise DataError(f"unknown dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
-    if dataset == "mnist-sample":
-        return sample.load_sample()
-    if data_dir is not None:
-        return read_mnist_dir(Path(data_dir), source=f"IDX files in {data_dir}")
-
-    try:
-        directory = download.ensure_mnist(allow_download=allow_download)
-    except DataError as e:
-        if not allow_sample or isinstance(e, download.CacheConflict):  # the user's files: say so, stop
-            raise
-        splits = sample.load_sample()
-        n_train, n_val, n_test = splits.counts()
-        print(
-            f"notice: full MNIST unavailable ({e}); using the bundled sample {sample.SAMPLE_PATH.name} "
-            f"({n_train:,} train / {n_val:,} validation / {n_test:,} test)",
-            file=sys.stderr,
-        )
-        return splits
-    return read_mnist_dir(directory, source=f"verified MNIST cache {directory}")

@@ -2,8 +2,10 @@
 
 The squared hinge loss compares outputs with targets in {−1, +1}: `to_pm1` gives 2·onehot − 1.
 Training order is a permutation that depends only on (seed, epoch), so a run resumed at epoch
-e sees exactly the batches it would have seen without the interruption. Arrays are gathered
-in NumPy and sliced by tf.data, which avoids per-example Python work.
+e sees exactly the batches it would have seen without the interruption. Each training batch is
+gathered from the NumPy arrays (which may be memory-mapped: SVHN's preprocessed training split is
+7.4 GB) when tf.data asks for it, one fancy-indexing per batch, so the training set is never copied
+whole.
 
 Prefetching uses a fixed buffer with tf.data's autotuning off: on a 2-core CPU the autotuner's
 background thread competes with the training step's compute threads and made some epochs' steps
@@ -44,11 +46,16 @@ def train_batches(x: np.ndarray, y_pm1: np.ndarray, batch_size: int, seed: int, 
         raise ValueError(f"{len(x)} inputs but {len(y_pm1)} targets")
     if not 0 < batch_size <= len(x):
         raise ValueError(f"batch_size {batch_size} must be between 1 and the {len(x)} training samples")
-    n_used = len(x) // batch_size * batch_size
-    # Cut before gathering so the dropped remainder is never copied.
-    order = epoch_order(len(x), seed, epoch)[:n_used]
-    data = tf.data.Dataset.from_tensor_slices((x[order], y_pm1[order]))
-    return _fixed_prefetch(data.batch(batch_size, drop_remainder=True))
+    n_steps = len(x) // batch_size
+    order = epoch_order(len(x), seed, epoch)[:n_steps * batch_size].reshape(n_steps, batch_size)
+
+    def gather():
+        for idx in order:
+            yield np.asarray(x[idx], np.float32), np.asarray(y_pm1[idx], np.float32)
+
+    signature = (tf.TensorSpec((batch_size, *x.shape[1:]), tf.float32),
+                 tf.TensorSpec((batch_size, *y_pm1.shape[1:]), tf.float32))
+    return _fixed_prefetch(tf.data.Dataset.from_generator(gather, output_signature=signature))
 
 
 def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:

@@ -1,25 +1,42 @@
-"""Input preprocessing, pure NumPy (arXiv:1511.00363, §6: MNIST recipe of the authors' code).
+"""Input preprocessing kinds, one table (arXiv:1511.00363, §6: the three recipes).
 
-MNIST: pixels scaled to [0, 1], minus the per-pixel mean of the *training* split, flattened
-to [N, rows*cols] for the permutation-invariant MLP. The mean is fitted on the training split
-only, so validation and test never leak into the model; it is saved in the run directory
-(`preprocess.npz`) and reused by export. Kind "none" only scales and flattens. Kept free of
-TensorFlow so export and the tests can use it cheaply.
+    kind     recipe    fitted parameters               x (float32, flattened row-major NHWC)
+    mean     MNIST     mean [D]                        pixels / 255 − mean
+    none     -         -                               pixels / 255
+    gcn_zca  CIFAR-10  zca_mean [D], zca_p [D, D]      zca(gcn(pixels, 55))          (gcn.py, zca.py)
+    gcn_lcn  SVHN      -                               lcn(gcn(pixels, 1))           (gcn.py, lcn.py)
+
+Each `Kind` gives: `fit` (uint8 training images -> {name: float32 array}), `apply` (uint8 images,
+parameters, dtype -> [N, D]; float32 for training, float64 for the verification oracle), `graph`
+(the same on a float32 pixel tensor in a TensorFlow graph, for model.raw.onnx; TensorFlow is
+imported only when it is called), `param_shapes` (what a run's preprocess.npz must hold),
+`settings` (the fixed constants, recorded in the cache key) and `cached` (whether the
+preprocessed arrays are worth caching, `bctrain.data.cache`). Parameters are fitted on training
+data only (the registry's `fit_on`) and saved in the run directory, where export reuses them.
+Pure NumPy.
 """
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-KINDS = ("mean", "none")
+from bctrain.data import gcn, lcn, zca
+
+CIFAR_GCN_SCALE = 55.0
+SVHN_GCN_SCALE = 1.0
+FIT_CHUNK = 5000  # images per chunk when fitting: bounds the float64 copies
 
 
-def _flat_unit(x_uint8: np.ndarray) -> np.ndarray:
-    """uint8 images [N, ...] -> float32 [N, D] in [0, 1]."""
+def _flat_unit(x_uint8: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """uint8 images [N, ...] -> [N, D] in [0, 1]."""
     x = np.asarray(x_uint8)
     if x.dtype != np.uint8:
         # A float input here almost always means the data was already preprocessed once.
         raise ValueError(f"expected uint8 images, got {x.dtype}")
-    flat = x.reshape(len(x), -1).astype(np.float32)
-    flat /= np.float32(255)  # in place: one float copy of the images, not two
+    flat = x.reshape(len(x), -1).astype(dtype)
+    flat /= dtype(255)  # in place: one float copy of the images, not two
     return flat
 
 
@@ -33,30 +50,121 @@ def fit_mean(x_uint8: np.ndarray) -> np.ndarray:
     return mean.astype(np.float32)
 
 
-def apply_none(x_uint8: np.ndarray) -> np.ndarray:
-    """x / 255, flattened: float32 [N, D]."""
-    return _flat_unit(x_uint8)
+def apply_none(x_uint8: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """x / 255, flattened: [N, D]."""
+    return _flat_unit(x_uint8, dtype)
 
 
-def apply_mean(x_uint8: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """x / 255 − mean, flattened: float32 [N, D]."""
-    x = _flat_unit(x_uint8)
-    mean = np.asarray(mean, dtype=np.float32)
+def apply_mean(x_uint8: np.ndarray, mean: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """x / 255 − mean, flattened: [N, D]."""
+    x = _flat_unit(x_uint8, dtype)
+    mean = np.asarray(mean, dtype=np.float32).astype(dtype)
     if mean.shape != x.shape[1:]:
         raise ValueError(f"mean has shape {list(mean.shape)}, images have {x.shape[1]} pixels")
     x -= mean
     return x
 
 
-def preprocess(kind: str, x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Fit on `x_train` only, apply to it and to `others`: (mean, [x_train, *others]).
+def _checked_uint8(x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {x.dtype}")
+    return x
 
-    The mean is zeros for kind "none", matching the run directory's preprocess.npz.
-    """
+
+def _fit_gcn_zca(x) -> dict:
+    x = _checked_uint8(x)
+    return zca.fit(lambda: (gcn.gcn(x[i:i + FIT_CHUNK], CIFAR_GCN_SCALE, np.float64)
+                            for i in range(0, len(x), FIT_CHUNK)))
+
+
+def _apply_gcn_zca(x, params, dtype=np.float32) -> np.ndarray:
+    # Both steps in float64, rounded once (zca.py says why).
+    return zca.apply(gcn.gcn(_checked_uint8(x), CIFAR_GCN_SCALE, np.float64), params, dtype)
+
+
+def _nhwc(shape) -> tuple:
+    """[N, H, W, C] for colour images, [N, H, W, 1] for grey ones [N, H, W]."""
+    return tuple(shape) + ((1,) if len(shape) == 3 else ())
+
+
+def _apply_gcn_lcn(x, params, dtype=np.float32) -> np.ndarray:
+    x = _checked_uint8(x)
+    return lcn.lcn(gcn.gcn(x, SVHN_GCN_SCALE, dtype).reshape(_nhwc(x.shape)), dtype).reshape(len(x), -1)
+
+
+def _graph_mean(pixels, params):
+    import tensorflow as tf
+    d = math.prod(pixels.shape[1:])
+    mean = tf.constant(np.asarray(params["mean"], np.float32), name="mean")
+    return tf.reshape(pixels, [-1, d]) / 255.0 - mean
+
+
+def _graph_none(pixels, params):
+    import tensorflow as tf
+    return tf.reshape(pixels, [-1, math.prod(pixels.shape[1:])]) / 255.0
+
+
+def _graph_gcn_zca(pixels, params):
+    import tensorflow as tf
+    return zca.apply_graph(gcn.gcn_graph(pixels, CIFAR_GCN_SCALE, tf.float64), params)
+
+
+def _graph_gcn_lcn(pixels, params):
+    import tensorflow as tf
+    x = tf.reshape(gcn.gcn_graph(pixels, SVHN_GCN_SCALE), [-1, *_nhwc(pixels.shape)[1:]])
+    return tf.reshape(lcn.lcn_graph(x), [-1, math.prod(pixels.shape[1:])])
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    fit: Callable           # uint8 images [N, *shape] -> {name: float32 array}
+    apply: Callable         # (uint8 images, params, dtype=float32) -> [N, D] in dtype
+    graph: Callable         # (float32 pixel tensor [N, *shape], params) -> float32 tensor [N, D]
+    param_shapes: Callable  # D -> {name: shape} of the fitted parameters
+    settings: dict = field(default_factory=dict)
+    cached: bool = False
+
+
+KINDS = {k.name: k for k in (
+    Kind("mean", lambda x: {"mean": fit_mean(x)}, lambda x, p, dtype=np.float32: apply_mean(x, p["mean"], dtype),
+         _graph_mean, lambda d: {"mean": (d,)}),
+    Kind("none", lambda x: {}, lambda x, p, dtype=np.float32: apply_none(x, dtype), _graph_none, lambda d: {}),
+    Kind("gcn_zca", _fit_gcn_zca, _apply_gcn_zca, _graph_gcn_zca,
+         lambda d: {"zca_mean": (d,), "zca_p": (d, d)},
+         settings={"gcn_scale": CIFAR_GCN_SCALE, "gcn_min_divisor": gcn.MIN_DIVISOR, "zca_bias": zca.BIAS},
+         cached=True),
+    Kind("gcn_lcn", lambda x: {}, _apply_gcn_lcn, _graph_gcn_lcn, lambda d: {},
+         settings={"gcn_scale": SVHN_GCN_SCALE, "gcn_min_divisor": gcn.MIN_DIVISOR, "lcn_kernel": lcn.KERNEL,
+                   "lcn_sigma": lcn.SIGMA, "lcn_threshold": lcn.THRESHOLD},
+         cached=True),
+)}
+
+
+def get(kind: str) -> Kind:
     if kind not in KINDS:
         raise ValueError(f"unknown preprocessing {kind!r}, expected one of {', '.join(KINDS)}")
-    if kind == "mean":
-        mean = fit_mean(x_train)
-    else:
-        mean = np.zeros(int(np.prod(np.shape(x_train)[1:])), dtype=np.float32)
-    return mean, [apply_mean(x, mean) for x in (x_train, *others)]
+    return KINDS[kind]
+
+
+def mean_of(kind: str, params: dict, d: int) -> np.ndarray:
+    """The per-pixel mean of kind "mean" (zeros for every other kind): preprocess.npz's `mean`."""
+    return np.asarray(params["mean"], np.float32) if "mean" in params else np.zeros(d, np.float32)
+
+
+def preprocess(kind: str, x_fit: np.ndarray, *others: np.ndarray) -> tuple[dict, list[np.ndarray]]:
+    """Fit on `x_fit` only, apply to it and to `others`: (params, [x_fit, *others]) in float32."""
+    k = get(kind)
+    params = k.fit(x_fit)
+    return params, [k.apply(x, params) for x in (x_fit, *others)]
+
+
+def params_sha256(params: dict) -> str:
+    """SHA-256 over the fitted parameters (names, dtypes, shapes, bytes), for a run's data.json."""
+    digest = hashlib.sha256()
+    for name in sorted(params):
+        value = np.ascontiguousarray(params[name])
+        digest.update(f"{name}:{value.dtype}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()

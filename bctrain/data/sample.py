@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bctrain.data import DataError, Splits
+from bctrain.data.splits import DataError, Splits
 
 SAMPLE_PATH = Path(__file__).resolve().parents[2] / "data" / "mnist_sample.npz"
 SAMPLE_SHA256 = "64b66d19c7e3ebf7830fb43a2794350a57c8b3627769ef40eae3afada10739d6"

@@ -1,0 +1,69 @@
+"""bcexport.c_emit: the helpers that write C text escape or refuse what could break a C file."""
+import ctypes
+import subprocess
+
+import numpy as np
+import pytest
+
+from bcexport import c_emit
+from bcexport.c_emit import array, call, comment, define, float_literal, identifier, string_literal
+from c_fixtures import require
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("bcnn", "bcnn"), ("my model-v2", "my_model_v2"), ("2048x3", "m2048x3"), ("__x__", "x"),
+    ("", "model"), ("*/", "model"), ("int", "int_"), ("é-net", "net"),
+])
+def test_identifier(text, expected):
+    assert identifier(text) == expected
+
+
+def test_comment_cannot_be_closed_early():
+    text = comment("run a*/b\nsecond line")
+    assert text.count("*/") == 1 and text.endswith("*/")
+    assert "a* /b" in text and "\n * second line" in text
+
+
+def test_string_literal_escapes():
+    assert string_literal('a"b\\c??=') == r'"a\"b\\c\?\?="'
+    assert string_literal("é\n") == '"\\303\\251\\012"'
+
+
+def test_float_literals_read_back_exactly():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 1, 200), 10.0 ** rng.uniform(-40, 38, 200),
+                             [0.0, -0.0, 1e-45, 3.4028235e38, 1 / 3]]).astype(np.float32)
+    for v in values:
+        text = float_literal(v)
+        assert text.endswith("f") and np.float32(text[:-1]) == v
+    with pytest.raises(ValueError):
+        float_literal(np.inf)
+
+
+def test_c_compiler_reads_the_literals_exactly(tmp_path):
+    cc, = require("cc")
+    values = np.float32([0.1, -1 / 3, 1e-45, 1.1754944e-38, 3.4028235e38, 123456.7, -0.0])
+    src = tmp_path / "f.c"
+    src.write_text("#include <stdint.h>\n" + array("float", "vals", values, static=False) + "\n")
+    subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC",
+                    str(src), "-o", str(tmp_path / "f.so")], check=True)
+    got = np.ctypeslib.as_array((ctypes.c_float * len(values)).in_dll(ctypes.CDLL(str(tmp_path / "f.so")),
+                                                                      "vals"))
+    assert got.tobytes() == values.tobytes()
+
+
+def test_array_and_call_and_define():
+    text = array("uint8_t", "w", np.arange(18))
+    assert text.startswith("static const uint8_t w[18] = {\n    0x00, 0x01,")
+    assert text.count("\n") == 3 and text.endswith("0x10, 0x11\n};")
+    assert call("f", "m", 3, "x") == "f(m, 3, x);"
+    assert define("N_IN", 7) == "#define N_IN 7"
+    with pytest.raises(ValueError):
+        define("N IN", 7)
+    with pytest.raises(ValueError):
+        array("float", "empty", [])
+
+
+def test_missing_template_value_is_an_error():
+    with pytest.raises(c_emit.TemplateError, match="harness.c.in"):
+        c_emit.render("harness.c.in", banner="/* */")
