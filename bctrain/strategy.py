@@ -138,6 +138,17 @@ def worker_run_dir(strategy, run_dir: str, resume: bool):
         shutil.rmtree(private, ignore_errors=True)
 
 
+def check_same_epoch(strategy, epoch: int):
+    """Every worker must continue from the same epoch (a resume reads each worker's copy of the
+    checkpoints): the mean of the epochs and of their squares agree only if all are equal."""
+    value = tf.constant(float(epoch), tf.float64)
+    per_replica = strategy.run(lambda: tf.stack([value, value * value]))
+    mean, mean_square = strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None).numpy()
+    if mean_square != mean * mean:
+        raise ConfigError(f"the workers resumed from different epochs (this one from {epoch}, mean {mean:g}); "
+                          "every worker must see the same run directory")
+
+
 def record(name: str, strategy) -> dict:
     """What history.jsonl and metrics.json record of the strategy."""
     workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}) if name == "multiworker" else {}

@@ -147,6 +147,8 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
     history = []
     if resume:  # restores, or refuses before anything is written
         history = resuming.restore(ckpt, state, run_dir, keys=_record_keys(modes))
+        if name == "multiworker":
+            strategies.check_same_epoch(dist, int(state.epoch))
         print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
         rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),

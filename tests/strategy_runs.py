@@ -5,6 +5,7 @@ devices must be configured before TensorFlow starts). Prints one JSON object on 
     python -m tests.strategy_runs resume det|stoch RUN_ROOT
     python -m tests.strategy_runs restore-on-one det|stoch RUN_ROOT
     python -m tests.strategy_runs variants RUN_ROOT
+    python -m tests.strategy_runs multiworker full|cut|resume RUN_DIR   (every worker, TF_CONFIG set)
 """
 import dataclasses
 import json
@@ -141,12 +142,22 @@ def variants(root):
     return {"test_errors": errors}
 
 
+def multiworker(mode, run_dir):
+    """One tiny 2-epoch run under multiworker: whole, stopped after epoch 1, or resumed."""
+    cfg = tiny("stoch")
+    metrics = train(cfg, run_dir, out=open(os.devnull, "w"), stop_after=1 if mode == "cut" else None,
+                    resume=mode == "resume", strategy="multiworker")
+    return {"finished": metrics is not None}
+
+
 def main(argv):
     scenario = argv[0]
     if scenario == "equivalence":
         result = equivalence(argv[1])
     elif scenario == "resume":
         result = resume(argv[1], argv[2])
+    elif scenario == "multiworker":
+        result = multiworker(argv[1], argv[2])
     elif scenario == "variants":
         result = variants(argv[1])
     else:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bctrain import strategy as strategies
@@ -110,27 +111,46 @@ def _free_ports(n):
     return ports
 
 
-@pytest.mark.slow
-def test_two_workers_on_localhost_write_one_run_directory(tmp_path):
+def _two_workers(tmp_path, args, scratch_name="tmp"):
+    """Run `args` (after `python -m`) as workers 0 and 1 of a localhost cluster; their outputs."""
     workers = [f"localhost:{p}" for p in _free_ports(2)]
-    run = tmp_path / "run"
     procs = []
     for i in range(2):
-        scratch = tmp_path / f"tmp{i}"
+        scratch = tmp_path / f"{scratch_name}{i}"
         scratch.mkdir()
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "BCNN_CACHE": str(tmp_path / "cache"),
                "TMPDIR": str(scratch),
                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "bctrain.cli", "train", "--strategy", "multiworker", "--dataset", "mnist-sample",
-             "--epochs", "1", "--hidden", "16", "--jit", "false", "--run-dir", str(run)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
     try:
         outputs = [p.communicate(timeout=600) for p in procs]
     finally:
         for p in procs:
             p.kill()
     assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outputs]
+    return outputs
+
+
+@pytest.mark.slow
+def test_two_workers_resume_bit_identically(tmp_path):
+    """Both workers stopped after epoch 1 and relaunched with --resume continue exactly as an
+    uninterrupted two-worker run (stochastic: the workers' draws are restored too)."""
+    _two_workers(tmp_path, ["tests.strategy_runs", "multiworker", "full", str(tmp_path / "full")], "a")
+    _two_workers(tmp_path, ["tests.strategy_runs", "multiworker", "cut", str(tmp_path / "cut")], "b")
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    _two_workers(tmp_path, ["tests.strategy_runs", "multiworker", "resume", str(tmp_path / "cut")], "c")
+    full, cut = np.load(tmp_path / "full" / "best.npz"), np.load(tmp_path / "cut" / "best.npz")
+    for key in full.files:
+        np.testing.assert_array_equal(full[key], cut[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_write_one_run_directory(tmp_path):
+    run = tmp_path / "run"
+    outputs = _two_workers(tmp_path, ["bctrain.cli", "train", "--strategy", "multiworker", "--dataset",
+                                      "mnist-sample", "--epochs", "1", "--hidden", "16", "--jit", "false",
+                                      "--run-dir", str(run)])
     history = [json.loads(line) for line in open(run / "history.jsonl")]
     assert len(history) == 1 and (history[0]["strategy"], history[0]["replicas"], history[0]["workers"]) == \
         ("multiworker", 2, 2)
