@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bctrain.data import DataError, cifar10, download, load_splits, registry
-from dataset_files import (cifar_arrays, cifar_batch, py2_pickle, write_cifar_archive,
+from dataset_files import (cifar_arrays, py2_pickle, write_cifar_archive,
                            write_cifar_folder)
 
 
