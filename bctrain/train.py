@@ -161,7 +161,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
     n_binary = count_binary_weights(net.specs)
     print(f"{cfg.preset} ({cfg.binarize}) on {splits.name}: {len(x_train)}/{len(arrays['val'][0])}/"
           f"{len(arrays['test'][0])} train/val/test, {n_binary:,} binary weights, {device_name()}, "
-          f"strategy {name} ({where['replicas']} replicas)", file=out)
+          f"strategy {name} ({where['replicas']} replica{'s' if where['replicas'] != 1 else ''})", file=out)
 
     for epoch in range(int(state.epoch) + 1, cfg.epochs + 1):
         if cfg.patience and epochs_without_improvement(history, f"val_error_{modes[0]}") >= cfg.patience:
