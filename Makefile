@@ -62,7 +62,7 @@ export-c: $(STAMP)
 verify: $(STAMP)
 	$(VENV)/bin/bcexport verify $(RUN_DIR) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
-bench: bench-train bench-infer
+bench: bench-train bench-infer bench-bgemm bench-cnn
 
 bench-train: $(STAMP)
 	@$(MAKE) --no-print-directory $(LARQ_STAMP) || echo "larq venv not created (see $(LARQ_VENV).log): no larq row"
