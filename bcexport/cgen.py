@@ -22,7 +22,8 @@ from bcexport.csrc import CSRC
 from bcexport.pack import Deployment
 
 HEADER, SOURCE, HARNESS = runfiles.C_HEADER, runfiles.C_SOURCE, runfiles.C_HARNESS
-RUNTIME = "bcnn_runtime.h"
+# Hand-written headers copied next to the generated files (with the kernel's, kernel_headers()).
+HEADERS = ("bcnn_scratch.h", "bcnn_runtime.h")
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def generate(dep: Deployment, run_name: str, prefix: str = "bcnn", tile: int = D
                        forward=forward_body(plan, P), layout=layout, pixels_def=pixels_def, **names),
         HARNESS: render(HARNESS + ".in", banner=banner(HARNESS, run_name, dep), **names),
     }
-    for name in [RUNTIME] + kernel_headers():
+    for name in list(HEADERS) + kernel_headers():
         files[name] = (CSRC / name).read_text()
     facts = {"prefix": p, "tile": tile, "network": describe(dep),
              "entry_points": {"x": f"{p}_predict"} | ({"pixels": f"{p}_predict_pixels"} if pre else {}),

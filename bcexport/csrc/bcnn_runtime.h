@@ -18,10 +18,7 @@
 
 #include "bcnn_bgemm.h"
 
-#define BCNN_MAX(a, b) ((a) > (b) ? (a) : (b))
-
-/* The kernel: scratch floats it needs for M rows of K inputs, the product, and its name. */
-#define BCNN_MATMUL_SCRATCH_FLOATS(M, K) BCNN_BGEMM_SCRATCH_FLOATS(M, K)
+/* The kernel: the product and its name (its scratch: BCNN_MATMUL_SCRATCH_FLOATS, bcnn_scratch.h). */
 static inline void bcnn_matmul(int M, int K, int N, const float *X, int ldx, const uint8_t *W,
                                float *Y, int ldy, float *scratch)
 {
