@@ -48,7 +48,7 @@ def build_shared(c_dir: str, out_dir: str, cc: str | None = None, flags=NATIVE, 
     if not cc:
         raise ExportError(f"{c_dir}: no C compiler (cc, gcc or clang) on PATH to build the C model")
     out = os.path.join(out_dir, "libbcnn_model.so")
-    run_cc(cc, [*STRICT, *flags, "-shared", "-fPIC", f"-I{c_dir}", os.path.join(c_dir, source), "-o", out],
+    run_cc(cc, [*STRICT, *flags, "-shared", "-fPIC", f"-I{c_dir}", os.path.join(c_dir, source), "-o", out, "-lm"],
            os.path.join(c_dir, source))
     return out
 

@@ -6,8 +6,10 @@ image buffers; the last one is flattened (row-major NHWC, a plain copy) into row
 activation buffer. Dense blocks then take the whole tile as the M rows of one product, ping-ponging
 between two activation buffers of `tile` rows, and the last block writes the caller's logits.
 The raw-pixel entry point preprocesses a tile into the second activation buffer (the first block
-reads it, never writes it). Region sizes are rounded up to 16 floats, so that every region of a
-64-byte aligned scratch is 64-byte aligned. TensorFlow-free: only the deployment form is read.
+reads it, never writes it), with the working memory its preprocessing kind needs (`pre_floats`, a
+C expression, `bcexport.cgen.PREPROCESS`) in a region of its own. Region sizes are rounded up to 16
+floats, so that every region of a 64-byte aligned scratch is 64-byte aligned. TensorFlow-free: only
+the deployment form is read.
 """
 import math
 from dataclasses import dataclass
@@ -58,6 +60,7 @@ class Plan:
     act_width: int       # floats per row of each activation buffer
     image_floats: int    # floats of each image buffer (0 without conv blocks)
     patch_floats: int    # floats of the im2col buffer (0 without conv blocks)
+    pre_floats: str = "0"  # C expression: floats the pixel entry point's preprocessing works in
 
     @property
     def conv_steps(self) -> tuple:
@@ -76,8 +79,9 @@ class Plan:
         """[(name, offset, floats)] of the scratch regions, as C expressions of the tile size `tile`;
         the last one, "kernel", is the kernel's scratch (its size is the kernel's to say)."""
         act = f"{tile} * {self.act_width}"
+        pre = f"(({self.pre_floats}) + {ALIGN_FLOATS - 1}) / {ALIGN_FLOATS} * {ALIGN_FLOATS}"
         sizes = [("act0", act), ("act1", act), ("img0", self.image_floats), ("img1", self.image_floats),
-                 ("patches", self.patch_floats)]
+                 ("patches", self.patch_floats), ("pre", pre if self.pre_floats != "0" else 0)]
         out, offset = [], "0"
         for name, size in sizes:
             if size:

@@ -14,13 +14,17 @@
  * sum is rearranged so that the float32 P is read as is and no double array is stored:
  *   x_j = (sum_i p_i P_ij - mean(p) colsum_j) / divisor - bias_j,
  *   colsum_j = sum_i P_ij,  bias_j = sum_i zca_mean_i P_ij    (double, by the generator in float64).
- * Every product p_i P_ij (an 8-bit integer times a float32) is exact in double, so the only
- * roundings are the double sums': with u = 2^-53 and eight interleaved partial sums of D / 8 terms,
- * |error of the dot| <= (D/8 + 3) u sum_i |p_i P_ij|, far below one float32 rounding of x_j for
- * images (tests/test_c_preprocess.py measures it against the float64 NumPy definition). P is a
- * dense float matrix, not a binary weight: multiply-adds are right here. It is given transposed
- * (pt, row j = column j of P) so that each x_j is one contiguous dot product, and up to
- * BCNN_ZCA_ROWS images share each row of pt while it is in cache.
+ * Every product p_i P_ij (a pixel value times a float32) is exact in double, so the only
+ * roundings are the double sums': with u = 2^-53 and eight interleaved partial sums of D / 8 terms
+ * added pairwise, |error of the dot| <= (D/8 + 3) u sum_i |p_i P_ij| / (1 - (D/8 + 3) u), some
+ * 1e-13 of the terms' magnitude for D = 3072, far below one float32 rounding of x_j: x is the
+ * float64 value rounded once, as NumPy's float32 x (tests/test_c_preprocess.py checks both).
+ * A float32 sum would not do: whitening cancels heavily and the network amplifies the error
+ * (bctrain/data/zca.py; docs/BENCHMARKS.md measures it against the verify tolerance). P is a dense
+ * float matrix, not a binary weight: multiply-adds are right here. It is given transposed (pt,
+ * row j = column j of P) as the little-endian bytes of its float32 values (a generated source
+ * holds them in string literals, which compilers read far faster than float literals); each
+ * column is decoded once into work and shared by up to BCNN_ZCA_ROWS images.
  *
  * LCN (bctrain/data/lcn.py), per image and channel, on the GCN values rounded to float32, in
  * float32 operation for operation as NumPy's float32 form (g: the K-tap Gaussian in float32):
@@ -42,7 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BCNN_ZCA_ROWS 8 /* images sharing each row of pt */
+#include "bcnn_scratch.h"
 
 static inline void bcnn_pre_mean(int M, int D, const uint8_t *pixels, const float *mean, float *x)
 {
@@ -75,33 +79,103 @@ static inline void bcnn_gcn_stats(int D, const uint8_t *p, double scale, double 
         *divisor = 1.0;
 }
 
-/* sum_i p[i] * w[i] in double: eight partial sums (term i goes to sum i % 8), added pairwise. */
-static inline double bcnn_dot_u8(int D, const uint8_t *p, const float *w)
+static inline double bcnn_sum8(const double a[8])
 {
-    double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    int i = 0;
-    for (; i + 8 <= D; i += 8)
-        for (int k = 0; k < 8; ++k)
-            acc[k] += (double)p[i + k] * (double)w[i + k];
-    for (int k = 0; i < D; ++i, ++k)
-        acc[k] += (double)p[i] * (double)w[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
-static inline void bcnn_pre_gcn_zca(int M, int D, double scale, double min_divisor, const uint8_t *pixels,
-                                    const float *pt, const double *colsum, const double *bias, float *x)
+/* sum_i v[i] col[i] in double: eight partial sums, term i going to sum i % 8, then added pairwise
+ * (bcnn_sum8). The products of two float32 values are exact in double. */
+static inline double bcnn_dot1(int D, const float *v, const float *col)
 {
+    double a[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int i = 0;
+    for (; i + 8 <= D; i += 8)    /* whole blocks of 8 apart, so that the compiler vectorizes them */
+        for (int k = 0; k < 8; ++k)
+            a[k] += (double)v[i + k] * (double)col[i + k];
+    for (int k = 0; i + k < D; ++k)
+        a[k] += (double)v[i + k] * (double)col[i + k];
+    return bcnn_sum8(a);
+}
+
+/* bcnn_dot1 of four rows v, v + ldv, v + 2 ldv, v + 3 ldv at once (each column value read once),
+ * in the same order as bcnn_dot1, so grouping rows changes no result. */
+static inline void bcnn_dot4(int D, const float *v, size_t ldv, const float *col, double out[4])
+{
+    double a0[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, a1[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    double a2[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, a3[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int i = 0;
+    for (; i + 8 <= D; i += 8)
+        for (int k = 0; k < 8; ++k) {
+            double w = (double)col[i + k];
+            a0[k] += (double)v[i + k] * w;
+            a1[k] += (double)v[ldv + (size_t)(i + k)] * w;
+            a2[k] += (double)v[2 * ldv + (size_t)(i + k)] * w;
+            a3[k] += (double)v[3 * ldv + (size_t)(i + k)] * w;
+        }
+    for (int k = 0; i + k < D; ++k) {
+        double w = (double)col[i + k];
+        a0[k] += (double)v[i + k] * w;
+        a1[k] += (double)v[ldv + (size_t)(i + k)] * w;
+        a2[k] += (double)v[2 * ldv + (size_t)(i + k)] * w;
+        a3[k] += (double)v[3 * ldv + (size_t)(i + k)] * w;
+    }
+    out[0] = bcnn_sum8(a0);
+    out[1] = bcnn_sum8(a1);
+    out[2] = bcnn_sum8(a2);
+    out[3] = bcnn_sum8(a3);
+}
+
+/* out[i] = the float32 whose IEEE-754 binary32 form has the little-endian bytes b[4i .. 4i+3], on
+ * any byte order (on a little-endian one the compiler makes it a copy). */
+static inline float bcnn_f32le(const unsigned char *b)
+{
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    v.u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return v.f;
+}
+
+static inline void bcnn_load_f32le(int n, const unsigned char *restrict b, float *restrict out)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)    /* whole blocks of 8 apart, so that the compiler vectorizes them */
+        for (int k = 0; k < 8; ++k)
+            out[i + k] = bcnn_f32le(b + 4 * (size_t)(i + k));
+    for (; i < n; ++i)
+        out[i] = bcnn_f32le(b + 4 * (size_t)i);
+}
+
+/* ZCA after GCN (module comment). pt: P transposed, [D, D] float32 as little-endian bytes (4 per
+ * value; a generated source holds them in string literals, which compilers read far faster than
+ * float literals). work: BCNN_ZCA_WORK_FLOATS(D) floats: the images as float, then one column. */
+static inline void bcnn_pre_gcn_zca(int M, int D, double scale, double min_divisor, const uint8_t *pixels,
+                                    const unsigned char *pt, const double *colsum, const double *bias,
+                                    float *x, float *work)
+{
+    float *col = work + (size_t)BCNN_ZCA_ROWS * (size_t)D;
     for (int m0 = 0; m0 < M; m0 += BCNN_ZCA_ROWS) {
         int rows = M - m0 < BCNN_ZCA_ROWS ? M - m0 : BCNN_ZCA_ROWS;
-        double mean[BCNN_ZCA_ROWS], divisor[BCNN_ZCA_ROWS];
-        for (int r = 0; r < rows; ++r)
-            bcnn_gcn_stats(D, pixels + (size_t)(m0 + r) * (size_t)D, scale, min_divisor, &mean[r], &divisor[r]);
+        double mean[BCNN_ZCA_ROWS], divisor[BCNN_ZCA_ROWS], dot[BCNN_ZCA_ROWS];
+        for (int r = 0; r < rows; ++r) {
+            const uint8_t *p = pixels + (size_t)(m0 + r) * (size_t)D;
+            bcnn_gcn_stats(D, p, scale, min_divisor, &mean[r], &divisor[r]);
+            for (int i = 0; i < D; ++i)
+                work[(size_t)r * (size_t)D + (size_t)i] = (float)p[i];
+        }
         for (int j = 0; j < D; ++j) {
-            const float *col = pt + (size_t)j * (size_t)D;
-            for (int r = 0; r < rows; ++r) {
-                double dot = bcnn_dot_u8(D, pixels + (size_t)(m0 + r) * (size_t)D, col);
-                x[(size_t)(m0 + r) * (size_t)D + (size_t)j] = (float)((dot - mean[r] * colsum[j]) / divisor[r] - bias[j]);
+            bcnn_load_f32le(D, pt + 4 * (size_t)j * (size_t)D, col);
+            for (int r = 0; r < rows; r += rows - r >= 4 ? 4 : 1) {
+                if (rows - r >= 4)
+                    bcnn_dot4(D, work + (size_t)r * (size_t)D, (size_t)D, col, dot + r);
+                else
+                    dot[r] = bcnn_dot1(D, work + (size_t)r * (size_t)D, col);
             }
+            for (int r = 0; r < rows; ++r)
+                x[(size_t)(m0 + r) * (size_t)D + (size_t)j] =
+                    (float)((dot[r] - mean[r] * colsum[j]) / divisor[r] - bias[j]);
         }
     }
 }

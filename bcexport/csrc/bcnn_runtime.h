@@ -111,21 +111,4 @@ static inline void bcnn_copy(size_t n, const float *src, float *dst)
         dst[i] = src[i];
 }
 
-/* Preprocessing kinds (bcexport.cgen's table): x [M, size] from uint8 pixels [M, size], in float32
- * exactly as bctrain.data.preprocess and model.raw.onnx compute them. */
-static inline void bcnn_pre_mean(int M, int size, const uint8_t *pixels, const float *mean, float *x)
-{
-    for (int m = 0; m < M; ++m)
-        for (int i = 0; i < size; ++i) {
-            size_t k = (size_t)m * (size_t)size + (size_t)i;
-            x[k] = (float)pixels[k] / 255.0f - mean[i];
-        }
-}
-
-static inline void bcnn_pre_unit(int M, int size, const uint8_t *pixels, float *x)
-{
-    for (size_t k = 0; k < (size_t)M * (size_t)size; ++k)
-        x[k] = (float)pixels[k] / 255.0f;
-}
-
 #endif

@@ -61,4 +61,11 @@
 /* bcnn_runtime.h's bcnn_matmul runs bcnn_bgemm. */
 #define BCNN_MATMUL_SCRATCH_FLOATS(M, K) BCNN_BGEMM_SCRATCH_FLOATS(M, K)
 
+/* Working memory of the pixel entry point's preprocessing (bcnn_preprocess.h): ZCA converts
+ * BCNN_ZCA_ROWS images of D pixels at a time to float, and one column of the matrix; LCN blurs one
+ * channel of an H x W image. */
+#define BCNN_ZCA_ROWS 8
+#define BCNN_ZCA_WORK_FLOATS(D) ((BCNN_ZCA_ROWS + 1) * (D))
+#define BCNN_LCN_WORK_FLOATS(H, W) (3 * (H) * (W))
+
 #endif
