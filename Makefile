@@ -21,7 +21,7 @@ TRAIN_ARGS = --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
 	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist train-cifar10 train-svhn export export-c verify bench bench-train bench-infer bench-bgemm clean
+.PHONY: venv test train-mnist train-cifar10 train-svhn export export-c verify bench bench-train bench-infer bench-bgemm bench-cnn-c clean
 
 venv: $(STAMP)
 
@@ -58,6 +58,11 @@ bench-infer: $(STAMP)
 
 bench-bgemm: $(STAMP)
 	$(PY) -m benchmarks.bench_bgemm
+
+# The full cifar10 and svhn networks through bcexport onnx / c / verify on tiny official-format files
+# (~10 minutes); KEEP=DIR keeps their run directories, e.g. for bench-infer.
+bench-cnn-c: $(STAMP)
+	$(PY) -m benchmarks.bench_cnn_c $(if $(KEEP),--keep $(KEEP))
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

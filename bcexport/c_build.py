@@ -103,9 +103,9 @@ class CModel:
         return logits
 
 
-def size_of(obj: str) -> dict:
-    """text, data and bss bytes of an object file (Berkeley format of arm-none-eabi-size)."""
-    out = subprocess.run([shutil.which(MCU_SIZE), obj], capture_output=True, text=True, check=True).stdout
+def size_of(obj: str, tool: str = MCU_SIZE) -> dict:
+    """text, data and bss bytes of an object file (Berkeley format of `size`, arm-none-eabi-size)."""
+    out = subprocess.run([shutil.which(tool), obj], capture_output=True, text=True, check=True).stdout
     text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
     return {"text": text, "data": data, "bss": bss}
 
