@@ -14,6 +14,7 @@ SEED     ?=
 DATA_DIR ?=
 RUN_DIR  ?= runs/$(PRESET)-$(BINARIZE)
 RESUME   ?=
+INFER_ARGS ?=
 
 # Recursive (=), not :=, so that train-cifar10 / train-svhn set PRESET (and the default RUN_DIR) for
 # themselves; a PRESET given on the command line still wins.
@@ -53,8 +54,9 @@ bench: bench-train bench-infer
 bench-train: $(STAMP)
 	$(PY) -m benchmarks.bench_train
 
+# INFER_ARGS: more flags, e.g. INFER_ARGS="--threads 1 --no-numpy --calls 40 --batches 1" for the CNNs.
 bench-infer: $(STAMP)
-	$(PY) -m benchmarks.bench_infer $(RUN_DIR)
+	$(PY) -m benchmarks.bench_infer $(RUN_DIR) $(INFER_ARGS)
 
 bench-bgemm: $(STAMP)
 	$(PY) -m benchmarks.bench_bgemm

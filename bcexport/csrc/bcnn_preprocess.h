@@ -19,8 +19,10 @@
  * added pairwise, |error of the dot| <= (D/8 + 3) u sum_i |p_i P_ij| / (1 - (D/8 + 3) u), some
  * 1e-13 of the terms' magnitude for D = 3072, far below one float32 rounding of x_j: x is the
  * float64 value rounded once, as NumPy's float32 x (tests/test_c_preprocess.py checks both).
- * A float32 sum would not do: whitening cancels heavily and the network amplifies the error
- * (bctrain/data/zca.py; docs/BENCHMARKS.md measures it against the verify tolerance). P is a dense
+ * Double rather than float32: verify's tolerance is the network's float32 noise on once-rounded
+ * inputs, while a float32 ZCA adds an error that depends on how much the fitted matrix cancels
+ * (0.085 of the tolerance on the run of docs/BENCHMARKS.md, `make bench-cnn-c`; past it on the
+ * run bctrain/data/zca.py records); in double it costs about twice the arithmetic. P is a dense
  * float matrix, not a binary weight: multiply-adds are right here. It is given transposed (pt,
  * row j = column j of P) as the little-endian bytes of its float32 values (a generated source
  * holds them in string literals, which compilers read far faster than float literals); each
