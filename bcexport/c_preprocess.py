@@ -46,6 +46,10 @@ class CArray:
     def reference(self, name: str) -> str:
         return f"(const unsigned char *){name}" if self.ctype == "f32le" else name
 
+    @property
+    def nbytes(self) -> int:
+        return np.asarray(self.values).size * (8 if self.ctype == "double" else 4)
+
 
 @dataclass(frozen=True)
 class CPreprocess:
@@ -118,6 +122,11 @@ class PixelStep:
 
     def definitions(self) -> list:
         return [a.definition(name) for name, a in self.arrays.items()]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its constant arrays in the compiled model."""
+        return sum(a.nbytes for a in self.arrays.values())
 
     def call(self, m: str, pixels: str, x: str, work: str) -> str:
         args = [m, *self.entry.constants(self.image, self.settings), pixels,

@@ -165,6 +165,7 @@ def generate(dep: Deployment, run_name: str, prefix: str = "bcnn", tile: int = D
     facts = {"prefix": p, "tile": tile, "network": describe(dep),
              "entry_points": {"x": f"{p}_predict"} | ({"pixels": f"{p}_predict_pixels"} if pre else {}),
              "weight_bytes": sum(pack_matrix(block_matrix(b.kind, b.wb)).size for b in dep.blocks),
+             "preprocess_bytes": pre.nbytes if pre else 0,
              "binary_weights": dep.n_binary_weights, "preprocess": dep.preprocess,
              "input_shape": list(dep.input_shape), "n_classes": plan.n_classes}
     if pre is None:

@@ -164,6 +164,8 @@ def test_verify_checks_the_c_pixel_entry_point(run, tmp_path):
     export_run(run_dir)
     summary = export_c(run_dir, tile=3)
     assert summary["entry_points"]["pixels"] == "bcnn_predict_pixels"
+    # ZCA: P (105 x 105 float32), two double vectors; LCN: the 7 Gaussian taps
+    assert summary["preprocess_bytes"] == {"gcn_zca": 105 * 105 * 4 + 2 * 105 * 8, "gcn_lcn": 7 * 4}[kind]
     cfg = config(kind)
     report = verify_run(run_dir, load_test=synthetic_loader(cfg, n=60), out=io.StringIO())
     assert report["passed"], report
@@ -202,3 +204,33 @@ def test_lcn_threshold_in_c(tmp_path):
     f.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p, ctypes.c_float, ctypes.c_void_p, ctypes.c_void_p]
     f(*SHAPE, lcn.KERNEL, g.ctypes.data, lcn.THRESHOLD, x.ctypes.data, work.ctypes.data)
     np.testing.assert_array_equal(x, expected)
+
+
+@pytest.mark.slow
+def test_pixel_entry_point_gives_the_same_bits_on_every_path(run, tmp_path):
+    """The harness on raw pixels, built for the portable and the native kernel path here and for
+    AArch64 (NEON, portable) under qemu: every build gives the logits of the ctypes model bit for
+    bit (same float operations in the same order; no contraction under -std=c99)."""
+    from bcexport.csrc import PATHS
+    cc, = require("cc")
+    kind, _, dep = run
+    sources = generate(dep, "paths", tile=3)
+    c_dir = write_sources(tmp_path / "c", sources)
+    pixels = sample_images(n=7, seed=11)
+    pixels.tofile(tmp_path / "p.bin")
+    expected = CModel(c_dir, sources.facts).predict(pixels, "pixels")
+    builds = [(cc, ("-O2", *PATHS["portable"].flags), ()), (cc, ("-O2", "-march=native"), ())]
+    cross, qemu = shutil.which("aarch64-linux-gnu-gcc"), shutil.which("qemu-aarch64")
+    if cross and qemu:
+        builds += [(cross, ("-O2", *PATHS[p].flags), (qemu, "-L", "/usr/aarch64-linux-gnu"))
+                   for p in ("neon", "portable")]
+    for i, (compiler, flags, runner) in enumerate(builds):
+        exe = str(tmp_path / f"harness{i}")
+        subprocess.run([compiler, *STRICT, *flags, f"-I{c_dir}", os.path.join(c_dir, "harness.c"),
+                        os.path.join(c_dir, "bcnn_model.c"), "-o", exe, "-lm"], check=True)
+        out = tmp_path / f"y{i}.bin"
+        proc = subprocess.run([*runner, exe, "-p", "-o", str(out), str(tmp_path / "p.bin")], capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        np.testing.assert_array_equal(np.fromfile(out, "<f4").reshape(expected.shape), expected,
+                                      err_msg=" ".join(flags))
