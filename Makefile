@@ -5,6 +5,8 @@ PYTHON   ?= python3
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed-stamp
+LARQ_VENV  := .venv-larq
+LARQ_STAMP := $(LARQ_VENV)/.installed-stamp
 
 PRESET   ?= mnist
 DATASET  ?=
@@ -14,15 +16,24 @@ SEED     ?=
 DATA_DIR ?=
 RUN_DIR  ?= runs/$(PRESET)-$(BINARIZE)
 RESUME   ?=
+SEEDS    ?= 6
+PRECISION ?=
+PATIENCE ?=
+REPEAT_DIR ?= runs/$(PRESET)-$(BINARIZE)-seeds
+STRATEGY ?=
+REPLICAS ?=
 INFER_ARGS ?=
 
 # Recursive (=), not :=, so that train-cifar10 / train-svhn set PRESET (and the default RUN_DIR) for
 # themselves; a PRESET given on the command line still wins.
-TRAIN_ARGS = --preset $(PRESET) --binarize $(BINARIZE) --run-dir $(RUN_DIR) \
-	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) \
-	$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(filter 1 yes true,$(RESUME)),--resume)
+CONFIG_ARGS = --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	$(if $(SEED),--seed $(SEED)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
+	$(if $(PRECISION),--precision $(PRECISION)) $(if $(PATIENCE),--patience $(PATIENCE)) \
+	$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(REPLICAS),--replicas $(REPLICAS))
+TRAIN_ARGS = $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist train-cifar10 train-svhn export export-c verify bench bench-train bench-infer bench-bgemm bench-cnn-c clean
+.PHONY: venv test train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
+	bench-infer bench-bgemm bench-cnn bench-cnn-c clean
 
 venv: $(STAMP)
 
@@ -40,6 +51,9 @@ train-svhn: PRESET = svhn
 train-mnist train-cifar10 train-svhn: $(STAMP)
 	$(VENV)/bin/bctrain train $(TRAIN_ARGS)
 
+repeat-mnist: $(STAMP)
+	$(VENV)/bin/bctrain repeat $(CONFIG_ARGS) --seeds $(SEEDS) --root-dir $(REPEAT_DIR)
+
 export: $(STAMP)
 	$(VENV)/bin/bcexport onnx $(RUN_DIR)
 
@@ -52,7 +66,15 @@ verify: $(STAMP)
 bench: bench-train bench-infer
 
 bench-train: $(STAMP)
+	@$(MAKE) --no-print-directory $(LARQ_STAMP) || echo "larq venv not created (see $(LARQ_VENV).log): no larq row"
 	$(PY) -m benchmarks.bench_train
+
+# larq needs tf-keras and numpy < 2: its own venv, for the benchmark only.
+$(LARQ_STAMP): benchmarks/requirements-larq.txt
+	rm -rf $(LARQ_VENV)
+	($(PYTHON) -m venv $(LARQ_VENV) && $(LARQ_VENV)/bin/pip install -r benchmarks/requirements-larq.txt) \
+		> $(LARQ_VENV).log 2>&1 || (rm -rf $(LARQ_VENV); false)
+	touch $(LARQ_STAMP)
 
 # INFER_ARGS: more flags, e.g. INFER_ARGS="--threads 1 --no-numpy --calls 40 --batches 1" for the CNNs.
 bench-infer: $(STAMP)
@@ -61,10 +83,14 @@ bench-infer: $(STAMP)
 bench-bgemm: $(STAMP)
 	$(PY) -m benchmarks.bench_bgemm
 
+bench-cnn: $(STAMP)
+	$(PY) -m benchmarks.bench_cnn
+	$(PY) -m benchmarks.bench_preprocess
+
 # The full cifar10 and svhn networks through bcexport onnx / c / verify on tiny official-format files
-# (~10 minutes); KEEP=DIR keeps their run directories, e.g. for bench-infer.
+# (~4 minutes); KEEP=DIR keeps their run directories, e.g. for bench-infer.
 bench-cnn-c: $(STAMP)
 	$(PY) -m benchmarks.bench_cnn_c $(if $(KEEP),--keep $(KEEP))
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache

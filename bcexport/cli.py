@@ -7,14 +7,11 @@
 Exit codes: 0 success, 1 verification failed, 2 unusable input (one line on stderr).
 """
 import argparse
-import os
 import sys
-
-# TensorFlow's start-up INFO lines (oneDNN, XLA) are noise for users; a user setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from bctrain.config import ConfigError
 from bctrain.data import DataError
+from bctrain.startup import load_tensorflow
 from bcexport import ExportError
 from bcexport.c_plan import DEFAULT_TILE
 
@@ -26,12 +23,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bcexport", description="Export a trained BinaryConnect run to ONNX and verify it.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("onnx", help="write model.onnx, model.packed.onnx, model.raw.onnx and export.json",
+    common = argparse.ArgumentParser(add_help=False)  # flags of every command: parents=[common]
+    common.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up lines (absl, oneDNN, CUDA probing), hidden by default")
+    p = sub.add_parser("onnx", parents=[common],
+                       help="write model.onnx, model.packed.onnx, model.raw.onnx and export.json",
                        description="Fold BatchNorm, pack sign(w) as bits and write the ONNX models "
                                    "and export.json into RUN_DIR (a finished bctrain run).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="finished run directory (config.json, best.npz, "
                                                       "preprocess.npz, metrics.json)")
-    p = sub.add_parser("c", help="write the C99 inference code into RUN_DIR/c/",
+    p = sub.add_parser("c", parents=[common], help="write the C99 inference code into RUN_DIR/c/",
                        description="Generate bcnn_model.h, bcnn_model.c (1-bit weights, add/subtract "
                                    "kernels, no malloc) and harness.c into RUN_DIR/c/, compile them with "
                                    "strict warnings and write c/export.json (sizes, kernel path, Cortex-M4 "
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"samples per tile: rows of the dense products (default: {DEFAULT_TILE}; "
                         "the header lets a build override it)")
-    p = sub.add_parser("verify", help="compare every back end with the NumPy reference; write verify.json",
+    p = sub.add_parser("verify", parents=[common], help="compare every back end with the NumPy reference; write verify.json",
                        description="Run TF (training code path), the NumPy reference, onnxruntime on "
                                    "model.onnx, model.packed.onnx and model.raw.onnx, and the C model (if "
                                    "exported) over the whole test set; exit 1 if any back end disagrees "
@@ -57,6 +58,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "onnx":
+            load_tensorflow(args.verbose)  # quietly: its start-up lines are noise (bctrain.startup)
             from bcexport.onnx_export import export_run
             summary = export_run(args.run_dir)
             files = ", ".join(f"{k} ({v:,} B)" for k, v in summary["files"].items())
@@ -74,6 +76,7 @@ def main(argv=None) -> int:
             if "note" in summary:
                 print(f"note: {summary['note']}")
             return 0
+        load_tensorflow(args.verbose)  # `bcexport c` needs no TensorFlow; verify's tf_net back end does
         from bcexport.verify import verify_run
         report = verify_run(args.run_dir, data_dir=args.data_dir)
         return 0 if report["passed"] else EXIT_FAILED

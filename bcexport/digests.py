@@ -4,21 +4,14 @@ An exporter lists the files it wrote (paths relative to the run directory) and s
 `record(run_dir, names)` in its JSON record (`export.json` key "sha256" for `bcexport onnx`);
 `bcexport verify` checks every recorded digest with `changed` and names each file that is missing
 or differs since export, and `unrecorded` names files it verifies that no record covers. A later
-exporter (the C sources) records its files the same way. Stdlib only.
+exporter (the C sources) records its files the same way. TensorFlow-free.
 """
-import hashlib
 import os
 import re
 
+from bctrain.data.download import sha256_file
+
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def record(run_dir: str, names) -> dict:

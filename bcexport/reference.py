@@ -14,7 +14,8 @@ import numpy as np
 
 from bcexport.pack import Deployment
 
-BATCH = 500  # samples per chunk: keeps im2col of a 32x32x128 layer near 100 MB
+BATCH = 500  # samples per chunk at most
+CHUNK_BYTES = 256 << 20  # and at most this much for the largest im2col of a chunk
 
 
 def im2col3(x) -> np.ndarray:
@@ -55,6 +56,20 @@ def forward_unpacked(blocks, weights, x) -> np.ndarray:
     return x
 
 
+def chunk_size(dep: Deployment, dtype) -> int:
+    """Samples per chunk: BATCH, or fewer so the largest im2col array stays near CHUNK_BYTES
+    (a 32x32x128 layer's is 9.4 MB per sample in float64)."""
+    if not dep.blocks or dep.blocks[0].kind != "conv":
+        return BATCH
+    height, width = dep.input_shape[:2]
+    largest = 0
+    for b in dep.blocks:
+        if b.kind == "conv":
+            largest = max(largest, height * width * 9 * b.shape[2])
+            height, width = (height // 2, width // 2) if b.pool else (height, width)
+    return max(1, min(BATCH, CHUNK_BYTES // (largest * np.dtype(dtype).itemsize)))
+
+
 def forward(dep: Deployment, x, dtype=np.float64) -> np.ndarray:
     """Logits [N, n_classes] of preprocessed inputs x [N, *input_shape] (or flattened), in `dtype`.
 
@@ -62,6 +77,7 @@ def forward(dep: Deployment, x, dtype=np.float64) -> np.ndarray:
     raw pixels), converted to `dtype` only."""
     x = np.asarray(x).reshape((len(x),) + dep.input_shape).astype(dtype)
     weights = [(b.wb.astype(dtype), b.a.astype(dtype), b.c.astype(dtype)) for b in dep.blocks]
-    outs = [forward_unpacked(dep.blocks, weights, x[i:i + BATCH]) for i in range(0, len(x), BATCH)]
+    batch = chunk_size(dep, dtype)
+    outs = [forward_unpacked(dep.blocks, weights, x[i:i + batch]) for i in range(0, len(x), batch)]
     return np.concatenate(outs) if outs else np.zeros((0, dep.blocks[-1].a.shape[0]), dtype)
 

@@ -3,8 +3,9 @@
 A network is a list of blocks: binary linear (dense, or 3x3 conv "same") -> optional 2x2 max-pool ->
 BatchNorm -> ReLU; the last block (n_classes units) has no activation, its BatchNorm output is the
 "L2-SVM" score. `layer_specs(cfg)` is the one description of it: training (`bctrain.models`), export,
-the NumPy reference and the C generator all call it. TensorFlow-free (stdlib only), so that packing,
-the reference and code generators never load TensorFlow.
+the NumPy reference and the C generator all call it. TensorFlow-free (stdlib, plus NumPy through
+the tables `bctrain.config` takes its choices from), so that packing, the reference and code
+generators never load TensorFlow.
 
 The Glorot value of §3, H = sqrt(1.5 / (fan_in + fan_out)), is `glorot_h`; its inverse is the step
 scale of binary weights (`glorot_lr_scale`). Fans count the kernel area for convolutions.

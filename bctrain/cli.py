@@ -1,4 +1,4 @@
-"""Command line: `bctrain train --preset mnist --binarize det ...`.
+"""Command line: `bctrain train --preset mnist --binarize det ...`, `bctrain repeat --seeds 6 ...`.
 
 Every Config field is a flag (`--lr-start`, `--hidden 2048,2048,2048`, ...) that overrides the preset.
 """
@@ -6,9 +6,6 @@ import argparse
 import dataclasses
 import os
 import sys
-
-# TensorFlow's start-up INFO lines (oneDNN, XLA) are noise for users; a user setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from bctrain import runfiles
 from bctrain.config import PRESETS, Config, ConfigError, with_overrides
@@ -19,7 +16,13 @@ EXIT_INTERRUPTED = 130
 
 
 def _parse_tuple(text: str) -> tuple:
-    return tuple(int(v) for v in text.split(",") if v.strip()) if text.strip() else ()
+    """"2048,2048" -> (2048, 2048); "" -> (); an empty or non-integer item is refused."""
+    if not text.strip():
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _parse_bool(text: str) -> bool:
@@ -42,6 +45,19 @@ def _add_config_flags(parser):
                            metavar=f.name.upper(), help=f"{f.metadata['help']} (mnist preset: {shown})")
 
 
+def _add_verbose_flag(parser):
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines "
+                        "(absl, oneDNN, CUDA probing), hidden by default")
+
+
+def _add_strategy_flags(parser):
+    parser.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
+                        help="where the step runs: default (one device) | mirrored (several GPUs, or logical CPU "
+                        "devices) | multiworker (hosts named in TF_CONFIG); a run may resume under another")
+    parser.add_argument("--replicas", type=int, default=0, help="mirrored: number of devices (default: every "
+                        "GPU; without a GPU the CPU is split into this many logical devices)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="bctrain", description="BinaryConnect training (arXiv:1511.00363).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -55,7 +71,23 @@ def build_parser():
                        "cifar-10-batches-py/; SVHN: train_32x32.mat, extra_32x32.mat, test_32x32.mat)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last "
                        "checkpoint (refused if its config differs)")
+    _add_verbose_flag(train)
+    _add_strategy_flags(train)
     _add_config_flags(train)
+    rep = sub.add_parser("repeat", help="train one configuration over several seeds and summarise",
+                         description="Train the same configuration with seeds SEED, SEED+1, ... each in "
+                         "ROOT_DIR/seed-<n> (finished seeds are skipped, interrupted ones resumed), then "
+                         "write ROOT_DIR/summary.json and summary.md (mean ± std of the selected errors).")
+    rep.add_argument("--preset", default="mnist", choices=sorted(PRESETS), help="named recipe (default: mnist)")
+    rep.add_argument("--seeds", type=int, default=6, help="number of seeds (default: 6, as the paper)")
+    rep.add_argument("--shard", default="0/1", help="i/k: train only the seeds at positions i mod k, to run "
+                     "k processes side by side (default: 0/1, every seed)")
+    rep.add_argument("--root-dir", help="directory of the seeds' run directories (default: "
+                     "runs/<preset>-<binarize>-seeds)")
+    rep.add_argument("--data-dir", help="directory with the dataset's official files (as for train)")
+    _add_verbose_flag(rep)
+    _add_strategy_flags(rep)
+    _add_config_flags(rep)
     sub.add_parser("presets", help="list the presets and their settings")
     return parser
 
@@ -75,14 +107,25 @@ def main(argv=None) -> int:
     run_dir = None
     try:
         cfg = with_overrides(args.preset, **{n: getattr(args, n) for n in names})
-        if args.run_dir == "":
-            raise ConfigError("--run-dir: empty; expected a directory path")
-        run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
+        if args.command == "train":
+            if args.run_dir == "":
+                raise ConfigError("--run-dir: empty; expected a directory path")
+            run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
+        from bctrain.startup import load_tensorflow
+        load_tensorflow(args.verbose)
         from bctrain.data import DataError  # imported late: TensorFlow loads with training
         from bctrain.finite import NonFiniteError
-        from bctrain.train import train
         try:
-            train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume)
+            if args.command == "repeat":
+                from bctrain.repeat import parse_shard, repeat
+                shard = parse_shard(args.shard)
+                root = args.root_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}-seeds")
+                repeat(cfg, root, args.seeds, data_dir=args.data_dir, shard=shard, strategy=args.strategy,
+                       replicas=args.replicas)
+                return 0
+            from bctrain.train import train
+            train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume, strategy=args.strategy,
+                  replicas=args.replicas)
         except DataError as exc:
             raise ConfigError(str(exc)) from None
         except NonFiniteError as exc:
@@ -97,8 +140,12 @@ def main(argv=None) -> int:
         print(f"bctrain: error: {where}; fix this, then {then}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        then = ("continue with --resume (RESUME=1)" if _started(run_dir)
-                else "nothing was written; run the same command again")
+        if args.command == "repeat":
+            then = "run the same command again (finished seeds are skipped, the others resumed)"
+        elif _started(run_dir):
+            then = "continue with --resume (RESUME=1)"
+        else:
+            then = "nothing was written; run the same command again"
         print(f"bctrain: interrupted; {then}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0

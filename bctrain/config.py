@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from bctrain import runfiles
 from bctrain.data.preprocess import KINDS
 from bctrain.data.registry import DATASETS
+from bctrain.precision import PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -41,10 +42,15 @@ class Config:
     optimizer: str = _f("adam", "adam | sgd (plain, no momentum)", choices=("adam", "sgd"))
     lr_start: float = _f(1e-3, "learning rate of the first epoch")
     lr_end: float = _f(3e-6, "learning rate reached after the last epoch (decays geometrically per epoch)")
-    epochs: int = _f(250, "epochs to run (all are run; selection at the best validation epoch)")
+    epochs: int = _f(250, "epochs to run (all are run unless --patience; selection at the best validation epoch)")
+    patience: int = _f(0, "stop when the validation error has not fallen below its best for this many epochs "
+                       "(0: run every epoch, the paper's schedule; the learning rate still decays over --epochs)")
     batch_size: int = _f(100, "training batch size (the remainder of an epoch is dropped)")
     bn_alpha: float = _f(0.15, "BatchNorm running-average weight alpha")
     bn_eps: float = _f(1e-4, "BatchNorm epsilon, added to the standard deviation")
+    bn_stats: str = _f("global", "BatchNorm batch statistics under several replicas (--strategy): global (over the "
+                       "whole global batch, all-reduced, as on one device) | replica (each replica its own rows)",
+                       choices=("global", "replica"))
     beta1: float = _f(0.9, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")
@@ -53,6 +59,8 @@ class Config:
                          choices=tuple(KINDS))
     seed: int = _f(1, "seed of weights, batch order and stochastic binarization")
     jit: bool = _f(True, "compile the training step with XLA (jit_compile)")
+    precision: str = _f("float32", "float32 | mixed_bfloat16 | mixed_float16: dtype of the products (latent "
+                        "weights and optimizer state stay float32)", choices=tuple(PRECISIONS))
     eval_batch_size: int = _f(1000, "batch size for validation and test passes")
 
     def to_json(self) -> str:
@@ -100,6 +108,7 @@ SEED_MAX = 2 ** 32 - 1
 RANGES = {
     "n_classes": (2, math.inf, True, False), "epochs": (1, math.inf, True, False),
     "batch_size": (1, math.inf, True, False), "eval_batch_size": (1, math.inf, True, False),
+    "patience": (0, math.inf, True, False),
     "seed": (0, SEED_MAX, True, True),
     "lr_start": (0, math.inf, False, False), "lr_end": (0, math.inf, False, False),
     "bn_alpha": (0, 1, False, True), "bn_eps": (0, math.inf, False, False),

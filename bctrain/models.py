@@ -13,6 +13,7 @@ import tensorflow as tf
 from bctrain import layers
 from bctrain.arch import WEIGHT_KEYS, init_limit, layer_specs
 from bctrain.config import Config
+from bctrain.precision import PRECISIONS
 
 
 class Net(tf.Module):
@@ -22,6 +23,8 @@ class Net(tf.Module):
         super().__init__(name=name)
         self.specs = layer_specs(cfg)
         self.mode = cfg.binarize
+        self.precision = PRECISIONS[cfg.precision]
+        self.compute_dtype = tf.as_dtype(self.precision.compute)
         init = tf.random.Generator.from_seed(seed)
         # Stochastic binarization draws: threefry is faster than philox under XLA on CPU, but
         # TensorFlow runs it only in XLA-compiled code.
@@ -29,24 +32,35 @@ class Net(tf.Module):
         self.linear, self.bn = [], []
         for i, s in enumerate(self.specs):
             kw = dict(mode=cfg.binarize, h=s.h, lr_scale=s.lr_scale, gen=self.gen,
-                      init_gen=init, init_limit=init_limit(s, cfg.binarize), name=f"{s.kind}{i}")
+                      init_gen=init, init_limit=init_limit(s, cfg.binarize), name=f"{s.kind}{i}",
+                      compute_dtype=self.compute_dtype)
             if s.kind == "conv":
                 self.linear.append(layers.BinaryConv2D(s.n_in, s.n_out, kernel=s.kernel, **kw))
             else:
                 self.linear.append(layers.BinaryDense(s.n_in, s.n_out, **kw))
-            self.bn.append(layers.BatchNorm(s.n_out, alpha=cfg.bn_alpha, eps=cfg.bn_eps, name=f"bn{i}"))
+            self.bn.append(layers.BatchNorm(s.n_out, alpha=cfg.bn_alpha, eps=cfg.bn_eps, name=f"bn{i}",
+                                            stats=cfg.bn_stats))
 
-    def __call__(self, x, training, eval_mode="binary"):
-        for spec, lin, bn in zip(self.specs, self.linear, self.bn):
+    def __call__(self, x, training, eval_mode="binary", weights=None):
+        """Scores [N, n_classes]; `weights` (one per layer, from `product_weights`) replaces the
+        binarization of this call (the split step binarizes outside the gradient tape)."""
+        for i, (spec, lin, bn) in enumerate(zip(self.specs, self.linear, self.bn)):
             if spec.kind == "dense" and len(x.shape) > 2:
                 x = tf.reshape(x, [-1, math.prod(x.shape[1:])])
-            x = lin(x, training=training, eval_mode=eval_mode)
+            if weights is None:
+                x = lin(x, training=training, eval_mode=eval_mode)
+            else:
+                x = lin.apply(x, weights[i])
             if spec.pool:
                 x = layers.max_pool2(x)
             x = bn(x, training=training)
             if spec.relu:
                 x = layers.relu(x)
         return x
+
+    def product_weights(self, training, eval_mode="binary"):
+        """The weights each layer's product uses in this pass (`_BinaryLinear.product_weights`)."""
+        return [lin.product_weights(training, eval_mode) for lin in self.linear]
 
     def binary_params(self):
         """(w, lr_scale, h) of every binary layer: the scaled and clipped parameter group."""

@@ -16,9 +16,15 @@ Each parameter is updated by one chain of elementwise ops ending in a single `as
 variable. XLA fuses it into three passes over memory per parameter (new m, new v, then w); the
 update of the 3x2048 MNIST net's 10M latent weights is memory-bound (docs/BENCHMARKS.md).
 
+Mixed float16 (`loss_scale=True`): `apply` receives gradients of the scaled loss, divides them by
+the scale, and skips the whole update (and the step count) when any of them is not finite
+(bctrain.loss_scale).
+
 Learning rate: lr_epoch = lr_start * decay^epoch (epoch 0-based), decay = (lr_end / lr_start)^(1/epochs).
 """
 import tensorflow as tf
+
+from bctrain.loss_scale import LossScale
 
 KINDS = ("adam", "sgd")
 
@@ -54,10 +60,11 @@ class Optimizer(tf.Module):
     binary_params: list of (w, lr_scale, h) for the latent weights of binary layers.
     other_params:  list of variables updated plainly.
     lr:            a scalar tf.Variable (assigned by the training loop each epoch) or a number.
+    loss_scale:    keep a dynamic loss scale (mixed_float16); see `scale_loss`.
     """
 
     def __init__(self, kind, binary_params, other_params, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                 name=None):
+                 name=None, loss_scale=False):
         super().__init__(name=name)
         if kind not in KINDS:
             raise ValueError(f"optimizer {kind!r}: expected one of {', '.join(KINDS)}")
@@ -79,6 +86,11 @@ class Optimizer(tf.Module):
                       for p in params[:n_slots]]
             self.v = [tf.Variable(tf.zeros(p.shape, p.dtype), trainable=False, name="v")
                       for p in params[:n_slots]]
+        self.loss_scale = LossScale(name="loss_scale") if loss_scale else None
+
+    def scale_loss(self, loss):
+        """The loss to differentiate: multiplied by the dynamic loss scale, if there is one."""
+        return loss if self.loss_scale is None else self.loss_scale.scale_loss(loss)
 
     def _step_size(self):
         """The scalar in front of the step (float64, so bias corrections stay exact at t = 1)."""
@@ -103,6 +115,19 @@ class Optimizer(tf.Module):
         """One update of every parameter from its gradient (lists aligned with the two groups)."""
         binary_grads = _gradients(binary_grads, self.binary_vars, "binary")
         other_grads = _gradients(other_grads, self.other_vars, "other")
+        if self.loss_scale is None:
+            self._update(binary_grads, other_grads)
+            return
+        grads, finite = self.loss_scale.unscale(binary_grads + other_grads)
+        n = len(binary_grads)
+
+        def update():
+            self._update(grads[:n], grads[n:])
+            return tf.constant(True)
+        tf.cond(finite, update, lambda: tf.constant(False))
+        self.loss_scale.update(finite)
+
+    def _update(self, binary_grads, other_grads):
         self.iterations.assign_add(1)
         size = self._step_size()
         for i, (w, g) in enumerate(zip(self.binary_vars, binary_grads)):

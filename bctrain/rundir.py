@@ -95,7 +95,8 @@ def check(run_dir: str, cfg: Config, resume: bool):
                               "it or choose another --run-dir (RUN_DIR=...)")
     elif resume:
         raise ConfigError(f"{run_dir}: nothing to resume (no config.json)")
-    elif os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runfiles.LOCK}:  # a failed start left a lock file
+    elif os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runfiles.LOCK, runfiles.DATA_JSON}:
+        # (a start that failed before config.json, e.g. on a full disk, may have left those two)
         raise ConfigError(f"{run_dir} is not empty and is not a run directory; choose another --run-dir")
 
 

@@ -16,6 +16,11 @@ LOCK = "train.lock"                  # flock-ed by the training process (bctrain
 CURVES_PNG = "curves.png"
 WEIGHTS_PNG = "weights_layer0.png"
 
+# written by `bctrain repeat`, in a directory holding one run directory per seed
+SEED_DIR = "seed-{seed}"             # the run directory of one seed
+SUMMARY_JSON = "summary.json"        # per-seed results and their mean and standard deviation
+SUMMARY_MD = "summary.md"            # the same as a Markdown table
+
 # written by `bcexport`
 MODEL_ONNX = "model.onnx"
 MODEL_PACKED_ONNX = "model.packed.onnx"

@@ -1,15 +1,43 @@
 """The compiled pieces of training: one training step and one evaluation step (paper §1, §5).
 
-`train_step` is a single `tf.function` (optionally XLA-compiled): forward with binarized weights,
-squared hinge loss, gradient of the latent weights through the identity straight-through estimator,
-and the optimizer update (scaled and clipped for binary weights).
+`train_step` is a single `tf.function`: forward with binarized weights, squared hinge loss,
+gradient of the latent weights through the identity straight-through estimator, and the optimizer
+update (scaled and clipped for binary weights).
+
+float32: the whole step is one function, XLA-compiled if `jit`.
+Mixed precision (`bctrain.precision`, `split_step`): XLA's CPU back end runs 16-bit dots at
+float32 speed, TensorFlow's oneDNN kernels at 16-bit speed, so the step is one plain `tf.function`
+calling two XLA-compiled ones (if `jit`): the product weights wb / h (binarization and cast, one
+fused pass over w) before the gradient tape, and the update after it; the matrix products between
+them run in TensorFlow's kernels. The tape differentiates with respect to the product weights
+themselves: that is the identity straight-through estimator, dL/dw = dL/dwb (= dL/d(wb / h) / h for
+the 16-bit product weights wb / h).
+
+Under a tf.distribute strategy (bctrain.strategy) the step is always split, and runs on every
+replica (`strategy.run`): each takes its rows of the global batch, draws its own product weights
+(a tf.random.Generator created in the strategy's scope gives each replica an independent stream,
+reproducible from the seed), and scales its mean loss by its share of the global batch, so that the
+all-reduced (summed) gradients are those of the loss averaged over the global batch. The update is
+then applied once per variable: `merge_call` leaves the replicas and `strategy.extended.update`
+runs the same XLA-compiled update on each replica's copy of the variables (every read and write
+inside it resolves to that copy) with the same all-reduced gradients, so every replica keeps
+identical latent weights and optimizer state. The nested XLA functions are traced once per device.
 """
 import tensorflow as tf
 
 from bctrain.losses import n_errors, squared_hinge
+from bctrain.strategy import replica_slice
+
+SUM = tf.distribute.ReduceOp.SUM
 
 
-def make_train_step(net, opt, jit: bool):
+def make_train_step(net, opt, jit: bool, split=None, strategy=None):
+    """The training step of `net`: (x, y_pm1) of the global batch -> (mean loss, errors).
+
+    `split` (default: the precision's choice) picks the arrangement; a `strategy` (None: the default
+    one) always runs the split step on each replica."""
+    if strategy is not None or (net.precision.split_step if split is None else split):
+        return _make_split_train_step(net, opt, jit, strategy or tf.distribute.get_strategy())
     binary = [w for w, _, _ in net.binary_params()]
     other = net.other_params()
     n_binary = len(binary)
@@ -26,7 +54,66 @@ def make_train_step(net, opt, jit: bool):
     return train_step
 
 
-def make_eval_step(net, eval_mode: str, jit: bool):
+def _make_split_train_step(net, opt, jit: bool, strategy):
+    w_refs = {lin.w.ref() for lin in net.linear}
+    direct = [v for v in net.other_params() if v.ref() not in w_refs]  # biases, BatchNorm
+    n_layers = len(net.linear)
+
+    @tf.function(jit_compile=jit)
+    def product_weights():
+        return net.product_weights(training=True)
+
+    @tf.function(jit_compile=jit)
+    def update(wb_grads, direct_grads):
+        grads = {lin.w.ref(): lin.latent_gradient(g) for lin, g in zip(net.linear, wb_grads)}
+        grads.update(zip((v.ref() for v in direct), direct_grads))
+        opt.apply([grads[w.ref()] for w in opt.binary_vars], [grads[v.ref()] for v in opt.other_vars])
+
+    def apply_once(strategy, grads):  # cross-replica context: each replica's copy, the same gradients
+        return strategy.extended.update(opt.iterations, lambda _, g: update(g[:n_layers], g[n_layers:]),
+                                        args=(grads,), group=True)
+
+    def replica_step(x, y_pm1):
+        ctx = tf.distribute.get_replica_context()
+        x, y_pm1 = replica_slice(x), replica_slice(y_pm1)
+        share = x.shape[0] * ctx.num_replicas_in_sync  # rows of the global batch
+        wbs = product_weights()
+        with tf.GradientTape() as tape:
+            tape.watch(wbs)
+            y = net(x, training=True, weights=wbs)
+            loss = squared_hinge(y, y_pm1)
+            if ctx.num_replicas_in_sync > 1:
+                loss = loss * (x.shape[0] / share)
+            scaled = opt.scale_loss(loss)
+        grads = tape.gradient(scaled, wbs + direct)
+        if ctx.num_replicas_in_sync > 1:
+            grads = ctx.all_reduce(SUM, [tf.cast(g, tf.float32) for g in grads])
+        ctx.merge_call(apply_once, args=(grads,))
+        return loss, n_errors(y, tf.argmax(y_pm1, axis=1))
+
+    @tf.function
+    def train_step(x, y_pm1):
+        loss, wrong = strategy.run(replica_step, args=(x, y_pm1))
+        return strategy.reduce(SUM, loss, axis=None), strategy.reduce(SUM, wrong, axis=None)
+
+    return train_step
+
+
+def make_eval_step(net, eval_mode: str, jit: bool, strategy=None):
+    """(x, labels) of a batch -> number of errors; under a strategy each replica counts its rows."""
+    if strategy is not None or net.precision.split_step:
+        strategy = strategy or tf.distribute.get_strategy()
+        product_weights = tf.function(lambda: net.product_weights(False, eval_mode), jit_compile=jit)
+
+        def replica_eval(x, labels):
+            x, labels = replica_slice(x), replica_slice(labels)
+            return n_errors(net(x, training=False, weights=product_weights()), labels)
+
+        @tf.function
+        def split_eval_step(x, labels):
+            return strategy.reduce(SUM, strategy.run(replica_eval, args=(x, labels)), axis=None)
+        return split_eval_step
+
     @tf.function(jit_compile=jit)
     def eval_step(x, labels):
         y = net(x, training=False, eval_mode=eval_mode)

@@ -1,7 +1,8 @@
 """The epoch loop (paper §5): train, validate, select at the best validation epoch, checkpoint.
 
-Reads top to bottom: data, model and optimizer, resume, then per epoch: set the learning rate,
-train, evaluate, select (val_err <= best), log, checkpoint. The reported test error is the one at
+Reads top to bottom: data, the run directory (locked: one trainer at a time), model and optimizer,
+resume, then per epoch: set the learning rate, train, stop if anything is not finite, evaluate,
+select (val_err <= best), log, checkpoint. The reported test error is the one at
 the last epoch whose validation error was <= every earlier one. Stochastic runs are evaluated twice:
 "real" (latent weights, the paper's convention) and "binary" (sign of the latent weights, deployed).
 """
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from bctrain import checkpoints, finite, plots, resume as resuming, rundir, runfiles, runlock
+from bctrain import checkpoints, finite, plots, resume as resuming, rundir, runfiles, runlock, strategy as strategies
 from bctrain.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import cache, load_splits, pipeline, registry
@@ -79,27 +80,50 @@ def load_data(cfg: Config, data_dir):
     return splits, arrays, params
 
 
+def epochs_without_improvement(history, key) -> int:
+    """Epochs since `key` last fell strictly below every earlier value (the first epoch counts).
+
+    Early stopping (`--patience`) counts strict improvements; selection keeps its `<=` rule."""
+    best, since = None, 0
+    for record in history:
+        if best is None or record[key] < best:
+            best, since = record[key], 0
+        else:
+            since += 1
+    return since
+
+
 def _signs(net) -> list:
     return [w.numpy() >= 0 for w, _, _ in net.binary_params()]
 
 
-def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop_after=None):
+def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop_after=None,
+          strategy="default", replicas=0):
     """Run (or resume) the training described by `cfg` in `run_dir`; return the summary metrics.
 
     `stop_after` ends the session after that epoch, as an interruption would (None if so).
+    `strategy` and `replicas` say where it runs (bctrain.strategy); a run may be resumed under
+    another strategy or number of replicas (the global batch, and so the training, is the same).
     """
     out = out or sys.stdout
+    dist = strategies.make(strategy, replicas)  # first: devices and collectives precede TF's start
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(cfg.seed)
+    strategies.check_batch(cfg.batch_size, dist)
+    if not strategies.writes_results(dist):
+        out = open(os.devnull, "w")
 
     # -- data (loaded before the run directory is touched, so a bad input leaves nothing behind) --
-    rundir.check(run_dir, cfg, resume)
-    splits, arrays, params = load_data(cfg, data_dir)
-    with runlock.hold(run_dir):  # checked again under the lock, before anything is written
-        return _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after)
+    with strategies.worker_run_dir(dist, run_dir, resume) as run_dir:
+        rundir.check(run_dir, cfg, resume)
+        splits, arrays, params = load_data(cfg, data_dir)
+        with runlock.hold(run_dir):  # checked again under the lock, before anything is written
+            return _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after,
+                          (strategy, dist))
 
 
-def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after):
+def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, distribution):
+    # -- run directory: config and data identity (written, or checked on resume) ----------------
     mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
     data = rundir.data_record(splits, mean)
     data["params_sha256"] = params_sha256(params)
@@ -111,9 +135,11 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
     steps_per_epoch = len(x_train) // cfg.batch_size
 
     # -- model, optimizer, checkpoint ---------------------------------------------------------
-    net = Net(cfg, seed=cfg.seed)
-    opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                    beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps)
+    name, dist = distribution
+    with dist.scope():  # under a strategy: mirrored variables, one random stream per replica
+        net = Net(cfg, seed=cfg.seed)
+        opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
+                        beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps, loss_scale=net.precision.loss_scaling)
     state = RunState()
     ckpt = tf.train.Checkpoint(net=net, opt=opt, state=state)
     ckpt_dir = os.path.join(run_dir, runfiles.CKPT_DIR)
@@ -121,18 +147,26 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
     history = []
     if resume:  # restores, or refuses before anything is written
         history = resuming.restore(ckpt, state, run_dir, keys=_record_keys(modes))
+        if name == "multiworker":
+            strategies.check_same_epoch(dist, int(state.epoch))
         print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
         rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
                                **{"mean": mean, **params})
-    train_step = make_train_step(net, opt, cfg.jit)
-    eval_steps = {m: make_eval_step(net, m, cfg.jit) for m in modes}
+    step_strategy = None if name == "default" else dist
+    train_step = make_train_step(net, opt, cfg.jit, strategy=step_strategy)
+    eval_steps = {m: make_eval_step(net, m, cfg.jit, strategy=step_strategy) for m in modes}
+    where = strategies.record(name, dist)
     writer = tf.summary.create_file_writer(os.path.join(run_dir, runfiles.TB_DIR))
     n_binary = count_binary_weights(net.specs)
     print(f"{cfg.preset} ({cfg.binarize}) on {splits.name}: {len(x_train)}/{len(arrays['val'][0])}/"
-          f"{len(arrays['test'][0])} train/val/test, {n_binary:,} binary weights, {device_name()}", file=out)
+          f"{len(arrays['test'][0])} train/val/test, {n_binary:,} binary weights, {device_name()}, "
+          f"strategy {name} ({where['replicas']} replica{'s' if where['replicas'] != 1 else ''})", file=out)
 
     for epoch in range(int(state.epoch) + 1, cfg.epochs + 1):
+        if cfg.patience and epochs_without_improvement(history, f"val_error_{modes[0]}") >= cfg.patience:
+            print(f"validation error not below its best for {cfg.patience} epochs: stopping", file=out)
+            break
         # -- learning rate: geometric decay once per epoch --------------------------------------
         lr = lr_at_epoch(cfg.lr_start, cfg.lr_end, cfg.epochs, epoch - 1)
         opt.lr.assign(lr)
@@ -161,7 +195,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
 
         # -- evaluate and select ----------------------------------------------------------------
         record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / steps_per_epoch,
-                  "train_error": err_sum / (steps_per_epoch * cfg.batch_size)}
+                  "train_error": err_sum / (steps_per_epoch * cfg.batch_size), **where}
         for m in modes:
             record[f"val_error_{m}"] = dataset_error_rate(eval_steps[m], val_batches)
             record[f"test_error_{m}"] = dataset_error_rate(eval_steps[m], test_batches)
@@ -184,11 +218,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         # -- log and checkpoint -----------------------------------------------------------------
         history.append(record)
         rundir.write_history(run_dir, history)
-        with writer.as_default(step=epoch):
-            for key, value in record.items():
-                if isinstance(value, float):
-                    tf.summary.scalar(key, value)
-            tf.summary.histogram("w0", net.linear[0].w)
+        _log_tensorboard(writer, record, net, run_dir)
         plots.save_all(run_dir, history, net.linear[0].w.numpy(), net.specs[0].h)
         print(_epoch_line(record, modes), file=out, flush=True)
         state.epoch.assign(epoch)
@@ -196,7 +226,21 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
             return None
 
-    return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out)
+    return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out, where)
+
+
+def _log_tensorboard(writer, record: dict, net, run_dir: str):
+    """The epoch's figures and first-layer weights as TensorBoard events; a write error (a full
+    disk) is an OSError like any other file of the run directory."""
+    try:
+        with writer.as_default(step=record["epoch"]):
+            for key, value in record.items():
+                if isinstance(value, float):
+                    tf.summary.scalar(key, value)
+            tf.summary.histogram("w0", net.linear[0].w)
+        writer.flush()
+    except tf.errors.OpError as exc:
+        raise OSError(f"{os.path.join(run_dir, runfiles.TB_DIR)}: events not written ({exc.message})") from None
 
 
 def _record_keys(modes) -> tuple:
@@ -221,7 +265,7 @@ def _epoch_line(r: dict, modes) -> str:
             f"  {errors}  {r['samples_per_second']:,.0f} samples/s  {r['seconds']:.1f}s{mark}")
 
 
-def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out) -> dict:
+def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out, where) -> dict:
     modes = eval_modes(cfg.binarize)
     best = [r for r in history if r["epoch"] == int(state.best_epoch)]
     saved = rundir.saved_best_epoch(run_dir)
@@ -239,7 +283,7 @@ def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, ou
         "test_error_binary": best.get("test_error_binary"),
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])),
         "samples_per_second": float(np.mean([r["samples_per_second"] for r in history])),
-        "device": device_name(), "tensorflow_version": tf.__version__,
+        "device": device_name(), "tensorflow_version": tf.__version__, **where,
     }
     rundir.atomic_write_json(os.path.join(run_dir, runfiles.METRICS_JSON), metrics)
     print(f"best epoch {metrics['best_epoch']}: val {100 * metrics['val_error']:.2f}%  "

@@ -15,7 +15,7 @@ barely trained: nothing measured here depends on how well), then `bcexport onnx`
     product (BLAS order) and a sequential float32 sum (a plain C loop), beside the C's double.
 
 Usage: make bench-cnn-c   (or: python -m benchmarks.bench_cnn_c [--presets cifar10,svhn] [--keep DIR])
-Takes ~10 minutes on 2 cores; --keep DIR keeps the run directories (for `make bench-infer RUN_DIR=...`).
+Takes about 4 minutes on 2 cores; --keep DIR keeps the run directories (for `make bench-infer RUN_DIR=...`).
 """
 import argparse
 import json

@@ -1,29 +1,46 @@
-"""Training-step throughput of the `mnist` preset (3x2048 MLP, batch 100) on this machine.
+"""Training-step throughput of the `mnist` preset (3x2048 MLP, batch 100) against its roofline.
 
-Measures, in one run: samples/s of the bctrain step with and without XLA, the same network trained
-by Keras 3 `model.fit` (float Dense + BatchNorm, Adam, squared hinge) fed a repeated `tf.data`
-pipeline with `steps_per_epoch` (so compute is compared with compute, not Keras' idle time at epoch
-boundaries with NumPy inputs), and the float32 matmul GFLOP/s of the machine. The step's FLOPs are
-counted as 6 x (binary weights) per sample (forward, input gradient and weight gradient).
+Measures, in one run and in interleaved rounds (so that a slow spell of a shared machine hits every
+row alike; the median round is reported):
+- samples/s of the bctrain step: float32 with and without XLA; mixed_bfloat16 as `bctrain train`
+  runs it (products in TensorFlow's oneDNN kernels, binarization and update under XLA), with the
+  whole step under XLA, and without XLA; float32 in the same split arrangement;
+- the same network trained by Keras `fit` in separate processes (benchmarks/fit_worker.py): Keras 3
+  in float without XLA (with op determinism on, Keras refuses `jit_compile=True`), Keras 3 with XLA
+  and op determinism off, and larq (BinaryConnect `QuantDense`, tf-keras) from the benchmark venv
+  `.venv-larq` when it exists (`make bench-train` creates it);
+- the roofline (benchmarks/roofline.py): the step's 11 matrix products alone (float32 under XLA and
+  in oneDNN, bfloat16 in oneDNN), the streaming bandwidth, the Adam update alone, and the floor
+  products + 28 bytes per latent weight / bandwidth of each precision (float32: the faster products).
+The step's FLOPs are those of its 11 products (`roofline.step_flops`). The CPU time other
+processes used during each round is recorded (from /proc/stat, less this process and its workers):
+above `LOADED` cores on average, the table is marked as measured on a loaded machine.
 
 Usage: make bench-train   (or: python -m benchmarks.bench_train --steps 60 --binarize det)
 """
 import argparse
 import dataclasses
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import roofline
+from bctrain.arch import count_binary_weights
 from bctrain.config import with_overrides
 from bctrain.data import pipeline
-from bctrain.arch import count_binary_weights
 from bctrain.models import Net
 from bctrain.optim import Optimizer
 from bctrain.rundir import atomic_write_json
 from bctrain.steps import make_train_step
 from bctrain.train import device_name
+
+LARQ_PYTHON = ".venv-larq/bin/python"
+LOADED = 0.25  # cores used by other processes, on average over a round, above which figures are marked
 
 
 def synthetic(batch, steps, n_in=784, n_classes=10, seed=0):
@@ -34,11 +51,12 @@ def synthetic(batch, steps, n_in=784, n_classes=10, seed=0):
     return x, y_pm1
 
 
-def bctrain_runner(cfg, x, y_pm1, steps, warmup):
+def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
     """A function that times `steps` training steps of a fresh bctrain network (samples/s)."""
     net = Net(cfg, seed=1)
-    opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start)
-    step = make_train_step(net, opt, cfg.jit)
+    opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
+                    loss_scale=net.precision.loss_scaling)
+    step = make_train_step(net, opt, cfg.jit, split=split)
     for i, batch in zip(range(warmup), pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)):
         float(step(*batch)[0])
     epoch = [0]
@@ -53,42 +71,84 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup):
     return run
 
 
-def keras_runner(cfg, x, y_pm1, steps, warmup, jit):
-    """The same network in float, Keras 3 `fit` on a repeated tf.data pipeline (samples/s)."""
-    import keras
-    model = keras.Sequential([keras.Input((784,))])
-    for units in cfg.hidden:
-        model.add(keras.layers.Dense(units))
-        model.add(keras.layers.BatchNormalization(momentum=1 - cfg.bn_alpha, epsilon=cfg.bn_eps))
-        model.add(keras.layers.Activation("relu"))
-    model.add(keras.layers.Dense(cfg.n_classes))
-    model.add(keras.layers.BatchNormalization(momentum=1 - cfg.bn_alpha, epsilon=cfg.bn_eps))
-    model.compile(optimizer=keras.optimizers.Adam(cfg.lr_start), loss=keras.losses.SquaredHinge(),
-                  jit_compile=jit)
-    # The same input conditions as bctrain's pipeline: tf.data autotuning off (see pipeline.py).
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    data = (tf.data.Dataset.from_tensor_slices((x, y_pm1)).batch(cfg.batch_size, drop_remainder=True)
-            .repeat().prefetch(pipeline.PREFETCH).with_options(options))
-    model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
-
-    def run():
-        start = time.perf_counter()
-        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-        return steps * cfg.batch_size / (time.perf_counter() - start)
-    return run
+def _cpu_seconds(pids) -> tuple:
+    """(CPU seconds the whole machine has been busy, CPU seconds of this process and `pids`)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    mine = sum(os.times()[:2]) * tick
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                mine += sum(int(v) for v in fh.read().rsplit(")", 1)[1].split()[11:13])  # utime, stime
+        except OSError:
+            pass
+    return busy / tick, mine / tick
 
 
-def matmul_gflops(n=2048, repeats=10):
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
-    mm = tf.function(lambda a, b: tf.matmul(a, b))
-    float(tf.reduce_sum(mm(a, b)))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        c = mm(a, b)
-    float(tf.reduce_sum(c))
-    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
+class FitWorker:
+    """A benchmarks.fit_worker process: `run()` returns samples/s, or None if it is unavailable."""
+
+    def __init__(self, python, inputs, steps, warmup, *flags):
+        self.error = None
+        cmd = [python, "-m", "benchmarks.fit_worker", inputs, "--steps", str(steps), "--warmup",
+               str(warmup), *flags]
+        env = dict(os.environ, PYTHONPATH=os.getcwd())
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=tempfile.TemporaryFile(), text=True, env=env)
+        except OSError as exc:
+            self.proc, self.error = None, f"{python}: {exc.strerror}"
+            return
+        self.ready = self._reply()
+
+    def _reply(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            self.proc.stderr.seek(0)
+            lines = [ln for ln in self.proc.stderr.read().decode().splitlines() if ln.strip()]
+            self.error = lines[-1] if lines else f"exit status {self.proc.returncode}"
+            self.proc = None
+        return line.strip()
+
+    def run(self):
+        if self.proc is None:
+            return None
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        reply = self._reply()
+        return float(reply) if reply else None
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
+def fit_workers(cfg, x, y_pm1, steps, warmup, determinism, larq_python, workdir):
+    inputs = os.path.join(workdir, "inputs.npz")
+    np.savez(inputs, x=x, y_pm1=y_pm1, hidden=np.array(cfg.hidden), batch=cfg.batch_size,
+             lr=cfg.lr_start, bn_alpha=cfg.bn_alpha, bn_eps=cfg.bn_eps)
+    det = "on" if determinism else "off"
+    workers = {"Keras 3 fit (float), no XLA": FitWorker(sys.executable, inputs, steps, warmup,
+                                                        "--kind", "keras", "--jit", "auto", "--determinism", det),
+               "Keras 3 fit (float), XLA, op determinism off": FitWorker(
+                   sys.executable, inputs, steps, warmup, "--kind", "keras", "--jit", "true", "--determinism", "off")}
+    if larq_python:
+        workers["larq fit (BinaryConnect, tf-keras)"] = FitWorker(larq_python, inputs, steps, warmup,
+                                                                  "--kind", "larq", "--determinism", det)
+    return workers
+
+
+def roofline_round(cfg, net):
+    specs, n = net.specs, count_binary_weights(net.specs)
+    return {"products_float32_xla_s": roofline.products_seconds(specs, cfg.batch_size, tf.float32, jit=True),
+            "products_float32_onednn_s": roofline.products_seconds(specs, cfg.batch_size, tf.float32, jit=False),
+            "products_bfloat16_onednn_s": roofline.products_seconds(specs, cfg.batch_size, tf.bfloat16, jit=False),
+            "stream_gbps": roofline.stream_gbps(n),
+            "update_s": roofline.update_seconds(net)}
 
 
 def main(argv=None):
@@ -98,39 +158,98 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--no-determinism", action="store_true", help="leave TensorFlow op determinism off")
     parser.add_argument("--binarize", default="det", choices=("det", "stoch", "none"))
+    parser.add_argument("--hidden", type=lambda t: tuple(int(v) for v in t.split(",")), default=None,
+                        help="hidden layers instead of the preset's 2048,2048,2048 (smoke tests)")
+    parser.add_argument("--no-fit", action="store_true", help="leave out the Keras and larq rows")
+    parser.add_argument("--larq-python", default=LARQ_PYTHON, help="Python of the larq benchmark venv")
     parser.add_argument("--out", default="benchmarks/results/bench_train.json", help="JSON results file")
     args = parser.parse_args(argv)
     if not args.no_determinism:  # as in `bctrain train`, which needs it for bit-identical resume
         tf.config.experimental.enable_op_determinism()
         tf.random.set_seed(1)
-    base = with_overrides("mnist", binarize=args.binarize)
+    base = with_overrides("mnist", binarize=args.binarize, hidden=args.hidden)
+    bf16 = dataclasses.replace(base, precision="mixed_bfloat16")
     x, y_pm1 = synthetic(base.batch_size, args.steps)
-    flops_per_sample = 6 * count_binary_weights(Net(base, seed=1).specs)
-    runners = {"bctrain, XLA": bctrain_runner(base, x, y_pm1, args.steps, args.warmup),
-               "bctrain, no XLA": bctrain_runner(dataclasses.replace(base, jit=False), x, y_pm1, args.steps, args.warmup),
-               # Keras' default, jit_compile="auto", resolves to no XLA for this model with TensorFlow.
-               "Keras 3 fit (float)": keras_runner(base, x, y_pm1, args.steps, args.warmup, "auto"),
-               "Keras 3 fit (float), XLA": keras_runner(base, x, y_pm1, args.steps, args.warmup, True)}
-    samples, peaks = {name: [] for name in runners}, []
-    for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits every row alike
-        peaks.append(matmul_gflops())
-        for name, run in runners.items():
-            samples[name].append(run())
-    rows = {name: float(np.median(v)) for name, v in samples.items()}
-    gflops = float(np.median(peaks))
-    keras_rate = rows["Keras 3 fit (float)"]
-    print(f"device: {device_name()}, TensorFlow {tf.__version__}, op determinism "
-          f"{'off' if args.no_determinism else 'on'}, batch {base.batch_size}, {args.steps} steps per measurement")
-    print(f"matmul peak (2048x2048 float32, median of {args.rounds}): {gflops:.1f} GFLOP/s")
-    print(f"{'step':26s} {'samples/s':>10s} {'vs Keras':>9s} {'GFLOP/s':>8s} {'of peak':>8s}")
-    for name, rate in rows.items():
-        achieved = rate * flops_per_sample / 1e9
-        print(f"{name:26s} {rate:10,.0f} {rate / keras_rate:8.2f}x {achieved:8.1f} {achieved / gflops:7.0%}")
-    result = {"determinism": not args.no_determinism, "rounds": samples, "matmul_gflops_rounds": peaks, "device": device_name(), "tensorflow": tf.__version__, "matmul_gflops": gflops,
+    net = Net(base, seed=1)
+    n_binary = count_binary_weights(net.specs)
+    flops_per_sample = roofline.step_flops(net.specs, base.batch_size) / base.batch_size
+    runners = {
+        "bctrain float32, XLA (default)": bctrain_runner(base, x, y_pm1, args.steps, args.warmup),
+        "bctrain float32, no XLA": bctrain_runner(dataclasses.replace(base, jit=False), x, y_pm1, args.steps, args.warmup),
+        "bctrain float32, split (products oneDNN, rest XLA)": bctrain_runner(base, x, y_pm1, args.steps, args.warmup,
+                                                                            split=True),
+        "bctrain mixed_bfloat16 (default: products oneDNN, rest XLA)": bctrain_runner(bf16, x, y_pm1, args.steps, args.warmup),
+        "bctrain mixed_bfloat16, whole step XLA": bctrain_runner(bf16, x, y_pm1, args.steps, args.warmup, split=False),
+        "bctrain mixed_bfloat16, no XLA": bctrain_runner(dataclasses.replace(bf16, jit=False), x, y_pm1, args.steps, args.warmup),
+    }
+    with tempfile.TemporaryDirectory() as workdir:
+        larq_python = args.larq_python if os.path.exists(args.larq_python) else None
+        workers = {} if args.no_fit else fit_workers(base, x, y_pm1, args.steps, args.warmup,
+                                                     not args.no_determinism, larq_python, workdir)
+        rows = {name: [] for name in list(runners) + list(workers)}
+        roofs, loads = [], []
+        pids = [w.proc.pid for w in workers.values() if w.proc is not None]
+        for _ in range(args.rounds):
+            start, (busy, mine) = time.perf_counter(), _cpu_seconds(pids)
+            roofs.append(roofline_round(base, net))
+            for name, run in runners.items():
+                rows[name].append(run())
+            for name, worker in workers.items():
+                rows[name].append(worker.run())
+            busy_end, mine_end = _cpu_seconds(pids)
+            loads.append(max(0.0, (busy_end - busy) - (mine_end - mine)) / (time.perf_counter() - start))
+        for worker in workers.values():
+            worker.close()
+    unavailable = {name: w.error for name, w in workers.items() if w.error}
+    if not os.path.exists(args.larq_python):
+        unavailable["larq fit (BinaryConnect, tf-keras)"] = f"{args.larq_python} not found (make bench-train creates it)"
+    rates = {name: float(np.median(v)) for name, v in rows.items() if None not in v}
+    roof = {key: float(np.median([r[key] for r in roofs])) for key in roofs[0]}
+    f32_products = min(roof["products_float32_xla_s"], roof["products_float32_onednn_s"])  # the faster kernels
+    floors = {"float32": roofline.floor_seconds(f32_products, n_binary, roof["stream_gbps"]),
+              "mixed_bfloat16": roofline.floor_seconds(roof["products_bfloat16_onednn_s"], n_binary, roof["stream_gbps"])}
+    result = {"device": device_name(), "tensorflow": tf.__version__, "determinism": not args.no_determinism,
               "binarize": args.binarize, "batch_size": base.batch_size, "steps": args.steps,
-              "flops_per_sample": flops_per_sample, "samples_per_second": rows}
+              "flops_per_sample": flops_per_sample, "binary_weights": n_binary, "rounds": rows,
+              "other_processes_cores": loads, "loaded": max(loads) > LOADED,
+              "roofline": roof, "floor_seconds": floors, "samples_per_second": rates, "unavailable": unavailable}
+    print(report(result))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     atomic_write_json(args.out, result)
+
+
+def report(r) -> str:
+    """The results as the Markdown of docs/BENCHMARKS.md."""
+    roof, floors, batch = r["roofline"], r["floor_seconds"], r["batch_size"]
+    gflop = r["flops_per_sample"] * batch / 1e9
+    lines = [f"device: {r['device']}, TensorFlow {r['tensorflow']}, op determinism "
+             f"{'on' if r['determinism'] else 'off'}, {r['binarize']}, batch {batch}, {r['steps']} steps per "
+             f"measurement, cores used by other processes in each round: "
+             f"{', '.join(f'{v:.2f}' for v in r['other_processes_cores'])}"]
+    if r["loaded"]:
+        lines.append("**measured on a loaded machine**: other processes were running; re-measure on a quiet one")
+    lines += ["", "| roofline | ms per step | GFLOP/s or GB/s |", "|---|---|---|",
+              f"| 11 products, float32, XLA | {1e3 * roof['products_float32_xla_s']:.1f} | "
+              f"{gflop / roof['products_float32_xla_s']:.0f} GFLOP/s |",
+              f"| 11 products, float32, oneDNN | {1e3 * roof['products_float32_onednn_s']:.1f} | "
+              f"{gflop / roof['products_float32_onednn_s']:.0f} GFLOP/s |",
+              f"| 11 products, bfloat16, oneDNN | {1e3 * roof['products_bfloat16_onednn_s']:.1f} | "
+              f"{gflop / roof['products_bfloat16_onednn_s']:.0f} GFLOP/s |",
+              f"| least update traffic, 28 B x {r['binary_weights']:,} weights | "
+              f"{1e3 * roofline.UPDATE_BYTES_PER_WEIGHT * r['binary_weights'] / (roof['stream_gbps'] * 1e9):.1f} | "
+              f"{roof['stream_gbps']:.1f} GB/s streaming |",
+              f"| Adam update alone (bctrain.optim, XLA) | {1e3 * roof['update_s']:.1f} | |"]
+    for name, s in floors.items():
+        lines.append(f"| floor, {name} | {1e3 * s:.1f} | {batch / s:,.0f} samples/s |")
+    base = r["samples_per_second"].get("bctrain float32, XLA (default)")
+    lines += ["", "| step | samples/s | vs bctrain float32 | GFLOP/s | of its floor |", "|---|---|---|---|---|"]
+    for name, rate in r["samples_per_second"].items():
+        floor = floors["mixed_bfloat16" if "bfloat16" in name else "float32"]
+        lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {rate * r['flops_per_sample'] / 1e9:.0f} | "
+                     f"{rate / (batch / floor):.0%} |")
+    for name, error in r["unavailable"].items():
+        lines.append(f"| {name} | not measured: {error} | | | |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

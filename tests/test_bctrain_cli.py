@@ -14,6 +14,7 @@ from bctrain.cli import main
     (["--dataset", "imagenet"], "dataset"),
     (["--resume"], "nothing to resume"),
     (["--seed", "-1"], "seed=-1"),
+    (["--dataset", "mnist-sample", "--data-dir", "/some/dir"], "mnist-sample is bundled and reads none"),
     (["--h", "nan"], "h='nan'"),
     (["--bn-eps", "-1"], "bn_eps=-1.0"),
     (["--n-classes", "5", "--dataset", "mnist-sample"], "n_classes=5: mnist-sample has labels up to 9"),
@@ -38,7 +39,8 @@ def test_help_documents_every_make_variable(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--epochs", "--binarize", "--seed", "--data-dir", "--run-dir", "--resume", "--jit"):
+    for flag in ("--epochs", "--binarize", "--seed", "--data-dir", "--run-dir", "--resume", "--jit", "--precision",
+                 "--patience", "--strategy", "--replicas"):
         assert flag in text
 
 
@@ -98,9 +100,34 @@ def read_only_dir(tmp_path):
     pytest.skip("no read-only directory found for this user")
 
 
+@pytest.mark.parametrize("args, words", [(["--seeds", "0"], "seeds=0"), (["--shard", "2/2"], "shard='2/2'"),
+                                         (["--patience", "-1"], "patience")])
+def test_repeat_user_errors_are_one_line(tmp_path, capsys, args, words):
+    root = tmp_path / "rep"
+    assert main(["repeat", "--epochs", "1", "--hidden", "16", "--root-dir", str(root)] + args) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("notice:")]
+    assert len(err) == 1 and err[0].startswith("bctrain: error:") and words in err[0], err
+    assert not root.exists()
+
+
+def test_repeat_command_writes_the_summary(tmp_path, capsys):
+    root = tmp_path / "rep"
+    assert main(["repeat", "--seeds", "1", "--epochs", "1", "--hidden", "16", "--jit", "false",
+                 "--root-dir", str(root)]) == 0
+    assert (root / "seed-1" / "metrics.json").is_file() and (root / "summary.json").is_file()
+    assert "mean ± std (n = 1)" in capsys.readouterr().out
+
+
 def test_non_finite_training_exits_1_with_one_line(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert main(["train", "--epochs", "3", "--hidden", "16", "--jit", "false", "--dataset", "mnist-sample",
                  "--optimizer", "sgd", "--lr-start", "1e30", "--lr-end", "1e29", "--run-dir", run]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("bctrain: error: training stopped:") and "epoch 1, step" in err[0]
+
+
+@pytest.mark.parametrize("text", ["16,,16,", "16,", "a,16", "16;16"])
+def test_a_malformed_size_list_is_refused(capsys, text):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--hidden", text])
+    assert info.value.code == 2 and "expected comma-separated integers" in capsys.readouterr().err

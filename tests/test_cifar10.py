@@ -1,4 +1,5 @@
 """bctrain.data.cifar10: the official python-version files, parsed safely (tiny files, no network)."""
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from bctrain.data import DataError, cifar10, download, load_splits, registry
-from dataset_files import (cifar_arrays, cifar_batch, py2_pickle, write_cifar_archive,
+from dataset_files import (cifar_arrays, py2_pickle, write_cifar_archive,
                            write_cifar_folder)
 
 
@@ -111,10 +112,10 @@ def test_verified_cache_then_checksum_mismatch(tmp_path, monkeypatch):
     archive = write_cifar_archive(cache / "cifar10" / cifar10.ARCHIVE, cifar_arrays())
     entry = registry.DATASETS["cifar10"]
     good = registry.RemoteFile(cifar10.ARCHIVE, hashlib.sha256(archive.read_bytes()).hexdigest(), (), 0)
-    monkeypatch.setitem(registry.DATASETS, "cifar10", registry.Dataset(**{**entry.__dict__, "files": (good,)}))
+    monkeypatch.setitem(registry.DATASETS, "cifar10", dataclasses.replace(entry, files=(good,)))
     assert load_splits("cifar10").counts() == (27, 3, 8)
     bad = registry.RemoteFile(cifar10.ARCHIVE, "0" * 64, ("file:///nonexistent/" + cifar10.ARCHIVE,), 0)
-    monkeypatch.setitem(registry.DATASETS, "cifar10", registry.Dataset(**{**entry.__dict__, "files": (bad,)}))
+    monkeypatch.setitem(registry.DATASETS, "cifar10", dataclasses.replace(entry, files=(bad,)))
     with pytest.raises(download.CacheConflict, match="not the official file"):  # never deleted: may be the user's
         load_splits("cifar10")
     assert [p.name for p in (cache / "cifar10").iterdir()] == [cifar10.ARCHIVE]
@@ -128,7 +129,7 @@ def test_download_goes_to_the_cache_and_is_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("BCNN_CACHE", str(tmp_path / "cache"))
     entry = registry.DATASETS["cifar10"]
     remote = registry.RemoteFile(cifar10.ARCHIVE, sha, (archive.as_uri(),), 0)
-    monkeypatch.setitem(registry.DATASETS, "cifar10", registry.Dataset(**{**entry.__dict__, "files": (remote,)}))
+    monkeypatch.setitem(registry.DATASETS, "cifar10", dataclasses.replace(entry, files=(remote,)))
     s = load_splits("cifar10")
     assert s.counts() == (27, 3, 8) and "verified CIFAR-10 cache" in s.source
     assert (download.dataset_cache_dir("cifar10") / cifar10.ARCHIVE).read_bytes() == archive.read_bytes()

@@ -63,6 +63,7 @@ def test_json_round_trip(tmp_path):
 @pytest.mark.parametrize("change, word", [
     ({"binarize": "sign"}, "binarize"), ({"epochs": 0}, "epochs"), ({"h": "big"}, "h="),
     ({"bn_alpha": 0.0}, "bn_alpha"), ({"pool": (1,)}, "pool"), ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"patience": -1}, "patience"), ({"precision": "float64"}, "precision"),
 ])
 def test_bad_values_are_refused_with_the_field_name(change, word):
     with pytest.raises(ConfigError, match=word):

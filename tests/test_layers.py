@@ -161,3 +161,37 @@ def test_max_pool2_and_relu():
     expected = x.numpy().reshape(2, 3, 2, 2, 2, 3).max(axis=(2, 4))
     np.testing.assert_array_equal(max_pool2(x).numpy(), expected)
     np.testing.assert_array_equal(relu(x).numpy(), np.maximum(x.numpy(), 0))
+
+
+def test_max_pool2_odd_sizes_and_gradient():
+    x = tf.constant(np.arange(2 * 5 * 7 * 3, dtype=np.float32).reshape(2, 5, 7, 3) % 11)
+    expected = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+    np.testing.assert_array_equal(max_pool2(x).numpy(), expected.numpy())
+    x = tf.constant([[[[1.0], [4.0]], [[3.0], [2.0]]]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = max_pool2(x)
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy()[0, :, :, 0], [[0, 1], [0, 0]])
+
+
+def test_a_conv_training_step_compiles_with_xla_under_op_determinism():
+    """`bctrain train` enables op determinism; XLA refuses tf.nn.max_pool2d's gradient then."""
+    import subprocess
+    import sys
+    code = """
+import tensorflow as tf
+from bctrain.config import with_overrides
+from bctrain.models import Net
+from bctrain.optim import Optimizer
+from bctrain.steps import make_train_step
+tf.config.experimental.enable_op_determinism()
+tf.random.set_seed(0)
+cfg = with_overrides("cifar10", conv=(4, 4), pool=(0, 1), hidden=(8,), jit=True)
+net = Net(cfg, seed=1)
+opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start)
+step = make_train_step(net, opt, cfg.jit)
+y = -tf.ones([4, 10]) + 2 * tf.one_hot([1, 2, 3, 4], 10)
+print(float(step(tf.random.normal([4, 32, 32, 3]), y)[0]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

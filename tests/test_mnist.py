@@ -137,3 +137,18 @@ def test_sample_by_name_and_unknown_dataset():
     assert load_splits("mnist-sample").name == "mnist-sample"
     with pytest.raises(DataError, match="unknown dataset 'cifar100'"):
         load_splits("cifar100")
+
+
+@pytest.mark.parametrize("where", ["data directory", "image file"])
+def test_a_symlink_loop_is_reported_as_such_not_as_missing(tmp_path, where):
+    if where == "data directory":
+        (tmp_path / "loop").symlink_to(tmp_path / "loop")
+        target = tmp_path / "loop"
+    else:
+        write_mnist_dir(tmp_path, n_train=12, n_test=4)
+        (tmp_path / mnist.TEST_IMAGES).unlink()
+        (tmp_path / mnist.TEST_IMAGES).symlink_to(tmp_path / mnist.TEST_IMAGES)
+        target = tmp_path
+    with pytest.raises(DataError, match="Too many levels of symbolic links"):
+        load_splits("mnist", data_dir=target)
+

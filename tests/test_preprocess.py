@@ -134,3 +134,13 @@ def test_every_kind_declares_its_parameters(zca_params):
         params = zca_params if name == "gcn_zca" else k.fit(x)  # gcn_zca's fit: test_zca.py
         assert {n: v.shape for n, v in params.items()} == k.param_shapes(3072), name
         assert all(v.dtype == np.float32 for v in params.values()), name
+
+
+def test_lcn_treats_grey_images_as_one_channel():
+    import tensorflow as tf
+    x = _cifar_like(4, 6)[..., 0]  # [N, 32, 32]
+    k = preprocess.KINDS["gcn_lcn"]
+    out = k.apply(x, {}, np.float64)
+    np.testing.assert_array_equal(out, k.apply(x[..., None], {}, np.float64))
+    graph = tf.function(lambda p: k.graph(tf.cast(p, tf.float32), {}))(tf.constant(x)).numpy()
+    assert graph.shape == (4, 1024) and np.abs(graph - out).max() <= 16 * 2 ** -24 * np.abs(out).max()

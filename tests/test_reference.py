@@ -96,3 +96,17 @@ def test_stochastic_run_uses_sign_of_latent_weights(tmp_path):
     dep = load_deployment(run_dir)
     _, x = _inputs(dep, seed=7)
     _assert_close(dep, x, reference.forward(dep, x), _net_logits(run_dir, dep, x))
+
+
+def test_chunks_bound_the_im2col_memory_of_large_cnns():
+    from bctrain.config import PRESETS
+    from bcexport.pack import Deployment, build_blocks
+    cfg = PRESETS["cifar10"]
+    weights = {f"{i}/{k}": np.ones(s.w_shape if k == "w" else (s.n_out,), np.float32)
+               for i, s in enumerate(layer_specs(cfg)) for k in ("w", "b", "gamma", "beta", "mean", "std")}
+    dep = Deployment(cfg, build_blocks(cfg, weights), (32, 32, 3), "none", np.zeros(3072, np.float32))
+    per_sample = 32 * 32 * 9 * 128 * 8  # the largest im2col: the second conv, float64
+    n = reference.chunk_size(dep, np.float64)
+    assert n * per_sample <= reference.CHUNK_BYTES < (n + 1) * per_sample
+    mlp = Deployment(PRESETS["mnist"], (), (784,), "none", np.zeros(784, np.float32))
+    assert reference.chunk_size(mlp, np.float64) == reference.BATCH

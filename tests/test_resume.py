@@ -129,6 +129,24 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(runs, 
     assert_same_result(run, runs / "full")
 
 
+def test_a_full_disk_at_the_start_leaves_a_directory_the_same_command_accepts(tmp_path, monkeypatch, capsys):
+    run = str(tmp_path / "run")
+    real = rundir.atomic_write_bytes
+
+    def disk_full_at_config(path, data):
+        if path.endswith("config.json"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        real(path, data)
+
+    monkeypatch.setattr(rundir, "atomic_write_bytes", disk_full_at_config)
+    assert main(ARGS + ["--run-dir", run]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("bctrain")]
+    assert err == [f"bctrain: error: {run}/config.json: No space left on device; fix this, then run the "
+                   "same command again"]
+    monkeypatch.setattr(rundir, "atomic_write_bytes", real)
+    assert main(ARGS + ["--run-dir", run, "--epochs", "1"]) == 0
+
+
 def test_a_full_disk_mid_run_stops_in_one_line_and_the_run_resumes(runs, tmp_path, monkeypatch, capsys):
     run = str(tmp_path / "run")
     real = rundir.atomic_write_bytes
@@ -168,4 +186,22 @@ def test_a_full_disk_during_a_checkpoint_write_falls_back_on_resume(runs, tmp_pa
     monkeypatch.setattr(tf.train.Checkpoint, "write", real)
     assert main(ARGS + ["--run-dir", run, "--resume"]) == 0
     assert "unreadable ckpt-2" in capsys.readouterr().err
+    assert_same_result(tmp_path / "run", runs / "full")
+
+
+def test_a_tensorboard_write_error_stops_in_one_line_and_the_run_resumes(runs, tmp_path, monkeypatch, capsys):
+    run = str(tmp_path / "run")
+    real = tf.summary.histogram
+
+    def disk_full(*args, **kwargs):
+        if kwargs.get("step", None) == 2 or tf.summary.experimental.get_step() == 2:
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tf.summary, "histogram", disk_full)
+    assert main(ARGS + ["--run-dir", run]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("bctrain")]
+    assert len(err) == 1 and "tb: events not written" in err[0] and "--resume" in err[0], err
+    monkeypatch.setattr(tf.summary, "histogram", real)
+    assert main(ARGS + ["--run-dir", run, "--resume"]) == 0
     assert_same_result(tmp_path / "run", runs / "full")

@@ -106,9 +106,37 @@ def test_resume_on_other_data_is_refused(tmp_path):
     train(cfg, run, out=quiet(), stop_after=1)
     before = open(os.path.join(run, "preprocess.npz"), "rb").read()
     write_mnist_dir(tmp_path / "other", n_train=1200, n_test=200)
-    with pytest.raises(ConfigError, match="other data"):
+    with pytest.raises(ConfigError, match="other data") as info:
         train(cfg, run, data_dir=str(tmp_path / "other"), resume=True, out=quiet())
+    # Names what differs, with the recorded and the new values
+    assert "dataset 'mnist-sample' then, 'mnist' now" in str(info.value)
+    assert "train_sha256 " in str(info.value) and "... then, " in str(info.value)
     assert open(os.path.join(run, "preprocess.npz"), "rb").read() == before
+
+
+def test_epochs_without_improvement_counts_strict_improvements():
+    from bctrain.train import epochs_without_improvement
+    history = lambda *vals: [{"v": v} for v in vals]
+    assert epochs_without_improvement(history(), "v") == 0
+    assert epochs_without_improvement(history(0.5), "v") == 0
+    assert epochs_without_improvement(history(0.5, 0.4, 0.4, 0.45), "v") == 2  # equal is no improvement
+    assert epochs_without_improvement(history(0.5, 0.6, 0.3), "v") == 0
+
+
+def test_patience_stops_early_and_keeps_the_selection_rule(tmp_path):
+    from bctrain.train import epochs_without_improvement
+    cfg = dataclasses.replace(tiny(epochs=20, patience=2), lr_end=1e-7)
+    metrics = train(cfg, str(tmp_path / "run"), out=quiet())
+    history = [json.loads(x) for x in open(tmp_path / "run" / "history.jsonl")]
+    assert metrics["epochs_run"] == len(history) < 20
+    # stopped at the first epoch after which the validation error had not fallen for 2 epochs
+    stale = [epochs_without_improvement(history[:e], "val_error_binary") for e in range(1, len(history) + 1)]
+    assert stale[-1] == 2 and max(stale[:-1]) < 2
+    best = max((r for r in history if r["val_error_binary"] <= min(h["val_error_binary"] for h in history
+                                                                   if h["epoch"] <= r["epoch"])),
+               key=lambda r: r["epoch"])
+    assert metrics["best_epoch"] == best["epoch"] and metrics["test_error"] == best["test_error_binary"]
+    assert int(np.load(tmp_path / "run" / "best.npz")["epoch"]) == best["epoch"]
 
 
 def _svhn_dir(tmp_path):

@@ -93,15 +93,20 @@ def test_one_flipped_packed_bit_fails(exported_mlp_dir, tmp_path):
     assert all(report["backends"][k]["passed"] for k in ("tf_net", "onnx", "onnx_raw"))
 
 
-def test_altered_initializer_fails(exported_mlp_dir, tmp_path):
-    run_dir = _copy(exported_mlp_dir, tmp_path)
-    path = os.path.join(run_dir, "model.onnx")
+def _shift_last_affine(path):
+    """Add 0.01 to one value of the last block's folded shift c2 in an ONNX file."""
     model = onnx.load(path)
     init = next(i for i in model.graph.initializer if i.name.startswith("c2"))
     value = numpy_helper.to_array(init).copy()
     value[3] += 0.01
     init.CopyFrom(numpy_helper.from_array(value, init.name))
     onnx.save(model, path)
+
+
+def test_altered_initializer_fails(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    path = os.path.join(run_dir, "model.onnx")
+    _shift_last_affine(path)
     report = _verify(run_dir, mlp_config())
     assert not report["passed"] and not report["backends"]["onnx"]["passed"]
     assert report["backends"]["onnx_packed"]["passed"]
@@ -207,12 +212,7 @@ def test_every_exported_file_is_verified_whatever_export_json_lists(exported_mlp
     with open(export_json, "w") as fh:
         json.dump(exported, fh)
     path = os.path.join(run_dir, "model.raw.onnx")
-    model = onnx.load(path)
-    init = next(i for i in model.graph.initializer if i.name.startswith("c2"))
-    value = numpy_helper.to_array(init).copy()
-    value[3] += 0.01
-    init.CopyFrom(numpy_helper.from_array(value, init.name))
-    onnx.save(model, path)
+    _shift_last_affine(path)
     report = _verify(run_dir, mlp_config())
     assert not report["passed"] and not report["backends"]["onnx_raw"]["passed"]
 
@@ -247,12 +247,7 @@ def test_a_file_changed_since_export_is_named_even_if_it_still_passes(exported_m
 def test_a_model_file_left_out_of_the_record_is_still_verified_and_named(exported_mlp_dir, tmp_path):
     run_dir = _copy(exported_mlp_dir, tmp_path)
     path = os.path.join(run_dir, "model.raw.onnx")
-    model = onnx.load(path)
-    init = next(i for i in model.graph.initializer if i.name.startswith("c2"))
-    value = numpy_helper.to_array(init).copy()
-    value[3] += 0.01
-    init.CopyFrom(numpy_helper.from_array(value, init.name))
-    onnx.save(model, path)
+    _shift_last_affine(path)
     _rewrite_record(run_dir, drop=["model.raw.onnx"])
     report = _verify(run_dir, mlp_config())
     assert not report["passed"] and not report["backends"]["onnx_raw"]["passed"]

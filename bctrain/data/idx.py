@@ -10,6 +10,7 @@ Pure NumPy and stdlib.
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -34,7 +35,17 @@ def find_file(directory: Path, name: str) -> Path:
     for candidate in (Path(directory) / f"{stem}.gz", Path(directory) / stem):
         if candidate.is_file():
             return candidate
+        if os.path.lexists(candidate):  # there, but no readable file: say why, not "missing"
+            raise DataError(f"{candidate}: {_why_not_a_file(candidate)}")
     raise DataError(f"{directory}: missing {stem}.gz (or uncompressed {stem})")
+
+
+def _why_not_a_file(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as e:  # a symbolic link loop or to nothing, a permission problem
+        return f"{e.strerror}; expected an IDX file"
+    return "not a regular file; expected an IDX file"
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -83,11 +83,14 @@ def _apply_gcn_zca(x, params, dtype=np.float32) -> np.ndarray:
     return zca.apply(gcn.gcn(_checked_uint8(x), CIFAR_GCN_SCALE, np.float64), params, dtype)
 
 
+def _nhwc(shape) -> tuple:
+    """[N, H, W, C] for colour images, [N, H, W, 1] for grey ones [N, H, W]."""
+    return tuple(shape) + ((1,) if len(shape) == 3 else ())
+
+
 def _apply_gcn_lcn(x, params, dtype=np.float32) -> np.ndarray:
     x = _checked_uint8(x)
-    if x.ndim != 4:
-        raise ValueError(f"LCN needs images [N, H, W, C], got {list(x.shape)}")
-    return lcn.lcn(gcn.gcn(x, SVHN_GCN_SCALE, dtype).reshape(x.shape), dtype).reshape(len(x), -1)
+    return lcn.lcn(gcn.gcn(x, SVHN_GCN_SCALE, dtype).reshape(_nhwc(x.shape)), dtype).reshape(len(x), -1)
 
 
 def _graph_mean(pixels, params):
@@ -109,7 +112,7 @@ def _graph_gcn_zca(pixels, params):
 
 def _graph_gcn_lcn(pixels, params):
     import tensorflow as tf
-    x = tf.reshape(gcn.gcn_graph(pixels, SVHN_GCN_SCALE), [-1, *pixels.shape[1:]])
+    x = tf.reshape(gcn.gcn_graph(pixels, SVHN_GCN_SCALE), [-1, *_nhwc(pixels.shape)[1:]])
     return tf.reshape(lcn.lcn_graph(x), [-1, math.prod(pixels.shape[1:])])
 
 

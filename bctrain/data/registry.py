@@ -99,6 +99,19 @@ def get(name: str) -> Dataset:
     return DATASETS[name]
 
 
+def _check_data_dir(directory: Path):
+    """A data directory that is missing, a file, a symbolic-link loop or unreadable, said as such."""
+    try:
+        if directory.is_dir():
+            return
+        directory.stat()
+    except FileNotFoundError:
+        raise DataError(f"{directory}: data directory does not exist") from None
+    except OSError as e:  # a symbolic link loop, a permission problem
+        raise DataError(f"{directory}: {e.strerror}; expected a data directory") from None
+    raise DataError(f"{directory}: not a directory; expected a data directory")
+
+
 def load_splits(dataset: str = "mnist", data_dir: str | Path | None = None,
                 allow_download: bool = True, allow_sample: bool = True) -> Splits:
     """The splits of `dataset`, from `data_dir` (never falling back), else the verified cache, else a
@@ -106,10 +119,12 @@ def load_splits(dataset: str = "mnist", data_dir: str | Path | None = None,
     entry = get(dataset)
     read = entry.read_function()
     if not entry.files:
+        if data_dir is not None:  # it would be ignored, yet recorded in metrics.json
+            raise DataError(f"data directory {data_dir}: {dataset} is bundled and reads none (--data-dir is "
+                            f"for {', '.join(d.name for d in DATASETS.values() if d.files)})")
         return read()
     if data_dir is not None:
-        if not Path(data_dir).is_dir():
-            raise DataError(f"{data_dir}: data directory does not exist")
+        _check_data_dir(Path(data_dir))
         return read(Path(data_dir), source=f"{entry.title} files in {data_dir}")
     try:
         directory = download.ensure_files(entry.name, entry.files, allow_download=allow_download)

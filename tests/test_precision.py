@@ -1,0 +1,114 @@
+"""Mixed precision (bctrain.precision): exact ±1 product weights, float32 state, a learning step."""
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bctrain.config import with_overrides
+from bctrain.layers import BinaryConv2D, BinaryDense
+from bctrain.models import Net
+from bctrain.optim import Optimizer
+from bctrain.precision import PRECISIONS
+from bctrain.steps import make_eval_step, make_train_step
+
+RNG = np.random.default_rng(0)
+BF16_EPS = 2.0 ** -8  # spacing of bfloat16 numbers in [1, 2): a rounding is at most half of it
+
+
+def _bf16(a):
+    return tf.cast(tf.cast(a, tf.bfloat16), tf.float64).numpy()
+
+
+def test_the_table_names_the_config_choices():
+    assert list(PRECISIONS) == ["float32", "mixed_bfloat16", "mixed_float16"]
+    assert [p.loss_scaling for p in PRECISIONS.values()] == [False, False, True]
+    with pytest.raises(ValueError, match="precision"):
+        with_overrides("mnist", precision="float8")
+
+
+@pytest.mark.parametrize("h", [1.0, 0.0383])
+def test_bfloat16_dense_multiplies_by_exactly_pm1_and_scales_by_h(h):
+    layer = BinaryDense(300, 9, mode="det", h=h, lr_scale=1.0, seed=1, compute_dtype="bfloat16")
+    layer.b.assign(RNG.normal(size=9).astype(np.float32))
+    wb = layer.product_weights(training=True)
+    assert wb.dtype == tf.bfloat16 and layer.w.dtype == tf.float32
+    np.testing.assert_array_equal(wb.numpy().astype(np.float32), np.where(layer.w.numpy() >= 0, 1.0, -1.0))
+    x = RNG.normal(size=(16, 300)).astype(np.float32)
+    y = layer(tf.constant(x), training=True)
+    assert y.dtype == tf.float32
+    exact = _bf16(x) @ np.where(layer.w.numpy() >= 0, 1.0, -1.0)  # products of the rounded inputs
+    # float32 accumulation, then one rounding of the product to bfloat16
+    np.testing.assert_allclose((y.numpy() - layer.b.numpy()) / h, exact, rtol=BF16_EPS, atol=1e-3)
+
+
+def test_bfloat16_conv_and_stochastic_weights_are_pm1():
+    gen = tf.random.Generator.from_seed(3)
+    layer = BinaryConv2D(3, 4, mode="stoch", h=0.5, lr_scale=1.0, gen=gen, compute_dtype="bfloat16")
+    wb = layer.product_weights(training=True).numpy().astype(np.float32)
+    assert set(np.unique(wb)) == {-1.0, 1.0}
+    assert layer(tf.constant(RNG.normal(size=(2, 5, 5, 3)), tf.float32), training=True).dtype == tf.float32
+
+
+def _tiny(precision, **kw):
+    return with_overrides("mnist", hidden=(64,), precision=precision, jit=False, **kw)
+
+
+def _batch(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 784)).astype(np.float32)
+    labels = rng.integers(0, 10, n)
+    x[np.arange(n), labels] += 4.0  # learnable: the label is written into the input
+    return tf.constant(x), tf.constant(2 * np.eye(10, dtype=np.float32)[labels] - 1)
+
+
+@pytest.mark.parametrize("precision, binarize, jit", [("mixed_bfloat16", "det", False),
+                                                      ("mixed_bfloat16", "stoch", True),
+                                                      ("mixed_float16", "det", False)])
+def test_a_few_mixed_steps_lower_the_loss_and_keep_float32_state(precision, binarize, jit):
+    cfg = dataclasses.replace(_tiny(precision, binarize=binarize), jit=jit)
+    net = Net(cfg, seed=1)
+    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=3e-3,
+                    loss_scale=net.precision.loss_scaling)
+    step = make_train_step(net, opt, cfg.jit)
+    x, y_pm1 = _batch()
+    losses = [float(step(x, y_pm1)[0]) for _ in range(8)]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert int(opt.iterations) == 8
+    assert all(v.dtype == tf.float32 for v in net.variables if v.dtype.is_floating)
+    assert all(v.dtype == tf.float32 for v in opt.m + opt.v)
+    assert all(np.abs(w.numpy()).max() <= h for w, _, h in net.binary_params())
+    errors = int(make_eval_step(net, "binary", cfg.jit)(x, tf.argmax(y_pm1, axis=1)))
+    assert errors < 100  # of 200: far from chance after the loss fell
+
+
+def test_bfloat16_gradients_match_the_float32_step():
+    """Against the float32 step as the oracle: one SGD step (update = -lr * lr_scale * g)."""
+    x, y_pm1 = _batch()
+    moved = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        net = Net(_tiny(precision, optimizer="sgd"), seed=1)
+        start = [w.numpy() for w, _, _ in net.binary_params()]
+        opt = Optimizer("sgd", net.binary_params(), net.other_params(), lr=1e-3)
+        make_train_step(net, opt, jit=False)(x, y_pm1)
+        moved[precision] = [w.numpy() - s for (w, _, _), s in zip(net.binary_params(), start)]
+    for f32, bf16 in zip(moved["float32"], moved["mixed_bfloat16"]):
+        assert np.linalg.norm(bf16 - f32) <= 0.02 * np.linalg.norm(f32)
+
+
+def test_float16_overflow_step_is_skipped_and_training_goes_on():
+    cfg = _tiny("mixed_float16")
+    net = Net(cfg, seed=1)
+    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=3e-3, loss_scale=True)
+    step = make_train_step(net, opt, cfg.jit)
+    x, y_pm1 = _batch()
+    opt.loss_scale.scale.assign(2.0 ** 40)  # the scaled loss's gradients overflow float16 (max 65504)
+    before = [v.numpy() for v in net.trainable_variables]
+    step(x, y_pm1)
+    assert int(opt.iterations) == 0 and float(opt.loss_scale.scale) == 2.0 ** 39
+    for v, b in zip(net.trainable_variables, before):
+        np.testing.assert_array_equal(v.numpy(), b)
+    while int(opt.iterations) == 0:  # halving until the gradients fit, then the update is applied
+        step(x, y_pm1)
+    assert 1.0 <= float(opt.loss_scale.scale) < 2.0 ** 39
+    assert any(not np.array_equal(v.numpy(), b) for v, b in zip(net.trainable_variables, before))

@@ -1,0 +1,92 @@
+"""bctrain.repeat: seeds in their own run directories, skipped when finished, mean ± std summary."""
+import json
+import math
+import os
+
+import pytest
+
+from bctrain import repeat as rep
+from bctrain.config import ConfigError, with_overrides
+from bctrain.train import train
+
+
+def tiny(**kw):
+    return with_overrides("mnist", **{"hidden": (16,), "batch_size": 200, "epochs": 1, "jit": False, **kw})
+
+
+def quiet():
+    return open(os.devnull, "w")
+
+
+def test_mean_and_sample_std_against_hand_values():
+    assert rep.mean_std([1.0, 2.0, 3.0, 4.0]) == {"n": 4, "mean": 2.5, "std": pytest.approx(math.sqrt(5 / 3))}
+    assert rep.mean_std([0.5]) == {"n": 1, "mean": 0.5, "std": None}
+    assert rep.mean_std([]) == {"n": 0, "mean": None, "std": None}
+
+
+def test_seeds_and_shards():
+    assert rep.seeds_of(tiny(seed=5), 3) == [5, 6, 7]
+    assert rep.parse_shard("1/3") == (1, 3)
+    for bad in ("3/3", "x", "1/0", "-1/2"):
+        with pytest.raises(ConfigError, match="shard"):
+            rep.parse_shard(bad)
+    with pytest.raises(ConfigError, match="seeds=0"):
+        rep.seeds_of(tiny(), 0)
+
+
+def _fake_train(calls, errors):
+    """Stands in for bctrain.train.train: records the call and writes a metrics.json."""
+    def fake(cfg, run_dir, data_dir=None, resume=False, out=None, **where):
+        calls.append((cfg.seed, resume))
+        os.makedirs(run_dir, exist_ok=True)
+        metrics = {"best_epoch": 1, "epochs_run": 1, "val_error": errors[cfg.seed], "test_error": errors[cfg.seed],
+                   "test_error_binary": errors[cfg.seed], "seconds_per_epoch": 2.0}
+        with open(os.path.join(run_dir, "metrics.json"), "w") as fh:
+            json.dump(metrics, fh)
+    return fake
+
+
+def test_shards_split_the_seeds_and_the_summary_names_the_missing(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("bctrain.train.train", _fake_train(calls, {1: 0.01, 2: 0.02, 3: 0.04}))
+    root = str(tmp_path / "rep")
+    summary = rep.repeat(tiny(), root, 3, shard=(1, 2), out=quiet())
+    assert calls == [(2, False)] and summary["missing"] == [1, 3]
+    assert "Not finished: seeds 1, 3." in open(os.path.join(root, "summary.md")).read()
+    summary = rep.repeat(tiny(), root, 3, out=quiet())
+    assert calls == [(2, False), (1, False), (3, False)] and summary["missing"] == []
+    stats = json.load(open(os.path.join(root, "summary.json")))["stats"]["test_error"]
+    assert stats["n"] == 3 and stats["mean"] == pytest.approx(0.07 / 3)
+    assert stats["std"] == pytest.approx(math.sqrt(((0.01 - 0.07 / 3) ** 2 + (0.02 - 0.07 / 3) ** 2
+                                                    + (0.04 - 0.07 / 3) ** 2) / 2))
+    assert "| mean ± std (n = 3) | | | 2.33 ± 1.53 %" in open(os.path.join(root, "summary.md")).read()
+
+
+def test_two_seeds_train_then_a_second_call_skips_them(tmp_path, monkeypatch):
+    root = str(tmp_path / "rep")
+    summary = rep.repeat(tiny(), root, 2, out=quiet())
+    assert sorted(summary["runs"]) == ["1", "2"] and summary["missing"] == []
+    errors = [summary["runs"][s]["test_error"] for s in ("1", "2")]
+    assert errors[0] != errors[1]  # different seeds, different runs
+    assert summary["stats"]["test_error"]["mean"] == pytest.approx(sum(errors) / 2)
+    assert summary["config"]["hidden"] == [16]
+    for seed in (1, 2):
+        assert json.load(open(os.path.join(root, f"seed-{seed}", "config.json")))["seed"] == seed
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a finished seed was trained again")
+    monkeypatch.setattr("bctrain.train.train", must_not_train)
+    log = tmp_path / "log.txt"
+    with open(log, "w") as out:
+        again = rep.repeat(tiny(), root, 2, out=out)
+    assert again["runs"] == summary["runs"] and log.read_text().count("skipped") == 2
+
+
+def test_an_interrupted_seed_is_resumed(tmp_path, monkeypatch):
+    root = str(tmp_path / "rep")
+    cfg = tiny(epochs=2)
+    train(cfg, rep.seed_dir(root, 1), out=quiet(), stop_after=1)
+    calls = []
+    monkeypatch.setattr("bctrain.train.train", _fake_train(calls, {1: 0.1}))
+    rep.repeat(cfg, root, 1, out=quiet())
+    assert calls == [(1, True)]

@@ -1,0 +1,44 @@
+"""Start-up noise: TensorFlow's absl/oneDNN/CUDA lines hidden unless --verbose, real failures kept."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bctrain.startup import stderr_captured
+from export_fixtures import make_run_dir, mlp_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_captured_output_is_dropped_on_success_and_replayed_on_failure(capfd):
+    with stderr_captured():
+        os.write(2, b"noise from C++\n")
+    assert capfd.readouterr().err == ""
+    with pytest.raises(ImportError):
+        with stderr_captured():
+            os.write(2, b"why the import failed\n")
+            raise ImportError("no module")
+    assert capfd.readouterr().err == "why the import failed\n"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verbose", [False, True])
+def test_an_error_after_tensorflow_loads_is_the_only_line_unless_verbose(tmp_path, verbose):
+    args = ["bctrain.cli", "train", "--dataset", "mnist-sample", "--n-classes", "5", "--run-dir", str(tmp_path / "r")]
+    result = run(*args, *(["--verbose"] if verbose else []))
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and lines[-1].startswith("bctrain: error: n_classes=5")
+    assert (len(lines) > 1) == verbose, result.stderr  # TensorFlow always logs at import (pinned version)
+
+
+@pytest.mark.slow
+def test_bcexport_errors_are_one_line_too(tmp_path):
+    run_dir = make_run_dir(tmp_path / "float", mlp_config(binarize="none"))
+    result = run("bcexport.cli", "onnx", run_dir)
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f"bcexport onnx: error: {run_dir}: run is a float baseline (binarize=none): nothing to binarize"]
