@@ -97,10 +97,11 @@ PREPROCESS = {
 
 def pixel_image(dep: Deployment) -> tuple:
     """The image the pixel entry point takes: the run's raw image when it has the network's input
-    size (what model.raw.onnx takes), else the network's input shape."""
-    if dep.image_shape and math.prod(dep.image_shape) == math.prod(dep.input_shape):
-        return tuple(dep.image_shape)
-    return tuple(dep.input_shape)
+    size (what model.raw.onnx takes), else the network's input shape; a grey image [H, W] is
+    [H, W, 1], as `KINDS` treats it."""
+    image = tuple(dep.image_shape) if dep.image_shape and math.prod(dep.image_shape) == math.prod(
+        dep.input_shape) else tuple(dep.input_shape)
+    return image + (1,) if len(image) == 2 else image
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,19 @@ def test_preprocessing_in_c_is_the_numpy_definition(run, tmp_path):
     assert np.abs(x - x64).max() <= 2.0 ** -20 * max(1.0, np.abs(x64).max())
 
 
+def test_lcn_of_grey_images_in_c(tmp_path):
+    """Grey images [N, H, W] are LCN'd as [N, H, W, 1] in C as in NumPy (MNIST-shaped MLP)."""
+    from c_fixtures import awkward_run
+    _, dep = awkward_run(tmp_path, "mlp")
+    dep = dataclasses.replace(dep, preprocess="gcn_lcn", params={})
+    assert pixel_step(dep)[0].image == (28, 28, 1)
+    rng = np.random.default_rng(4)
+    pixels = (np.kron(rng.integers(0, 240, (5, 7, 7)), np.ones((1, 4, 4))) + rng.integers(0, 16, (5, 28, 28)))
+    pixels = pixels.astype(np.uint8)
+    x = preprocess_in_c(dep, tmp_path, pixels)
+    np.testing.assert_array_equal(x, KINDS["gcn_lcn"].apply(pixels, {}))
+
+
 def test_pixel_entry_point_matches_raw_onnx_and_the_float64_preprocessing(run, tmp_path):
     require("cc")
     from bcexport.onnx_export import convert
