@@ -22,6 +22,7 @@ PATIENCE ?=
 REPEAT_DIR ?= runs/$(PRESET)-$(BINARIZE)-seeds
 STRATEGY ?=
 REPLICAS ?=
+INFER_ARGS ?=
 
 # Recursive (=), not :=, so that train-cifar10 / train-svhn set PRESET (and the default RUN_DIR) for
 # themselves; a PRESET given on the command line still wins.
@@ -32,7 +33,7 @@ CONFIG_ARGS = --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs 
 TRAIN_ARGS = $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 .PHONY: venv test train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
-	bench-infer bench-bgemm bench-cnn clean
+	bench-infer bench-bgemm bench-cnn bench-cnn-c clean
 
 venv: $(STAMP)
 
@@ -75,8 +76,9 @@ $(LARQ_STAMP): benchmarks/requirements-larq.txt
 		> $(LARQ_VENV).log 2>&1 || (rm -rf $(LARQ_VENV); false)
 	touch $(LARQ_STAMP)
 
+# INFER_ARGS: more flags, e.g. INFER_ARGS="--threads 1 --no-numpy --calls 40 --batches 1" for the CNNs.
 bench-infer: $(STAMP)
-	$(PY) -m benchmarks.bench_infer $(RUN_DIR)
+	$(PY) -m benchmarks.bench_infer $(RUN_DIR) $(INFER_ARGS)
 
 bench-bgemm: $(STAMP)
 	$(PY) -m benchmarks.bench_bgemm
@@ -84,6 +86,11 @@ bench-bgemm: $(STAMP)
 bench-cnn: $(STAMP)
 	$(PY) -m benchmarks.bench_cnn
 	$(PY) -m benchmarks.bench_preprocess
+
+# The full cifar10 and svhn networks through bcexport onnx / c / verify on tiny official-format files
+# (~4 minutes); KEEP=DIR keeps their run directories, e.g. for bench-infer.
+bench-cnn-c: $(STAMP)
+	$(PY) -m benchmarks.bench_cnn_c $(if $(KEEP),--keep $(KEEP))
 
 clean:
 	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache

@@ -48,7 +48,7 @@ def build_shared(c_dir: str, out_dir: str, cc: str | None = None, flags=NATIVE, 
     if not cc:
         raise ExportError(f"{c_dir}: no C compiler (cc, gcc or clang) on PATH to build the C model")
     out = os.path.join(out_dir, "libbcnn_model.so")
-    run_cc(cc, [*STRICT, *flags, "-shared", "-fPIC", f"-I{c_dir}", os.path.join(c_dir, source), "-o", out],
+    run_cc(cc, [*STRICT, *flags, "-shared", "-fPIC", f"-I{c_dir}", os.path.join(c_dir, source), "-o", out, "-lm"],
            os.path.join(c_dir, source))
     return out
 
@@ -103,9 +103,9 @@ class CModel:
         return logits
 
 
-def size_of(obj: str) -> dict:
-    """text, data and bss bytes of an object file (Berkeley format of arm-none-eabi-size)."""
-    out = subprocess.run([shutil.which(MCU_SIZE), obj], capture_output=True, text=True, check=True).stdout
+def size_of(obj: str, tool: str = MCU_SIZE) -> dict:
+    """text, data and bss bytes of an object file (Berkeley format of `size`, arm-none-eabi-size)."""
+    out = subprocess.run([shutil.which(tool), obj], capture_output=True, text=True, check=True).stdout
     text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
     return {"text": text, "data": data, "bss": bss}
 

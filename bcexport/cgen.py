@@ -7,10 +7,10 @@ the hand-written headers they include, copied. No malloc and no stdio in the mod
 memory is the caller's scratch, whose size the header states. The text comes from the templates
 in `bcexport/csrc/` and the helpers of `bcexport.c_emit`. TensorFlow-free.
 
-Raw pixels are preprocessed in C by the entry of `PREPROCESS` for the run's preprocessing kind; a
-kind without one gets no pixel entry point (and a note), not an error.
+Raw pixels are preprocessed in C by the entry of `PREPROCESS` (`bcexport.c_preprocess`) for the
+run's preprocessing kind; a kind without one gets no pixel entry point (and a note), not an error.
 """
-from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -18,26 +18,13 @@ from bctrain import runfiles
 from bcexport.c_emit import array, call, comment, define, identifier, render
 from bcexport.c_layout import block_matrix, pack_matrix
 from bcexport.c_plan import DEFAULT_TILE, Plan, make_plan
+from bcexport.c_preprocess import PREPROCESS, pixel_step  # noqa: F401  (PREPROCESS: the table, for readers)
 from bcexport.csrc import CSRC
 from bcexport.pack import Deployment
 
 HEADER, SOURCE, HARNESS = runfiles.C_HEADER, runfiles.C_SOURCE, runfiles.C_HARNESS
-RUNTIME = "bcnn_runtime.h"
-
-
-@dataclass(frozen=True)
-class CPreprocess:
-    """How the pixel entry point preprocesses: `function(M, size, pixels, *arrays, x)` of bcnn_runtime.h."""
-
-    function: str
-    arrays: Callable      # Deployment -> {C array name: float32 values}
-    formula: str
-
-
-PREPROCESS = {
-    "mean": CPreprocess("bcnn_pre_mean", lambda dep: {"pre_mean": dep.mean}, "pixels / 255 - mean"),
-    "none": CPreprocess("bcnn_pre_unit", lambda dep: {}, "pixels / 255"),
-}
+# Hand-written headers copied next to the generated files (with the kernel's, kernel_headers()).
+HEADERS = ("bcnn_scratch.h", "bcnn_runtime.h", "bcnn_preprocess.h")
 
 
 @dataclass(frozen=True)
@@ -133,10 +120,10 @@ def generate(dep: Deployment, run_name: str, prefix: str = "bcnn", tile: int = D
     """Every file of the C export of `dep` (module docstring); `prefix` starts every public name."""
     if tile < 1:
         raise ValueError(f"tile={tile}: expected at least 1 sample")
-    plan = make_plan(dep)
+    pre, why_not = pixel_step(dep)
+    plan = dataclasses.replace(make_plan(dep), pre_floats=pre.work if pre else "0")
     p = identifier(prefix)
     P = p.upper()
-    pre = PREPROCESS.get(dep.preprocess)
     names = {"prefix": p, "PREFIX": P}
     defines = [
         define(f"{P}_INPUT_SIZE", plan.input_size) + "    /* values per sample: "
@@ -151,18 +138,20 @@ def generate(dep: Deployment, run_name: str, prefix: str = "bcnn", tile: int = D
     ]
     arrays = [block_arrays(i, dep) for i in range(len(dep.blocks))]
     if pre is None:
-        pixels_decl = comment(f"No {p}_predict_pixels: preprocessing {dep.preprocess!r} has no C form yet.")
+        pixels_decl = comment(f"No {p}_predict_pixels: {why_not}.")
         pixels_def = ""
     else:
-        arrays += [array("float", name, values) for name, values in pre.arrays(dep).items()]
+        arrays += [comment(f"Preprocessing {dep.preprocess!r}: {pre.formula}")] + pre.definitions()
         pixels_decl = "\n".join([
-            comment(f"As {p}_predict, from raw images: uint8 pixels [n, {P}_INPUT_SIZE] (NHWC), "
-                    f"preprocessed in C as in training: {pre.formula}."),
+            comment(f"As {p}_predict, from raw images: uint8 pixels [n, {P}_INPUT_SIZE] "
+                    f"({' x '.join(map(str, pre.image))}, NHWC), preprocessed in C as in training: "
+                    f"{pre.formula}."),
             f"int {p}_predict_pixels(const uint8_t *pixels, int n, float *logits, float *scratch, "
             "size_t scratch_bytes);"])
-        offset = dict((n, o) for n, o, _ in plan.regions(f"{P}_TILE"))["act1"]
-        pixels_def = render("bcnn_pixels.c.in", input_offset=offset, **names,
-                            preprocess=call(pre.function, "m", f"{P}_INPUT_SIZE", "p", *pre.arrays(dep), "x"))
+        offsets = {n: o for n, o, _ in plan.regions(f"{P}_TILE")}
+        work = f"scratch + {offsets['pre']}" if "pre" in offsets else ""
+        pixels_def = render("bcnn_pixels.c.in", input_offset=offsets["act1"], **names,
+                            preprocess=pre.call("m", "p", "x", work))
     layout = ", ".join(f"{n} at {o}" for n, o, _ in plan.regions(f"{P}_TILE"))
     files = {
         HEADER: render(HEADER + ".in", banner=banner(HEADER, run_name, dep), guard=f"{P}_MODEL_H",
@@ -171,13 +160,14 @@ def generate(dep: Deployment, run_name: str, prefix: str = "bcnn", tile: int = D
                        forward=forward_body(plan, P), layout=layout, pixels_def=pixels_def, **names),
         HARNESS: render(HARNESS + ".in", banner=banner(HARNESS, run_name, dep), **names),
     }
-    for name in [RUNTIME] + kernel_headers():
+    for name in list(HEADERS) + kernel_headers():
         files[name] = (CSRC / name).read_text()
     facts = {"prefix": p, "tile": tile, "network": describe(dep),
              "entry_points": {"x": f"{p}_predict"} | ({"pixels": f"{p}_predict_pixels"} if pre else {}),
              "weight_bytes": sum(pack_matrix(block_matrix(b.kind, b.wb)).size for b in dep.blocks),
+             "preprocess_bytes": pre.nbytes if pre else 0,
              "binary_weights": dep.n_binary_weights, "preprocess": dep.preprocess,
              "input_shape": list(dep.input_shape), "n_classes": plan.n_classes}
     if pre is None:
-        facts["note"] = f"no pixel entry point: preprocessing {dep.preprocess!r} has no C form yet"
+        facts["note"] = f"no pixel entry point: {why_not}"
     return CSources(files, facts)

@@ -91,11 +91,12 @@ def random_weights(cfg, params, seed=0) -> dict:
     return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
 
 
-def make_run_dir(path, cfg, seed=0) -> str:
-    """A finished run directory for `cfg` with random weights; returns its path."""
+def make_run_dir(path, cfg, seed=0, params=None) -> str:
+    """A finished run directory for `cfg` with random weights and the preprocessing parameters
+    `params` (default: `preprocess_params`); returns its path."""
     os.makedirs(path, exist_ok=True)
     n_in = int(np.prod(cfg.input_shape))
-    params = preprocess_params(cfg, seed)
+    params = preprocess_params(cfg, seed) if params is None else params
     with open(os.path.join(path, "config.json"), "w") as fh:
         fh.write(cfg.to_json())
     np.savez(os.path.join(path, "best.npz"), **random_weights(cfg, params, seed))

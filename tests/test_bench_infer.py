@@ -1,12 +1,12 @@
-"""benchmarks.bench_infer: a smoke run on a tiny exported MLP (with its C), thread counts in child
-processes, and the error for an unexported run."""
+"""benchmarks.bench_infer: a smoke run on a tiny exported MLP and CNN (with their C), thread counts
+in child processes, and the error for an unexported run."""
 import json
 import shutil
 
 from benchmarks import bench_infer
 from bcexport.c_export import export_c
 from c_fixtures import require
-from export_fixtures import exported_mlp_dir, make_run_dir, mlp_config  # noqa: F401
+from export_fixtures import exported_cnn_dir, exported_mlp_dir, make_run_dir, mlp_config  # noqa: F401
 
 SMOKE = ["--calls", "6", "--rounds", "2", "--batches", "1", "--warmup", "1"]
 
@@ -30,6 +30,20 @@ def test_smoke_run_writes_every_back_end(exported_mlp_dir, tmp_path, monkeypatch
     assert 25_760 // 8 < held["C"] < held["ORT"] / 20
     assert set(result["ratios"]["1"]) == {"ort_over_c_batch1_latency", "c_over_ort_batch256_throughput",
                                           "ort_over_c_weight_bytes"}
+    assert "| C | 1 |" in capsys.readouterr().out
+
+
+def test_smoke_run_of_a_conv_net(exported_cnn_dir, tmp_path, monkeypatch, capsys):
+    require("cc")
+    run_dir = str(shutil.copytree(exported_cnn_dir, tmp_path / "run"))
+    export_c(run_dir)
+    monkeypatch.setattr(bench_infer, "set_tf_threads", lambda threads: None)
+    out = tmp_path / "bench.json"
+    assert bench_infer.main([run_dir, *SMOKE, "--threads", "1", "--no-numpy", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["input_shape"] == [8, 8, 3] and set(result["results"]) == {"TF", "ORT", "ORT packed", "C"}
+    assert all(row["batch256_samples_per_s"] > 0 for row in result["results"].values())
+    assert result["ratios"]["1"]["ort_over_c_weight_bytes"] > 5   # a and c weigh much in so small a net
     assert "| C | 1 |" in capsys.readouterr().out
 
 

@@ -35,7 +35,7 @@ def generated(request, tmp_path):
 
 def build_harness(cc, c_dir, out, flags=("-O2",), prefix=()):
     subprocess.run([*prefix, cc, *STRICT, *flags, f"-I{c_dir}", os.path.join(c_dir, "harness.c"),
-                    os.path.join(c_dir, "bcnn_model.c"), "-o", out], check=True)
+                    os.path.join(c_dir, "bcnn_model.c"), "-o", out, "-lm"], check=True)
     return out
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bcexport import c_emit
-from bcexport.c_emit import array, call, comment, define, float_literal, identifier, string_literal
+from bcexport.c_emit import (array, byte_strings, bytes_literal, call, comment, define, double_literal,
+                             float_literal, identifier, string_literal)
 from c_fixtures import require
 
 
@@ -50,6 +51,28 @@ def test_c_compiler_reads_the_literals_exactly(tmp_path):
     got = np.ctypeslib.as_array((ctypes.c_float * len(values)).in_dll(ctypes.CDLL(str(tmp_path / "f.so")),
                                                                       "vals"))
     assert got.tobytes() == values.tobytes()
+
+
+def test_c_compiler_reads_double_literals_and_byte_strings_exactly(tmp_path):
+    """Doubles read back exactly; bytes in string literals (every byte value, digits right after
+    an octal escape, '?' pairs, rows of STRING_BYTES and a short last one) come back as written."""
+    cc, = require("cc")
+    doubles = np.array([0.1, -1 / 3, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -0.0, 55.0])
+    assert all(np.float64(double_literal(v)) == v for v in doubles)
+    noise = bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8))
+    data = bytes(range(256)) * 40 + b"\0011??=?\"\\" + noise
+    assert bytes_literal(b"\0" + b"12?") == '"\\00012\\?"'
+    src = tmp_path / "b.c"
+    src.write_text(array("double", "dbl", doubles, static=False) + "\n"
+                   + byte_strings("blob", data).replace("static const", "const") + "\n")
+    subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC",
+                    str(src), "-o", str(tmp_path / "b.so")], check=True)
+    lib = ctypes.CDLL(str(tmp_path / "b.so"))
+    got = np.ctypeslib.as_array((ctypes.c_double * len(doubles)).in_dll(lib, "dbl"))
+    assert got.tobytes() == doubles.tobytes()
+    rows = -(-len(data) // c_emit.STRING_BYTES)
+    blob = bytes((ctypes.c_ubyte * (rows * c_emit.STRING_BYTES)).in_dll(lib, "blob"))
+    assert blob == data + bytes(rows * c_emit.STRING_BYTES - len(data))
 
 
 def test_array_and_call_and_define():

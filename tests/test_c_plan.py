@@ -1,12 +1,13 @@
 """bcexport.c_plan: products and scratch regions of the generated C, from hand-computed sizes."""
 import dataclasses
 
+import numpy as np
 import pytest
 
 from bctrain.config import with_overrides
 from bcexport import ExportError
-from bcexport.c_plan import PATCH_FLOATS, make_plan
-from bcexport.pack import load_deployment
+from bcexport.c_plan import PATCH_FLOATS, ROW_SET, make_plan
+from bcexport.pack import Block, Deployment, load_deployment
 from c_fixtures import awkward_run
 from export_fixtures import make_run_dir
 
@@ -39,8 +40,23 @@ def test_patch_rows_follow_the_budget(tmp_path):
     cfg = with_overrides("mnist", input_shape=(64, 64, 3), conv=(5,), pool=(1,), hidden=(), epochs=1)
     plan = make_plan(load_deployment(make_run_dir(tmp_path / "run", cfg)))
     conv = plan.steps[0]
-    assert conv.rows == PATCH_FLOATS // 27 == 606 and plan.patch_floats == 16368  # 606 * 27 = 16362, rounded up
+    assert PATCH_FLOATS // 27 == 606 and ROW_SET == 8
+    assert conv.rows == 608 and plan.patch_floats == 608 * 27   # rounded up to the row set; 16416 = 1026 * 16
     assert plan.image_floats == 64 * 64 * 5 and plan.flat_size == 32 * 32 * 5
+
+
+@pytest.mark.parametrize("height, c_in, rows", [(8, 512, 8), (16, 256, 8), (32, 128, 16), (2, 512, 4)])
+def test_deep_convs_get_a_whole_row_set(height, c_in, rows):
+    """The cifar10 preset's convs (9 * 512 inputs: 3 rows in the 64 KB budget) get at least one
+    set of 8 rows, except on an image with fewer pixels."""
+    conv = Block("conv", (3, 3, c_in, 16), np.zeros(9 * c_in * 2, np.uint8), np.ones(16, np.float32),
+                 np.zeros(16, np.float32), False, True)
+    dense = Block("dense", (height * height * 16, 10), np.zeros(height * height * 20, np.uint8),
+                  np.ones(10, np.float32), np.zeros(10, np.float32), False, False)
+    cfg = with_overrides("cifar10", epochs=1)
+    dep = Deployment(cfg, (conv, dense), (height, height, c_in), "none", np.zeros(height * height * c_in, np.float32))
+    plan = make_plan(dep)
+    assert plan.steps[0].rows == rows and plan.patch_floats == rows * 9 * c_in
 
 
 def test_unsupported_blocks_are_export_errors(tmp_path):

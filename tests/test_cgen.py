@@ -140,3 +140,25 @@ def test_tile_must_be_positive(tmp_path):
         generate(dep, "x", tile=0)
     with pytest.raises(ExportError):
         generate(dataclasses.replace(dep, blocks=dep.blocks[:1] + dep.blocks[2:]), "x")
+
+
+@pytest.mark.parametrize("flags", [("-march=native",), ("-DBCNN_PORTABLE",)])
+def test_model_header_pulls_in_no_kernel_code(tmp_path, flags):
+    """A user file including bcnn_model.h compiles strictly and includes only the scratch macros
+    besides <stddef.h> and <stdint.h>: no intrinsics header, no kernel, no <math.h>."""
+    cc, = require("cc")
+    _, dep = awkward_run(tmp_path, "cnn")
+    c_dir = write_sources(tmp_path / "c", generate(dep, "user"))
+    user = tmp_path / "user.c"
+    user.write_text('#include "bcnn_model.h"\n'
+                    "static float scratch[BCNN_SCRATCH_FLOATS];\n"
+                    "int classify(const float *x, float *logits)\n"
+                    "{\n    return bcnn_predict(x, 1, logits, scratch, sizeof scratch);\n}\n")
+    args = [cc, *STRICT, *flags, f"-I{c_dir}", str(user)]
+    subprocess.run([*args, "-c", "-o", str(tmp_path / "user.o")], check=True)
+    deps = subprocess.run([*args, "-M"], capture_output=True, text=True, check=True).stdout
+    headers = {os.path.basename(h) for h in deps.replace("\\\n", " ").split()[1:]}
+    ours = {h for h in headers if h.startswith("bcnn_")}
+    assert ours == {"bcnn_model.h", "bcnn_scratch.h"}, headers
+    assert {"stddef.h", "stdint.h"} <= headers
+    assert not headers & {"immintrin.h", "arm_neon.h", "math.h", "stdio.h", "stdlib.h"}, headers

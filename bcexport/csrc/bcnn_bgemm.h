@@ -17,7 +17,8 @@
  *   const char *bcnn_bgemm_path(void)      "avx512", "avx2", "neon" or "portable"
  *
  * The path is chosen at compile time from the target macros (-mavx512f -mavx512bw, -mavx2,
- * AArch64 NEON); -DBCNN_PORTABLE forces the portable C99 path. The SIMD paths process rows in
+ * AArch64 NEON; -DBCNN_PORTABLE forces the portable C99 path) by bcnn_scratch.h, which also
+ * defines BCNN_BGEMM_SCRATCH_FLOATS without any of the kernels' code. The SIMD paths process rows in
  * sets of R (chosen by M: 8, 4, 2 or 1 on AVX-512) that share the decoding of each weight byte.
  *
  * Error bound, every path: each output is a sequential sum over the KG = ceil(K/4) groups, in
@@ -36,10 +37,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BCNN_GROUP 4
+#include "bcnn_scratch.h"
+
 #define BCNN_BLOCK 32
-#define BCNN_GROUPS(K) (((K) + BCNN_GROUP - 1) / BCNN_GROUP)
-#define BCNN_MIN(a, b) ((a) < (b) ? (a) : (b))
 
 /* BCNN_REPn(S): S(0) S(1) ... S(n-1), for kernels that keep n rows in named registers. */
 #define BCNN_REP1(S) S(0)
@@ -91,23 +91,13 @@ static inline void bcnn_table16(float *T, const float *x, int k0, int K)
 
 #include "bcnn_bgemm_portable.h"
 
-#if defined(BCNN_PORTABLE)
-#define BCNN_BGEMM_PATH "portable"
-#elif defined(__AVX512F__) && defined(__AVX512BW__)
+#if BCNN_BGEMM_PATH_ID == BCNN_PATH_AVX512
 #include "bcnn_bgemm_avx512.h"
-#define BCNN_BGEMM_PATH "avx512"
-#elif defined(__AVX2__)
+#elif BCNN_BGEMM_PATH_ID == BCNN_PATH_AVX2
 #include "bcnn_bgemm_avx2.h"
-#define BCNN_BGEMM_PATH "avx2"
-#elif defined(__ARM_NEON) && defined(__aarch64__) && !defined(__ARM_BIG_ENDIAN)
+#elif BCNN_BGEMM_PATH_ID == BCNN_PATH_NEON
 #include "bcnn_bgemm_neon.h"
-#define BCNN_BGEMM_PATH "neon"
 #else
-#define BCNN_BGEMM_PATH "portable"
-#endif
-
-#if !defined(BCNN_BGEMM_SCRATCH_FLOATS)
-#define BCNN_BGEMM_SCRATCH_FLOATS(M, K) BCNN_PORTABLE_SCRATCH_FLOATS(K)
 #define BCNN_BGEMM_KERNEL bcnn_bgemm_portable
 #endif
 

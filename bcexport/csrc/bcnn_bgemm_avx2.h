@@ -16,9 +16,6 @@
 
 #include <immintrin.h>
 
-#define BCNN256_CHUNK 128 /* groups per chunk: 4 rows of half tables take 16 KB */
-#define BCNN_BGEMM_SCRATCH_FLOATS(M, K) \
-    (8 + 8 * BCNN_MIN(M, 4) * BCNN_MIN(BCNN_GROUPS(K), BCNN256_CHUNK))
 #define BCNN_BGEMM_KERNEL bcnn_bgemm_avx2
 
 static inline float *bcnn256_align(float *p)

@@ -5,7 +5,7 @@
  * nibbles after a shift. So 32 outputs x 4 inputs of one row cost two vpermps and two additions,
  * plus one vpmovzxbd and one shift shared by the R rows (8, 4, 2 or 1) processed together.
  *
- * Inputs are taken in chunks of BCNN512_CHUNK groups: the R rows' tables of a chunk (32 KB at most)
+ * Inputs are taken in chunks of BCNN512_CHUNK groups (bcnn_scratch.h, with the scratch size): the R rows' tables of a chunk (32 KB at most)
  * go to scratch and stay in L1 while every output block adds its entries; each chunk continues
  * from the partial sums the previous one stored in Y (a float store is exact: the summation order
  * is that of one sequential pass over the groups).
@@ -24,9 +24,6 @@
 
 #include <immintrin.h>
 
-#define BCNN512_CHUNK 64 /* groups per chunk: 8 rows of tables take 32 KB */
-#define BCNN_BGEMM_SCRATCH_FLOATS(M, K) \
-    (16 + 16 * BCNN_MIN(M, 8) * BCNN_MIN(BCNN_GROUPS(K), BCNN512_CHUNK))
 #define BCNN_BGEMM_KERNEL bcnn_bgemm_avx512
 
 static inline float *bcnn512_align(float *p)

@@ -16,8 +16,6 @@
 
 #include <arm_neon.h>
 
-#define BCNN_NEON_CHUNK 64 /* groups per chunk: 4 KB of tables */
-#define BCNN_BGEMM_SCRATCH_FLOATS(M, K) (16 * BCNN_MIN(BCNN_GROUPS(K), BCNN_NEON_CHUNK))
 #define BCNN_BGEMM_KERNEL bcnn_bgemm_neon
 
 /* q[j]: byte indices into a 64-byte table of the entries named by nibbles 4j .. 4j+3 of nib. */

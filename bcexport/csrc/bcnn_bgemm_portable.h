@@ -1,7 +1,7 @@
 /* Portable C99 path of bcnn_bgemm (included by bcnn_bgemm.h, which states the contract).
  *
- * One row at a time. The inputs are taken in chunks of BCNN_PORTABLE_CHUNK groups: the chunk's
- * tables (16 floats per group) go to scratch, then every output adds one table entry per group,
+ * One row at a time. The inputs are taken in chunks of BCNN_PORTABLE_CHUNK groups (bcnn_scratch.h):
+ * the chunk's tables (16 floats per group) go to scratch, then every output adds one table entry per group,
  * continuing from the partial sum the previous chunk left in Y (a float store is exact, so the
  * summation order is that of one sequential pass). Scratch stays at most 2 KB whatever K is,
  * which is what a microcontroller can spare.
@@ -13,8 +13,6 @@
 #error "include bcnn_bgemm.h"
 #endif
 
-#define BCNN_PORTABLE_CHUNK 32
-#define BCNN_PORTABLE_SCRATCH_FLOATS(K) (16 * BCNN_MIN(BCNN_GROUPS(K), BCNN_PORTABLE_CHUNK))
 
 /* Adds the chunk's table entries for outputs n0 .. n0+15 (low nibbles) and n0+16 .. n0+31 (high),
    where w points at the chunk's first group of the block; only outputs below n_end are stored. */

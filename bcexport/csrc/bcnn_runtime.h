@@ -18,10 +18,7 @@
 
 #include "bcnn_bgemm.h"
 
-#define BCNN_MAX(a, b) ((a) > (b) ? (a) : (b))
-
-/* The kernel: scratch floats it needs for M rows of K inputs, the product, and its name. */
-#define BCNN_MATMUL_SCRATCH_FLOATS(M, K) BCNN_BGEMM_SCRATCH_FLOATS(M, K)
+/* The kernel: the product and its name (its scratch: BCNN_MATMUL_SCRATCH_FLOATS, bcnn_scratch.h). */
 static inline void bcnn_matmul(int M, int K, int N, const float *X, int ldx, const uint8_t *W,
                                float *Y, int ldy, float *scratch)
 {
@@ -112,23 +109,6 @@ static inline void bcnn_copy(size_t n, const float *src, float *dst)
 {
     for (size_t i = 0; i < n; ++i)
         dst[i] = src[i];
-}
-
-/* Preprocessing kinds (bcexport.cgen's table): x [M, size] from uint8 pixels [M, size], in float32
- * exactly as bctrain.data.preprocess and model.raw.onnx compute them. */
-static inline void bcnn_pre_mean(int M, int size, const uint8_t *pixels, const float *mean, float *x)
-{
-    for (int m = 0; m < M; ++m)
-        for (int i = 0; i < size; ++i) {
-            size_t k = (size_t)m * (size_t)size + (size_t)i;
-            x[k] = (float)pixels[k] / 255.0f - mean[i];
-        }
-}
-
-static inline void bcnn_pre_unit(int M, int size, const uint8_t *pixels, float *x)
-{
-    for (size_t k = 0; k < (size_t)M * (size_t)size; ++k)
-        x[k] = (float)pixels[k] / 255.0f;
 }
 
 #endif
