@@ -70,3 +70,18 @@ def test_batch_larger_than_data_is_rejected():
     x, y = data(5)
     with pytest.raises(ValueError, match="batch_size 10"):
         pipeline.train_batches(x, y, 10, seed=0, epoch=0)
+
+
+@pytest.mark.parametrize("chunk_batches", [1, 3, 100])
+def test_memory_mapped_arrays_give_the_same_batches_in_chunks(tmp_path, monkeypatch, chunk_batches):
+    x, y = data(105)
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert isinstance(mapped, np.memmap)
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", chunk_batches * 10 * x[:1].nbytes)
+    expected = batches(pipeline.train_batches(x, y, 10, seed=3, epoch=2))
+    got = batches(pipeline.train_batches(mapped, y, 10, seed=3, epoch=2))
+    assert len(got) == len(expected) == 10
+    for (gx, gy), (ex, ey) in zip(got, expected):
+        np.testing.assert_array_equal(gx, ex)
+        np.testing.assert_array_equal(gy, ey)
