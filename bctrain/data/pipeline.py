@@ -4,11 +4,11 @@ The squared hinge loss compares outputs with targets in {−1, +1}: `to_pm1` giv
 Training order is a permutation that depends only on (seed, epoch), so a run resumed at epoch
 e sees exactly the batches it would have seen without the interruption. Arrays held in memory
 (MNIST) are gathered once per epoch in NumPy and sliced into batches by tf.data. Memory-mapped
-arrays (SVHN's preprocessed training split is 7.4 GB) are never copied whole: their batches are
-gathered in chunks of at most CHUNK_BYTES by a Python generator when tf.data asks for them. A
-generator-fed dataset slowed the MNIST step by about 38 % on the development machine (measured
-with one Python call per batch and with one per epoch alike), so only memory-mapped data pays it,
-where a convolutional step is long beside it.
+arrays (SVHN's preprocessed training split is 7.4 GB), and arrays in memory above GATHER_BYTES,
+are never copied whole: their batches are gathered in chunks of at most CHUNK_BYTES by a Python
+generator when tf.data asks for them. A generator-fed dataset slowed the MNIST step by about 38 %
+on the development machine (with one Python call per batch and with one per epoch alike), so only
+those arrays pay it, where a convolutional step is long beside it.
 
 Prefetching uses a fixed buffer with tf.data's autotuning off: on a 2-core CPU the autotuner's
 background thread competes with the training step's compute threads and made some epochs' steps
@@ -35,7 +35,8 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 PREFETCH = 2
-CHUNK_BYTES = 64 << 20  # of x per Python call: one call per epoch of the MNIST sample
+CHUNK_BYTES = 64 << 20     # of x per Python call on memory-mapped (or very large) arrays
+GATHER_BYTES = 2 << 30     # larger arrays in memory are gathered in chunks too (no second copy)
 
 
 def _fixed_prefetch(data: tf.data.Dataset) -> tf.data.Dataset:
@@ -52,7 +53,7 @@ def train_batches(x: np.ndarray, y_pm1: np.ndarray, batch_size: int, seed: int, 
         raise ValueError(f"batch_size {batch_size} must be between 1 and the {len(x)} training samples")
     n_steps = len(x) // batch_size
     order = epoch_order(len(x), seed, epoch)[:n_steps * batch_size].reshape(n_steps, batch_size)
-    if not isinstance(x, np.memmap):
+    if not isinstance(x, np.memmap) and x.nbytes <= GATHER_BYTES:
         return _fixed_prefetch(tf.data.Dataset.from_tensor_slices((_gather(x, order), _gather(y_pm1, order))))
     per_chunk = max(1, CHUNK_BYTES // max(1, batch_size * x[:1].nbytes))
 
