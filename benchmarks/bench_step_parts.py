@@ -1,0 +1,98 @@
+"""Where a `mnist` training step spends its time, with a constant batch and through the pipeline.
+
+Times (one process, median of --rounds rounds of --steps steps, batch 100, op determinism on):
+- the float32 step (XLA) and the mixed_bfloat16 step (split: products in oneDNN, rest in XLA), each
+  fed one constant batch, and fed by `bctrain.data.pipeline.train_batches` over in-memory arrays;
+- the pieces of the mixed_bfloat16 step: binarization (product weights, XLA), forward and backward
+  outside XLA, and the update alone (XLA).
+Run it again with XLA_FLAGS=--xla_cpu_use_onednn=true to see what oneDNN inside XLA changes.
+
+Usage: python -m benchmarks.bench_step_parts [--steps 40] [--rounds 3]
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from bctrain.config import with_overrides
+from bctrain.data import pipeline
+from bctrain.losses import squared_hinge
+from bctrain.models import Net
+from bctrain.optim import Optimizer
+from bctrain.steps import make_train_step
+
+BATCH = 100
+
+
+def _median_seconds(fn, steps, rounds):
+    fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            out = fn()
+        tf.nest.map_structure(lambda v: v.numpy() if hasattr(v, "numpy") else v, out)
+        times.append((time.perf_counter() - start) / steps)
+    return float(np.median(times))
+
+
+def measure(precision, x, y_pm1, steps, rounds):
+    cfg = with_overrides("mnist", precision=precision)
+    net = Net(cfg, seed=1)
+    opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
+                    loss_scale=net.precision.loss_scaling)
+    step = make_train_step(net, opt, True)
+    xb, yb = tf.constant(x[:BATCH]), tf.constant(y_pm1[:BATCH])
+    out = {"constant batch": BATCH / _median_seconds(lambda: step(xb, yb), steps, rounds)}
+    batches = iter(())
+
+    def fed():
+        nonlocal batches
+        try:
+            return step(*next(batches))
+        except StopIteration:
+            batches = iter(pipeline.train_batches(x, y_pm1, BATCH, seed=1, epoch=0))
+            return step(*next(batches))
+    out["pipeline"] = BATCH / _median_seconds(fed, steps, rounds)
+    return net, out
+
+
+def bf16_pieces(net, x, y_pm1, steps, rounds):
+    xb, yb = tf.constant(x[:BATCH]), tf.constant(y_pm1[:BATCH])
+    product_weights = tf.function(lambda: net.product_weights(training=True), jit_compile=True)
+    w_refs = {lin.w.ref() for lin in net.linear}
+    direct = [v for v in net.other_params() if v.ref() not in w_refs]
+
+    @tf.function
+    def forward_backward(wbs):
+        with tf.GradientTape() as tape:
+            tape.watch(wbs)
+            loss = squared_hinge(net(xb, training=True, weights=wbs), yb)
+        return tape.gradient(loss, wbs + direct)
+
+    wbs = product_weights()
+    return {"binarize ms": 1e3 * _median_seconds(product_weights, steps, rounds),
+            "forward+backward ms": 1e3 * _median_seconds(lambda: forward_backward(wbs), steps, rounds)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6000, 784)).astype(np.float32)
+    y_pm1 = pipeline.to_pm1(rng.integers(0, 10, 6000))
+    print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; samples/s, median of {args.rounds} x {args.steps} steps")
+    for precision in ("float32", "mixed_bfloat16"):
+        net, rates = measure(precision, x, y_pm1, args.steps, args.rounds)
+        print(precision + ": " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
+    for k, v in bf16_pieces(net, x, y_pm1, args.steps, args.rounds).items():
+        print(f"mixed_bfloat16 {k}: {v:.1f}")
+
+
+if __name__ == "__main__":
+    main()
