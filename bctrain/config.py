@@ -61,6 +61,9 @@ class Config:
     jit: bool = _f(True, "compile the training step with XLA (jit_compile)")
     precision: str = _f("float32", "float32 | mixed_bfloat16 | mixed_float16: dtype of the products (latent "
                         "weights and optimizer state stay float32)", choices=tuple(PRECISIONS))
+    update_kernel: str = _f("auto", "Adam update: auto (fused on a CPU if it can be built, else xla) | fused "
+                            "(one pass over memory, bctrain.fused_update; CPU only) | xla (XLA-compiled; same "
+                            "arithmetic)", choices=("auto", "fused", "xla"))
     eval_batch_size: int = _f(1000, "batch size for validation and test passes")
 
     def to_json(self) -> str:

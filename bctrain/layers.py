@@ -78,6 +78,11 @@ class _BinaryLinear(tf.Module):
             return wb
         return tf.cast(wb / self.h, self.compute_dtype)  # h / h is exactly 1 in IEEE arithmetic
 
+    @property
+    def product_divisor(self) -> float:
+        """d of the product weights wb / d: h for a 16-bit product, 1 in float32."""
+        return 1.0 if self.compute_dtype == tf.float32 else self.h
+
     def latent_gradient(self, g):
         """dL/dw from dL/d(product weights): the identity STE, undoing the 1 / h of a 16-bit product."""
         if self.compute_dtype == tf.float32:

@@ -12,9 +12,16 @@ Adam is written as in Lasagne's `adam` (the authors' code): the bias corrections
 scalar step size, eps is added to sqrt(v). Every parameter has its own m and v; the authors' two
 Adam instances count steps in lockstep, so one `iterations` counter serves both groups.
 
-Each parameter is updated by one chain of elementwise ops ending in a single `assign` per state
-variable. XLA fuses it into three passes over memory per parameter (new m, new v, then w); the
-update of the 3x2048 MNIST net's 10M latent weights is memory-bound (docs/BENCHMARKS.md).
+Two kernels compute the same float32 arithmetic (`kernel`):
+- "xla": each parameter is updated by one chain of elementwise ops ending in a single `assign` per
+  state variable, compiled by XLA when the caller is (bctrain.steps). XLA's CPU back end makes three
+  passes over memory per parameter (new m, new v, then w); the update of the 3x2048 MNIST net's
+  10M latent weights is memory-bound (docs/BENCHMARKS.md).
+- "fused": Adam only, on a CPU: the op of bctrain.fused_update, one pass over memory (w, m, v, g
+  read once, w, m, v written once), bit-identical to XLA's compilation of the chain above on a CPU
+  with FMA. It runs outside XLA (bctrain.steps arranges the step so).
+The binary gradients may be those of w / d (a 16-bit product's wb / h, bctrain.layers):
+`apply(..., binary_divisors=d)` then uses dL/dw = g / d, cast to float32 first.
 
 Mixed float16 (`loss_scale=True`): `apply` receives gradients of the scaled loss, divides them by
 the scale, and skips the whole update (and the step count) when any of them is not finite
@@ -24,6 +31,7 @@ Learning rate: lr_epoch = lr_start * decay^epoch (epoch 0-based), decay = (lr_en
 """
 import tensorflow as tf
 
+from bctrain import fused_update
 from bctrain.loss_scale import LossScale
 
 KINDS = ("adam", "sgd")
@@ -61,14 +69,22 @@ class Optimizer(tf.Module):
     other_params:  list of variables updated plainly.
     lr:            a scalar tf.Variable (assigned by the training loop each epoch) or a number.
     loss_scale:    keep a dynamic loss scale (mixed_float16); see `scale_loss`.
+    kernel:        "xla" or "fused" (see above; `fused_update.resolve` picks one for "auto"). SGD
+                   and a loss-scaled update always use "xla" (`self.kernel` says which is used).
     """
 
     def __init__(self, kind, binary_params, other_params, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                 name=None, loss_scale=False):
+                 name=None, loss_scale=False, kernel="xla"):
         super().__init__(name=name)
         if kind not in KINDS:
             raise ValueError(f"optimizer {kind!r}: expected one of {', '.join(KINDS)}")
+        if kernel not in ("xla", "fused"):
+            raise ValueError(f"update kernel {kernel!r}: expected xla or fused")
         self.kind = kind
+        self.kernel = "fused" if kernel == "fused" and kind == "adam" and not loss_scale else "xla"
+        self._op = fused_update.load() if self.kernel == "fused" else None
+        if self.kernel == "fused" and self._op is None:
+            raise RuntimeError(fused_update.reason())
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.binary_vars = [w for w, _, _ in binary_params]
         self.lr_scales = [float(s) for _, s, _ in binary_params]
@@ -111,10 +127,26 @@ class Optimizer(tf.Module):
         self.v[i].assign(v)
         return size * m / (tf.sqrt(v) + self.eps)
 
-    def apply(self, binary_grads, other_grads):
-        """One update of every parameter from its gradient (lists aligned with the two groups)."""
+    @property
+    def fused(self) -> bool:
+        """True if `apply` runs the fused op (the caller must not XLA-compile it)."""
+        return self.kernel == "fused"
+
+    def apply(self, binary_grads, other_grads, binary_divisors=None):
+        """One update of every parameter from its gradient (lists aligned with the two groups).
+
+        `binary_divisors` (one number per binary parameter, or None for all 1): the binary gradients
+        are of w / d, and dL/dw = float32(g) / d."""
         binary_grads = _gradients(binary_grads, self.binary_vars, "binary")
         other_grads = _gradients(other_grads, self.other_vars, "other")
+        divisors = [1.0] * len(binary_grads) if binary_divisors is None else [float(d) for d in binary_divisors]
+        if len(divisors) != len(binary_grads):
+            raise ValueError(f"{len(divisors)} divisors for {len(binary_grads)} binary gradients")
+        if self.fused:
+            self._fused_update(binary_grads, other_grads, divisors)
+            return
+        binary_grads = [g if d == 1.0 and g.dtype.size >= 4 else tf.cast(g, tf.float32) / d
+                        for g, d in zip(binary_grads, divisors)]
         if self.loss_scale is None:
             self._update(binary_grads, other_grads)
             return
@@ -137,3 +169,18 @@ class Optimizer(tf.Module):
         offset = len(self.binary_vars)
         for i, (w, g) in enumerate(zip(self.other_vars, other_grads)):
             w.assign(w - self._step(offset + i, g, size))
+
+    def _fused_update(self, binary_grads, other_grads, divisors):
+        self.iterations.assign_add(1)
+        size = self._step_size()
+        consts = dict(beta1=self.beta1, one_minus_beta1=1.0 - self.beta1, beta2=self.beta2,
+                      one_minus_beta2=1.0 - self.beta2, eps=self.eps)
+        params = [(w, g, self.lr_scales[i] * size, self.hs[i], divisors[i])
+                  for i, (w, g) in enumerate(zip(self.binary_vars, binary_grads))]
+        params += [(w, g, size, 0.0, 1.0) for w, g in zip(self.other_vars, other_grads)]
+        for i, (w, g, step_size, h, d) in enumerate(params):
+            if g.dtype not in (tf.float32, tf.bfloat16):
+                g = tf.cast(g, tf.float32) / d
+                d = 1.0
+            self._op.bc_adam_update(w.handle, self.m[i].handle, self.v[i].handle, g,
+                                    tf.cast(step_size, tf.float32), h=h, g_div=d, **consts)

@@ -4,7 +4,9 @@
 gradient of the latent weights through the identity straight-through estimator, and the optimizer
 update (scaled and clipped for binary weights).
 
-float32: the whole step is one function, XLA-compiled if `jit`.
+float32: the whole step is one function, XLA-compiled if `jit`; with the fused update
+(bctrain.fused_update, the default on a CPU) the forward and backward pass are that XLA function
+and the update runs after it, outside XLA (a custom op cannot be compiled by XLA).
 Mixed precision (`bctrain.precision`, `split_step`): XLA's CPU back end runs 16-bit dots at
 float32 speed, TensorFlow's oneDNN kernels at 16-bit speed, so the step is one plain `tf.function`
 calling two XLA-compiled ones (if `jit`): the product weights wb / h (binarization and cast, one
@@ -42,14 +44,27 @@ def make_train_step(net, opt, jit: bool, split=None, strategy=None):
     other = net.other_params()
     n_binary = len(binary)
 
-    @tf.function(jit_compile=jit)
-    def train_step(x, y_pm1):
+    def forward_backward(x, y_pm1):
         with tf.GradientTape() as tape:
             y = net(x, training=True)
             loss = squared_hinge(y, y_pm1)
-        grads = tape.gradient(loss, binary + other)
+        return loss, n_errors(y, tf.argmax(y_pm1, axis=1)), tape.gradient(loss, binary + other)
+
+    if opt.fused:
+        forward_backward = tf.function(forward_backward, jit_compile=jit)
+
+        @tf.function
+        def fused_train_step(x, y_pm1):
+            loss, wrong, grads = forward_backward(x, y_pm1)
+            opt.apply(grads[:n_binary], grads[n_binary:])
+            return loss, wrong
+        return fused_train_step
+
+    @tf.function(jit_compile=jit)
+    def train_step(x, y_pm1):
+        loss, wrong, grads = forward_backward(x, y_pm1)
         opt.apply(grads[:n_binary], grads[n_binary:])
-        return loss, n_errors(y, tf.argmax(y_pm1, axis=1))
+        return loss, wrong
 
     return train_step
 
@@ -63,11 +78,18 @@ def _make_split_train_step(net, opt, jit: bool, strategy):
     def product_weights():
         return net.product_weights(training=True)
 
-    @tf.function(jit_compile=jit)
+    layer_of = {lin.w.ref(): i for i, lin in enumerate(net.linear)}
+    binary_layers = [net.linear[layer_of[w.ref()]] for w in opt.binary_vars]
+
     def update(wb_grads, direct_grads):
-        grads = {lin.w.ref(): lin.latent_gradient(g) for lin, g in zip(net.linear, wb_grads)}
+        # binary weights: the gradient of wb / d goes to the optimizer with d (it divides, in float32)
+        grads = {lin.w.ref(): g if lin.is_binary else lin.latent_gradient(g) for lin, g in zip(net.linear, wb_grads)}
         grads.update(zip((v.ref() for v in direct), direct_grads))
-        opt.apply([grads[w.ref()] for w in opt.binary_vars], [grads[v.ref()] for v in opt.other_vars])
+        opt.apply([grads[w.ref()] for w in opt.binary_vars], [grads[v.ref()] for v in opt.other_vars],
+                  binary_divisors=[lin.product_divisor for lin in binary_layers])
+
+    if not opt.fused:
+        update = tf.function(update, jit_compile=jit)
 
     def apply_once(strategy, grads):  # cross-replica context: each replica's copy, the same gradients
         return strategy.extended.update(opt.iterations, lambda _, g: update(g[:n_layers], g[n_layers:]),

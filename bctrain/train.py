@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from bctrain import checkpoints, finite, plots, resume as resuming, rundir, runfiles, runlock, strategy as strategies
+from bctrain import checkpoints, finite, fused_update, plots, resume as resuming, rundir, runfiles, runlock, strategy as strategies
 from bctrain.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import cache, load_splits, pipeline, registry
@@ -123,6 +123,10 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
 
 
 def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, distribution):
+    try:  # before anything is written
+        kernel = fused_update.resolve(cfg.update_kernel)
+    except RuntimeError as e:
+        raise ConfigError(str(e)) from None
     # -- run directory: config and data identity (written, or checked on resume) ----------------
     mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
     data = rundir.data_record(splits, mean)
@@ -139,7 +143,8 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
     with dist.scope():  # under a strategy: mirrored variables, one random stream per replica
         net = Net(cfg, seed=cfg.seed)
         opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                        beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps, loss_scale=net.precision.loss_scaling)
+                        beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps, loss_scale=net.precision.loss_scaling,
+                        kernel=kernel)
     state = RunState()
     ckpt = tf.train.Checkpoint(net=net, opt=opt, state=state)
     ckpt_dir = os.path.join(run_dir, runfiles.CKPT_DIR)
@@ -156,12 +161,13 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
     step_strategy = None if name == "default" else dist
     train_step = make_train_step(net, opt, cfg.jit, strategy=step_strategy)
     eval_steps = {m: make_eval_step(net, m, cfg.jit, strategy=step_strategy) for m in modes}
-    where = strategies.record(name, dist)
+    where = {**strategies.record(name, dist), "update_kernel": opt.kernel}
     writer = tf.summary.create_file_writer(os.path.join(run_dir, runfiles.TB_DIR))
     n_binary = count_binary_weights(net.specs)
     print(f"{cfg.preset} ({cfg.binarize}) on {splits.name}: {len(x_train)}/{len(arrays['val'][0])}/"
           f"{len(arrays['test'][0])} train/val/test, {n_binary:,} binary weights, {device_name()}, "
-          f"strategy {name} ({where['replicas']} replica{'s' if where['replicas'] != 1 else ''})", file=out)
+          f"strategy {name} ({where['replicas']} replica{'s' if where['replicas'] != 1 else ''}), "
+          f"{opt.kernel} update", file=out)
 
     for epoch in range(int(state.epoch) + 1, cfg.epochs + 1):
         if cfg.patience and epochs_without_improvement(history, f"val_error_{modes[0]}") >= cfg.patience:

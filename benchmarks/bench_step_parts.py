@@ -2,9 +2,10 @@
 
 Times (one process, median of --rounds rounds of --steps steps, batch 100, op determinism on):
 - the float32 step (XLA) and the mixed_bfloat16 step (split: products in oneDNN, rest in XLA), each
-  fed one constant batch, and fed by `bctrain.data.pipeline.train_batches` over in-memory arrays;
+  with the XLA update and with the fused one (bctrain.fused_update), fed one constant batch, and fed
+  by `bctrain.data.pipeline.train_batches` over in-memory arrays;
 - the pieces of the mixed_bfloat16 step: binarization (product weights, XLA), forward and backward
-  outside XLA, and the update alone (XLA).
+  outside XLA, and the update alone (XLA, fused).
 Run it again with XLA_FLAGS=--xla_cpu_use_onednn=true to see what oneDNN inside XLA changes.
 
 Usage: python -m benchmarks.bench_step_parts [--steps 40] [--rounds 3]
@@ -16,6 +17,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import roofline
 from bctrain.config import with_overrides
 from bctrain.data import pipeline
 from bctrain.losses import squared_hinge
@@ -38,11 +40,11 @@ def _median_seconds(fn, steps, rounds):
     return float(np.median(times))
 
 
-def measure(precision, x, y_pm1, steps, rounds):
+def measure(precision, kernel, x, y_pm1, steps, rounds):
     cfg = with_overrides("mnist", precision=precision)
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                    loss_scale=net.precision.loss_scaling)
+                    loss_scale=net.precision.loss_scaling, kernel=kernel)
     step = make_train_step(net, opt, True)
     xb, yb = tf.constant(x[:BATCH]), tf.constant(y_pm1[:BATCH])
     out = {"constant batch": BATCH / _median_seconds(lambda: step(xb, yb), steps, rounds)}
@@ -73,8 +75,11 @@ def bf16_pieces(net, x, y_pm1, steps, rounds):
         return tape.gradient(loss, wbs + direct)
 
     wbs = product_weights()
-    return {"binarize ms": 1e3 * _median_seconds(product_weights, steps, rounds),
-            "forward+backward ms": 1e3 * _median_seconds(lambda: forward_backward(wbs), steps, rounds)}
+    out = {"binarize ms": 1e3 * _median_seconds(product_weights, steps, rounds),
+           "forward+backward ms": 1e3 * _median_seconds(lambda: forward_backward(wbs), steps, rounds)}
+    for kernel in ("xla", "fused"):
+        out[f"update alone ({kernel}) ms"] = 1e3 * roofline.update_seconds(net, repeats=steps, kernel=kernel)
+    return out
 
 
 def main(argv=None):
@@ -88,8 +93,9 @@ def main(argv=None):
     y_pm1 = pipeline.to_pm1(rng.integers(0, 10, 6000))
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; samples/s, median of {args.rounds} x {args.steps} steps")
     for precision in ("float32", "mixed_bfloat16"):
-        net, rates = measure(precision, x, y_pm1, args.steps, args.rounds)
-        print(precision + ": " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
+        for kernel in ("xla", "fused"):
+            net, rates = measure(precision, kernel, x, y_pm1, args.steps, args.rounds)
+            print(f"{precision}, {kernel} update: " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
     for k, v in bf16_pieces(net, x, y_pm1, args.steps, args.rounds).items():
         print(f"mixed_bfloat16 {k}: {v:.1f}")
 

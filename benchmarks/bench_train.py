@@ -2,15 +2,18 @@
 
 Measures, in one run and in interleaved rounds (so that a slow spell of a shared machine hits every
 row alike; the median round is reported):
-- samples/s of the bctrain step: float32 with and without XLA; mixed_bfloat16 as `bctrain train`
-  runs it (products in TensorFlow's oneDNN kernels, binarization and update under XLA), with the
-  whole step under XLA, and without XLA; float32 in the same split arrangement;
+- samples/s of the bctrain step: float32 as `bctrain train` runs it (forward and backward under XLA,
+  the fused update of bctrain.fused_update after it), with the XLA update instead (the whole step
+  one XLA function), without XLA, and in the split arrangement; mixed_bfloat16 as `bctrain train`
+  runs it (products in TensorFlow's oneDNN kernels, binarization under XLA, the fused update), with
+  the XLA update, with the whole step under XLA, and without XLA;
 - the same network trained by Keras `fit` in separate processes (benchmarks/fit_worker.py): Keras 3
   in float without XLA (with op determinism on, Keras refuses `jit_compile=True`), Keras 3 with XLA
   and op determinism off, and larq (BinaryConnect `QuantDense`, tf-keras) from the benchmark venv
   `.venv-larq` when it exists (`make bench-train` creates it);
 - the roofline (benchmarks/roofline.py): the step's 11 matrix products alone (float32 under XLA and
-  in oneDNN, bfloat16 in oneDNN), the streaming bandwidth, the Adam update alone, and the floor
+  in oneDNN, bfloat16 in oneDNN), the in-place streaming bandwidth, the Adam update alone (each
+  kernel), and the floor
   products + 28 bytes per latent weight / bandwidth of each precision (float32: the faster products).
 The step's FLOPs are those of its 11 products (`roofline.step_flops`). The CPU time other
 processes used during each round is recorded (from /proc/stat, less this process and its workers):
@@ -30,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import roofline
+from bctrain import fused_update
 from bctrain.arch import count_binary_weights
 from bctrain.config import with_overrides
 from bctrain.data import pipeline
@@ -40,6 +44,7 @@ from bctrain.steps import make_train_step
 from bctrain.train import device_name
 
 LARQ_PYTHON = ".venv-larq/bin/python"
+DEFAULT_ROW = "bctrain float32 (default: XLA forward and backward, fused update)"
 LOADED = 0.25  # cores used by other processes, on average over a round, above which figures are marked
 
 
@@ -55,7 +60,7 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
     """A function that times `steps` training steps of a fresh bctrain network (samples/s)."""
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                    loss_scale=net.precision.loss_scaling)
+                    loss_scale=net.precision.loss_scaling, kernel=fused_update.resolve(cfg.update_kernel))
     step = make_train_step(net, opt, cfg.jit, split=split)
     for i, batch in zip(range(warmup), pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)):
         float(step(*batch)[0])
@@ -148,7 +153,9 @@ def roofline_round(cfg, net):
             "products_float32_onednn_s": roofline.products_seconds(specs, cfg.batch_size, tf.float32, jit=False),
             "products_bfloat16_onednn_s": roofline.products_seconds(specs, cfg.batch_size, tf.bfloat16, jit=False),
             "stream_gbps": roofline.stream_gbps(n),
-            "update_s": roofline.update_seconds(net)}
+            "update_s": roofline.update_seconds(net),
+            "update_fused_s": (roofline.update_seconds(net, kernel="fused")
+                               if fused_update.resolve("auto") == "fused" else None)}
 
 
 def main(argv=None):
@@ -173,15 +180,19 @@ def main(argv=None):
     net = Net(base, seed=1)
     n_binary = count_binary_weights(net.specs)
     flops_per_sample = roofline.step_flops(net.specs, base.batch_size) / base.batch_size
-    runners = {
-        "bctrain float32, XLA (default)": bctrain_runner(base, x, y_pm1, args.steps, args.warmup),
-        "bctrain float32, no XLA": bctrain_runner(dataclasses.replace(base, jit=False), x, y_pm1, args.steps, args.warmup),
-        "bctrain float32, split (products oneDNN, rest XLA)": bctrain_runner(base, x, y_pm1, args.steps, args.warmup,
-                                                                            split=True),
-        "bctrain mixed_bfloat16 (default: products oneDNN, rest XLA)": bctrain_runner(bf16, x, y_pm1, args.steps, args.warmup),
-        "bctrain mixed_bfloat16, whole step XLA": bctrain_runner(bf16, x, y_pm1, args.steps, args.warmup, split=False),
-        "bctrain mixed_bfloat16, no XLA": bctrain_runner(dataclasses.replace(bf16, jit=False), x, y_pm1, args.steps, args.warmup),
+    xla_update = {"update_kernel": "xla"}
+    variants = {  # name: (config, split)
+        DEFAULT_ROW: (base, None),
+        "bctrain float32, XLA update (whole step one XLA function)": (dataclasses.replace(base, **xla_update), None),
+        "bctrain float32, no XLA": (dataclasses.replace(base, jit=False), None),
+        "bctrain float32, split (products oneDNN, rest XLA)": (base, True),
+        "bctrain mixed_bfloat16 (default: products oneDNN, binarization XLA, fused update)": (bf16, None),
+        "bctrain mixed_bfloat16, XLA update": (dataclasses.replace(bf16, **xla_update), None),
+        "bctrain mixed_bfloat16, whole step XLA": (dataclasses.replace(bf16, **xla_update), False),
+        "bctrain mixed_bfloat16, no XLA": (dataclasses.replace(bf16, jit=False), None),
     }
+    runners = {name: bctrain_runner(cfg, x, y_pm1, args.steps, args.warmup, split=split)
+               for name, (cfg, split) in variants.items()}
     with tempfile.TemporaryDirectory() as workdir:
         larq_python = args.larq_python if os.path.exists(args.larq_python) else None
         workers = {} if args.no_fit else fit_workers(base, x, y_pm1, args.steps, args.warmup,
@@ -204,7 +215,7 @@ def main(argv=None):
     if not os.path.exists(args.larq_python):
         unavailable["larq fit (BinaryConnect, tf-keras)"] = f"{args.larq_python} not found (make bench-train creates it)"
     rates = {name: float(np.median(v)) for name, v in rows.items() if None not in v}
-    roof = {key: float(np.median([r[key] for r in roofs])) for key in roofs[0]}
+    roof = {key: None if roofs[0][key] is None else float(np.median([r[key] for r in roofs])) for key in roofs[0]}
     f32_products = min(roof["products_float32_xla_s"], roof["products_float32_onednn_s"])  # the faster kernels
     floors = {"float32": roofline.floor_seconds(f32_products, n_binary, roof["stream_gbps"]),
               "mixed_bfloat16": roofline.floor_seconds(roof["products_bfloat16_onednn_s"], n_binary, roof["stream_gbps"])}
@@ -238,10 +249,12 @@ def report(r) -> str:
               f"| least update traffic, 28 B x {r['binary_weights']:,} weights | "
               f"{1e3 * roofline.UPDATE_BYTES_PER_WEIGHT * r['binary_weights'] / (roof['stream_gbps'] * 1e9):.1f} | "
               f"{roof['stream_gbps']:.1f} GB/s streaming |",
-              f"| Adam update alone (bctrain.optim, XLA) | {1e3 * roof['update_s']:.1f} | |"]
+              f"| Adam update alone (bctrain.optim, XLA) | {1e3 * roof['update_s']:.1f} | |",
+              "| Adam update alone (fused, bctrain.fused_update) | " + (
+                  "not available |" if roof["update_fused_s"] is None else f"{1e3 * roof['update_fused_s']:.1f} | |")]
     for name, s in floors.items():
         lines.append(f"| floor, {name} | {1e3 * s:.1f} | {batch / s:,.0f} samples/s |")
-    base = r["samples_per_second"].get("bctrain float32, XLA (default)")
+    base = r["samples_per_second"].get(DEFAULT_ROW)
     lines += ["", "| step | samples/s | vs bctrain float32 | GFLOP/s | of its floor |", "|---|---|---|---|---|"]
     for name, rate in r["samples_per_second"].items():
         floor = floors["mixed_bfloat16" if "bfloat16" in name else "float32"]

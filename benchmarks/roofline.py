@@ -7,8 +7,11 @@ gradient; the first layer needs no input gradient): 11 for the 4-layer `mnist` n
 
 `products_seconds` times the 11 products on random operands in one function (float32 under XLA, as
 the float32 step runs them; bfloat16 in TensorFlow's oneDNN kernels, as the split mixed step does);
-`stream_gbps` a fused elementwise pass c = a + s * b over arrays the size of the latent weights
-(12 bytes per element); `update_seconds` the optimizer update alone (bctrain.optim, XLA).
+`stream_gbps` the streaming bandwidth an in-place update reaches: one XLA pass w <- w / 2 + b over
+arrays the size of the latent weights (read w and b, write w in place: 12 bytes per element; an
+out-of-place c = a + s * b, which earlier releases timed, writes to fresh memory and measured about
+35 GB/s where this measures about 60 on the development machine: the update is in place, so its
+floor uses this); `update_seconds` the optimizer update alone (bctrain.optim, either kernel).
 """
 import time
 
@@ -69,19 +72,23 @@ def products_seconds(specs, batch, dtype, jit, repeats=20):
 
 def stream_gbps(n, repeats=20):
     gen = tf.random.Generator.from_seed(1)
-    a, b = gen.normal([n]), gen.normal([n])
-    fn = tf.function(lambda a, b: a + 3.0 * b, jit_compile=True)
-    return 12 * n / _seconds(fn, (a, b), repeats) / 1e9
+    w, b = tf.Variable(gen.normal([n])), gen.normal([n])
+
+    @tf.function(jit_compile=True)
+    def fn(b):
+        w.assign(w * 0.5 + b)
+    return 12 * n / _seconds(fn, (b,), repeats) / 1e9
 
 
-def update_seconds(net, repeats=20):
-    """One Adam update of every parameter of `net` (gradients fixed), as the XLA step runs it."""
-    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=1e-3)
+def update_seconds(net, repeats=20, kernel="xla"):
+    """One Adam update of every parameter of `net` (gradients fixed), as the step runs it: the XLA
+    update compiled by XLA, the fused one outside it (bctrain.optim)."""
+    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=1e-3, kernel=kernel)
     params = [w for w, _, _ in net.binary_params()] + net.other_params()
     grads = [tf.random.stateless_normal(p.shape, seed=[i, 0]) * 1e-3 for i, p in enumerate(params)]
     n = len(net.binary_params())
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=not opt.fused)
     def apply(grads):
         opt.apply(grads[:n], grads[n:])
         return opt.iterations

@@ -1,0 +1,172 @@
+"""The fused Adam update (bctrain.fused_update): its C kernel against a NumPy oracle on every code
+path this CPU has, the TensorFlow op against the XLA update it replaces, and the training step."""
+import ctypes
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bctrain import fused_update
+from bctrain.config import with_overrides
+from bctrain.models import Net
+from bctrain.optim import Optimizer
+from bctrain.steps import make_train_step
+
+RNG = np.random.default_rng(7)
+B1, B2, EPS = 0.9, 0.999, 1e-8
+pytestmark = pytest.mark.skipif(fused_update.load() is None, reason=fused_update.reason() or "no op")
+
+
+class Params(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_float) for name in ("b1", "c1", "b2", "c2", "eps", "h", "size", "g_div")]
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    """bc_adam_kernel.c alone, as a shared library (no TensorFlow)."""
+    lib = tmp_path_factory.mktemp("kernel") / "bc_adam_kernel.so"
+    subprocess.run(["cc", *fused_update.C_FLAGS, "-shared", "-Wall", "-Wextra", "-Werror",
+                    os.path.join(fused_update.SRC_DIR, "bc_adam_kernel.c"), "-o", str(lib), "-lm"], check=True)
+    k = ctypes.CDLL(str(lib))
+    k.bc_adam_path.restype = ctypes.c_char_p
+    return k
+
+
+def _f32(x):
+    return np.asarray(x, dtype=np.float32)
+
+
+def _fma(a, b, c):
+    """fma in float32 through float64: a*b is exact there; the one rounding of a*b + c to float64
+    before float32 can differ from a true fma in rare halfway cases (hence the 1-ulp allowance)."""
+    return _f32(np.float64(a) * _f32(b).astype(np.float64) + _f32(c).astype(np.float64))
+
+
+def oracle(w, m, v, g, size, h, g_div):
+    g = _f32(g) / np.float32(g_div) if g_div != 1 else _f32(g)
+    m = _fma(np.float32(B1), m, np.float32(1 - B1) * g)
+    v = _fma(np.float32(B2), v, np.float32(1 - B2) * (g * g))
+    w = _f32(w) - (np.float32(size) * m) / (np.sqrt(v) + np.float32(EPS))
+    return (np.clip(w, -np.float32(h), np.float32(h)) if h > 0 else w), m, v
+
+
+def _state(n):
+    return (_f32(RNG.uniform(-1, 1, n)), _f32(RNG.normal(0, 1e-3, n)), _f32(RNG.uniform(0, 1e-5, n)),
+            _f32(RNG.normal(0, 1e-2, n)))
+
+
+def _bf16_words(x):
+    return (np.asarray(x, np.float32).view(np.uint32) >> 16).astype(np.uint16)  # truncation: exact bf16 values
+
+
+def _paths(kernel):
+    have = kernel.bc_adam_path().decode()
+    return ["portable"] + {"avx512": ["avx2", "avx512"], "avx2": ["avx2"]}.get(have, [])
+
+
+@pytest.mark.parametrize("bf16,h,g_div", [(False, 1.0, 1.0), (False, 0.0, 1.0), (True, 0.25, 0.25)])
+def test_kernel_matches_numpy_oracle_on_every_code_path(kernel, bf16, h, g_div):
+    n = 1003  # not a multiple of any vector width
+    w0, m0, v0, g = _state(n)
+    w0[:5] = [1.0, -1.0, 0.9999, -0.9999, 0.0]
+    g_words = _bf16_words(g) if bf16 else g
+    g_used = (g_words.astype(np.uint32) << 16).view(np.float32) if bf16 else g
+    want = oracle(w0, m0, v0, g_used, 0.05, h, g_div)
+    for path in _paths(kernel):
+        w, m, v = w0.copy(), m0.copy(), v0.copy()
+        p = Params(np.float32(B1), np.float32(1 - B1), np.float32(B2), np.float32(1 - B2), EPS, h, 0.05, g_div)
+        ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+        assert kernel.bc_adam_update_on(path.encode(), ptr(w), ptr(m), ptr(v), ptr(g_words), int(bf16),
+                                        ctypes.c_int64(n), p) == 0
+        for got, exp in zip((w, m, v), want):
+            np.testing.assert_array_max_ulp(got, exp, maxulp=1)
+            assert np.mean(got == exp) > 0.99, path
+        if h > 0:
+            assert np.max(np.abs(w)) <= h
+
+
+def _optimizer(shapes, kernel_kind, rng=RNG, h=0.5):
+    """Binary weights of `shapes` (clip h, lr_scale 3), a bias in the other group, Adam."""
+    ws = [tf.Variable(rng.uniform(-h, h, s).astype(np.float32)) for s in shapes]
+    b = tf.Variable(np.zeros(shapes[0][-1], np.float32))
+    return ws, b, Optimizer("adam", [(w, 3.0, h) for w in ws], [b], lr=0.01, kernel=kernel_kind)
+
+
+@pytest.mark.parametrize("grad_dtype", [tf.float32, tf.bfloat16])
+def test_op_matches_the_xla_update(grad_dtype):
+    shapes = [(33, 70), (70, 70)]
+    divisor = 1.0 if grad_dtype == tf.float32 else 0.125
+    results = {}
+    for kind in ("xla", "fused"):
+        rng = np.random.default_rng(3)
+        ws, b, opt = _optimizer(shapes, kind, rng)
+        grads = [[tf.cast(rng.normal(0, 1, s), grad_dtype) for s in shapes] for _ in range(4)]
+        bias_grads = [tf.constant(rng.normal(0, 1, shapes[0][-1]), tf.float32) for _ in range(4)]
+        apply = tf.function(lambda g, gb: opt.apply(g, [gb], binary_divisors=[divisor] * len(shapes)),
+                            jit_compile=(kind == "xla"))
+        for g, gb in zip(grads, bias_grads):
+            apply(g, gb)
+        assert opt.kernel == kind
+        results[kind] = [v.numpy() for v in ws + [b] + opt.m + opt.v]
+    for a, f in zip(results["xla"], results["fused"]):
+        np.testing.assert_array_max_ulp(f, a, maxulp=1)  # bit-identical on a CPU with FMA (measured)
+        assert np.mean(a == f) > 0.999
+
+
+def test_a_value_read_before_the_update_keeps_its_value():
+    ws, b, opt = _optimizer([(16, 8)], "fused")
+    before = ws[0].read_value()
+    kept = before.numpy().copy()
+    opt.apply([tf.ones((16, 8))], [tf.ones(8)])
+    np.testing.assert_array_equal(before.numpy(), kept)
+    assert not np.array_equal(ws[0].numpy(), kept)
+
+
+def test_op_refuses_bad_arguments():
+    op = fused_update.load()
+    w, m, v = (tf.Variable(tf.zeros((4, 3))) for _ in range(3))
+    consts = dict(beta1=B1, one_minus_beta1=1 - B1, beta2=B2, one_minus_beta2=1 - B2, eps=EPS)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="shape"):
+        op.bc_adam_update(w.handle, m.handle, v.handle, tf.zeros((3, 4)), 0.1, **consts)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="three different"):
+        op.bc_adam_update(w.handle, w.handle, v.handle, tf.zeros((4, 3)), 0.1, **consts)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_training_step_with_fused_update_matches_xla_update(precision):
+    cfg = with_overrides("mnist", hidden=(64, 64), precision=precision)
+    x = tf.constant(RNG.normal(size=(20, 784)), tf.float32)
+    y = tf.one_hot(RNG.integers(0, 10, 20), 10) * 2 - 1
+    weights = {}
+    for kind in ("xla", "fused"):
+        net = Net(cfg, seed=4)
+        opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=0.01, kernel=kind)
+        step = make_train_step(net, opt, jit=True)
+        for _ in range(3):
+            step(x, y)
+        weights[kind] = net.weights_dict()
+    for key, a in weights["xla"].items():  # bit-identical here; XLA may fuse the two graphs differently
+        np.testing.assert_allclose(weights["fused"][key], a, rtol=0, atol=1e-6, err_msg=key)
+
+
+def test_resolve():
+    assert fused_update.resolve("xla") == "xla"
+    assert fused_update.resolve("auto") == "fused"  # a CPU machine that can build it (this one)
+    with pytest.raises(ValueError, match="expected one of"):
+        fused_update.resolve("fast")
+
+
+def test_unavailable_op_falls_back_or_fails_clearly(monkeypatch):
+    monkeypatch.setattr(fused_update, "_state", {"module": None, "reason": "fused update unavailable (x)"})
+    assert fused_update.resolve("auto") == "xla"
+    with pytest.raises(RuntimeError, match="unavailable"):
+        fused_update.resolve("fused")
+
+
+def test_build_without_a_compiler_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-bcnn")
+    with pytest.raises(RuntimeError, match="no compiler 'no-such-compiler-bcnn'"):
+        fused_update.build(str(tmp_path / "x.so"))
+    assert list(tmp_path.iterdir()) == []
