@@ -132,19 +132,23 @@ class Optimizer(tf.Module):
         """True if `apply` runs the fused op (the caller must not XLA-compile it)."""
         return self.kernel == "fused"
 
-    def apply(self, binary_grads, other_grads, binary_divisors=None):
+    def apply(self, binary_grads, other_grads, binary_divisors=None, binary_caches=None):
         """One update of every parameter from its gradient (lists aligned with the two groups).
 
         `binary_divisors` (one number per binary parameter, or None for all 1): the binary gradients
-        are of w / d, and dL/dw = float32(g) / d."""
+        are of w / d, and dL/dw = float32(g) / d. `binary_caches` (fused kernel only; one variable or
+        None per binary parameter): the update also writes there the new w's deterministic product
+        weights, sign(w) * h / d in the variable's dtype (bctrain/steps.py reads them next step)."""
         binary_grads = _gradients(binary_grads, self.binary_vars, "binary")
         other_grads = _gradients(other_grads, self.other_vars, "other")
         divisors = [1.0] * len(binary_grads) if binary_divisors is None else [float(d) for d in binary_divisors]
         if len(divisors) != len(binary_grads):
             raise ValueError(f"{len(divisors)} divisors for {len(binary_grads)} binary gradients")
         if self.fused:
-            self._fused_update(binary_grads, other_grads, divisors)
+            self._fused_update(binary_grads, other_grads, divisors, binary_caches)
             return
+        if binary_caches is not None and any(c is not None for c in binary_caches):
+            raise ValueError("binary_caches need the fused update kernel")
         binary_grads = [g if d == 1.0 and g.dtype.size >= 4 else tf.cast(g, tf.float32) / d
                         for g, d in zip(binary_grads, divisors)]
         if self.loss_scale is None:
@@ -170,17 +174,21 @@ class Optimizer(tf.Module):
         for i, (w, g) in enumerate(zip(self.other_vars, other_grads)):
             w.assign(w - self._step(offset + i, g, size))
 
-    def _fused_update(self, binary_grads, other_grads, divisors):
+    def _fused_update(self, binary_grads, other_grads, divisors, caches=None):
         self.iterations.assign_add(1)
         size = self._step_size()
         consts = dict(beta1=self.beta1, one_minus_beta1=1.0 - self.beta1, beta2=self.beta2,
                       one_minus_beta2=1.0 - self.beta2, eps=self.eps)
-        params = [(w, g, self.lr_scales[i] * size, self.hs[i], divisors[i])
+        caches = [None] * len(binary_grads) if caches is None else list(caches)
+        if len(caches) != len(binary_grads):
+            raise ValueError(f"{len(caches)} caches for {len(binary_grads)} binary gradients")
+        params = [(w, g, self.lr_scales[i] * size, self.hs[i], divisors[i], caches[i])
                   for i, (w, g) in enumerate(zip(self.binary_vars, binary_grads))]
-        params += [(w, g, size, 0.0, 1.0) for w, g in zip(self.other_vars, other_grads)]
-        for i, (w, g, step_size, h, d) in enumerate(params):
+        params += [(w, g, size, 0.0, 1.0, None) for w, g in zip(self.other_vars, other_grads)]
+        for i, (w, g, step_size, h, d, cache) in enumerate(params):
+            wb = {"wb": []} if cache is None else {"wb": [cache.handle], "wb_value": h / divisors[i]}
             if g.dtype not in (tf.float32, tf.bfloat16):
                 g = tf.cast(g, tf.float32) / d
                 d = 1.0
             self._op.bc_adam_update(w.handle, self.m[i].handle, self.v[i].handle, g,
-                                    tf.cast(step_size, tf.float32), h=h, g_div=d, **consts)
+                                    tf.cast(step_size, tf.float32), h=h, g_div=d, **wb, **consts)

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(fused_update.load() is None, reason=fused_update
 
 
 class Params(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_float) for name in ("b1", "c1", "b2", "c2", "eps", "h", "size", "g_div")]
+    _fields_ = [(name, ctypes.c_float) for name in ("b1", "c1", "b2", "c2", "eps", "h", "size", "g_div",
+                                                    "wb_value")] + [("wb_word", ctypes.c_uint32)]
 
 
 @pytest.fixture(scope="module")
@@ -66,25 +67,39 @@ def _paths(kernel):
     return ["portable"] + {"avx512": ["avx2", "avx512"], "avx2": ["avx2"]}.get(have, [])
 
 
-@pytest.mark.parametrize("bf16,h,g_div", [(False, 1.0, 1.0), (False, 0.0, 1.0), (True, 0.25, 0.25)])
-def test_kernel_matches_numpy_oracle_on_every_code_path(kernel, bf16, h, g_div):
+@pytest.mark.parametrize("bf16,h,g_div,wb_bits", [(False, 1.0, 1.0, 0), (False, 0.0, 1.0, 32),
+                                                   (True, 0.25, 0.25, 16), (True, 1.0, 1.0, 32)])
+def test_kernel_matches_numpy_oracle_on_every_code_path(kernel, bf16, h, g_div, wb_bits):
     n = 1003  # not a multiple of any vector width
     w0, m0, v0, g = _state(n)
-    w0[:5] = [1.0, -1.0, 0.9999, -0.9999, 0.0]
+    w0[:6] = [1.0, -1.0, 0.9999, -0.9999, 0.0, -0.0]
+    g[4:6], m0[4:6] = 0.0, 0.0  # w stays +0 and -0 there: sign(0) = +1 for both
     g_words = _bf16_words(g) if bf16 else g
     g_used = (g_words.astype(np.uint32) << 16).view(np.float32) if bf16 else g
     want = oracle(w0, m0, v0, g_used, 0.05, h, g_div)
+    wb_value = 0.75  # written as float32, or as the bfloat16 word of +1 (0x3F80) with its sign flipped
+    plus, minus = (np.float32(wb_value), -np.float32(wb_value)) if wb_bits == 32 else (np.uint16(0x3F80),
+                                                                                        np.uint16(0xBF80))
+    wb_want = np.where(want[0] >= 0, plus, minus)
     for path in _paths(kernel):
         w, m, v = w0.copy(), m0.copy(), v0.copy()
-        p = Params(np.float32(B1), np.float32(1 - B1), np.float32(B2), np.float32(1 - B2), EPS, h, 0.05, g_div)
+        wb = np.zeros(n, np.float32 if wb_bits == 32 else np.uint16)
+        p = Params(np.float32(B1), np.float32(1 - B1), np.float32(B2), np.float32(1 - B2), EPS, h, 0.05, g_div,
+                   wb_value, 0x3F80)
         ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
         assert kernel.bc_adam_update_on(path.encode(), ptr(w), ptr(m), ptr(v), ptr(g_words), int(bf16),
-                                        ctypes.c_int64(n), p) == 0
+                                        ptr(wb) if wb_bits else None, wb_bits, ctypes.c_int64(n), p) == 0
         for got, exp in zip((w, m, v), want):
             np.testing.assert_array_max_ulp(got, exp, maxulp=1)
             assert np.mean(got == exp) > 0.99, path
         if h > 0:
             assert np.max(np.abs(w)) <= h
+        if wb_bits:
+            np.testing.assert_array_equal(wb, np.where(w >= 0, plus, minus))
+            assert np.mean(wb == wb_want) > 0.99 and wb[4] == plus and wb[5] == plus
+    w = w0.copy()
+    assert kernel.bc_adam_update_on(b"portable", ptr(w), ptr(m0.copy()), ptr(v0.copy()), ptr(g_words), int(bf16),
+                                    ptr(w), 8, ctypes.c_int64(n), p) == -1  # 8-bit wb: refused
 
 
 def _optimizer(shapes, kernel_kind, rng=RNG, h=0.5):
@@ -129,26 +144,63 @@ def test_op_refuses_bad_arguments():
     w, m, v = (tf.Variable(tf.zeros((4, 3))) for _ in range(3))
     consts = dict(beta1=B1, one_minus_beta1=1 - B1, beta2=B2, one_minus_beta2=1 - B2, eps=EPS)
     with pytest.raises(tf.errors.InvalidArgumentError, match="shape"):
-        op.bc_adam_update(w.handle, m.handle, v.handle, tf.zeros((3, 4)), 0.1, **consts)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="three different"):
-        op.bc_adam_update(w.handle, w.handle, v.handle, tf.zeros((4, 3)), 0.1, **consts)
+        op.bc_adam_update(w.handle, m.handle, v.handle, tf.zeros((3, 4)), 0.1, [], **consts)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="different variables"):
+        op.bc_adam_update(w.handle, w.handle, v.handle, tf.zeros((4, 3)), 0.1, [], **consts)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="different variables"):
+        op.bc_adam_update(w.handle, m.handle, v.handle, tf.zeros((4, 3)), 0.1, [m.handle], **consts)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="wb must be"):
+        op.bc_adam_update(w.handle, m.handle, v.handle, tf.zeros((4, 3)), 0.1,
+                          [tf.Variable(tf.zeros((4, 3), tf.int32)).handle], **consts)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="wb has shape"):
+        op.bc_adam_update(w.handle, m.handle, v.handle, tf.zeros((4, 3)), 0.1,
+                          [tf.Variable(tf.zeros((3, 4))).handle], **consts)
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
-def test_training_step_with_fused_update_matches_xla_update(precision):
+@pytest.mark.parametrize("dtype,d", [(tf.float32, 1.0), (tf.bfloat16, 0.5), (tf.float16, 0.5)])
+def test_op_writes_the_binary_weights_of_the_new_w(dtype, d):
+    ws, b, opt = _optimizer([(40, 30)], "fused")
+    cache = tf.Variable(tf.zeros((40, 30), dtype))
+    before = cache.read_value()
+    grad = tf.constant(RNG.normal(size=(40, 30)), tf.float32)
+    opt.apply([grad], [tf.ones(30)], binary_divisors=[d], binary_caches=[cache])
+    h = opt.hs[0]
+    want = np.where(ws[0].numpy() >= 0, h / d, -h / d)  # sign(0) = +1; h / d = 1 for the 16-bit ones
+    np.testing.assert_array_equal(cache.numpy().astype(np.float32), want.astype(np.float32))
+    assert set(np.unique(np.abs(cache.numpy().astype(np.float32)))) == {np.float32(h / d)}
+    np.testing.assert_array_equal(before.numpy(), 0)  # the value read before is untouched
+    with pytest.raises(ValueError, match="fused"):
+        _optimizer([(40, 30)], "xla")[2].apply([grad], [tf.ones(30)], binary_caches=[cache])
+
+
+def _train_weights(cfg, kind, split=None, steps=4):
+    x = tf.constant(np.random.default_rng(5).normal(size=(20, 784)), tf.float32)
+    y = tf.one_hot(np.random.default_rng(6).integers(0, 10, 20), 10) * 2 - 1
+    net = Net(cfg, seed=4)
+    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=0.01, kernel=kind)
+    step = make_train_step(net, opt, jit=True, split=split)
+    for _ in range(steps):
+        step(x, y)
+    return net.weights_dict()
+
+
+@pytest.mark.parametrize("precision,split", [("float32", None), ("float32", True), ("mixed_bfloat16", None)])
+def test_training_step_with_fused_update_matches_xla_update(precision, split):
+    """The split steps also take their product weights from the caches the fused update writes."""
     cfg = with_overrides("mnist", hidden=(64, 64), precision=precision)
-    x = tf.constant(RNG.normal(size=(20, 784)), tf.float32)
-    y = tf.one_hot(RNG.integers(0, 10, 20), 10) * 2 - 1
-    weights = {}
-    for kind in ("xla", "fused"):
-        net = Net(cfg, seed=4)
-        opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=0.01, kernel=kind)
-        step = make_train_step(net, opt, jit=True)
-        for _ in range(3):
-            step(x, y)
-        weights[kind] = net.weights_dict()
+    weights = {kind: _train_weights(cfg, kind, split) for kind in ("xla", "fused")}
     for key, a in weights["xla"].items():  # bit-identical here; XLA may fuse the two graphs differently
         np.testing.assert_allclose(weights["fused"][key], a, rtol=0, atol=1e-6, err_msg=key)
+
+
+def test_a_stale_product_weight_cache_would_be_caught(monkeypatch):
+    """Control for the test above: caches the update does not rewrite change the training."""
+    cfg = with_overrides("mnist", hidden=(64, 64), precision="mixed_bfloat16")
+    want = _train_weights(cfg, "xla")
+    apply = Optimizer.apply
+    monkeypatch.setattr(Optimizer, "apply", lambda self, *a, binary_caches=None, **k: apply(self, *a, **k))
+    got = _train_weights(cfg, "fused")
+    assert max(np.max(np.abs(got[key] - a)) for key, a in want.items()) > 1e-3
 
 
 def test_resolve():

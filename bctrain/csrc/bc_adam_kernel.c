@@ -8,7 +8,9 @@
  * This is the float32 arithmetic XLA's CPU back end compiles bctrain.optim's update to (it
  * contracts b*x + c*y into fma(b, x, c*y) on a CPU with FMA), so the two agree bit for bit there;
  * the point is the memory traffic: w, m, v, g read once and w, m, v written once, where XLA makes
- * three passes (docs/BENCHMARKS.md).
+ * three passes (docs/BENCHMARKS.md). Optionally the same pass writes the next step's binary weights
+ * wb_i = w_i >= 0 ? +wb_value : -wb_value, in float32 or as a 16-bit word (bfloat16 or float16,
+ * whose bits for +wb_value are wb_word), so that the step needs no separate binarization pass.
  *
  * No TensorFlow here: bc_adam_op.cc wraps it as a TensorFlow op, and the tests build it alone.
  * x86-64: AVX-512 and AVX2 variants chosen at run time, a portable one otherwise. Build with
@@ -27,8 +29,9 @@ static inline float bf16_to_float(uint16_t bits) {
     return f;
 }
 
-/* The clip is written with comparisons (not fminf/fmaxf, which GCC does not vectorise here). */
-#define BC_ADAM_BODY(LOAD_G)                                                    \
+/* The clip is written with comparisons (not fminf/fmaxf, which GCC does not vectorise here).
+ * STORE_WB writes the new binary weight (sign(0) = +1, bctrain/binarize.py) or nothing. */
+#define BC_ADAM_BODY(LOAD_G, STORE_WB)                                          \
     for (int64_t i = 0; i < n; ++i) {                                           \
         float gi = LOAD_G;                                                      \
         if (div) gi = gi / p.g_div;                                             \
@@ -39,19 +42,36 @@ static inline float bf16_to_float(uint16_t bits) {
         float wi = w[i] - (p.size * mi) / (sqrtf(vi) + p.eps);                  \
         if (clip) wi = wi < -p.h ? -p.h : (wi > p.h ? p.h : wi);                \
         w[i] = wi;                                                              \
+        STORE_WB;                                                               \
     }
 
-#define BC_ADAM_VARIANT(NAME, ATTR)                                                              \
-    ATTR static void NAME##_f32(float *restrict w, float *restrict m, float *restrict v,        \
-                                const float *restrict g, int64_t n, bc_adam_params p, int div,  \
-                                int clip) {                                                      \
-        BC_ADAM_BODY(g[i])                                                                       \
-    }                                                                                            \
-    ATTR static void NAME##_bf16(float *restrict w, float *restrict m, float *restrict v,       \
-                                 const uint16_t *restrict g, int64_t n, bc_adam_params p,       \
-                                 int div, int clip) {                                            \
-        BC_ADAM_BODY(bf16_to_float(g[i]))                                                        \
+#define BC_NO_WB (void)wb
+#define BC_WB32 ((float *)wb)[i] = wi >= 0.0f ? p.wb_value : -p.wb_value
+#define BC_WB16 ((uint16_t *)wb)[i] = wi >= 0.0f ? word : (uint16_t)(word ^ 0x8000u)
+
+#define BC_ADAM_ONE(NAME, ATTR, GT, LOAD_G, STORE_WB)                                             \
+    ATTR static void NAME(float *restrict w, float *restrict m, float *restrict v,               \
+                          const GT *restrict g, void *restrict wb, int64_t n, bc_adam_params p,  \
+                          int div, int clip) {                                                    \
+        const uint16_t word = (uint16_t)p.wb_word;                                                \
+        (void)word;                                                                               \
+        BC_ADAM_BODY(LOAD_G, STORE_WB)                                                            \
     }
+
+typedef void (*bc_adam_fn)(float *, float *, float *, const void *, void *, int64_t, bc_adam_params,
+                           int, int);
+
+/* Six functions per code path: g float32 or bfloat16, times no wb, float32 wb, 16-bit wb. */
+#define BC_ADAM_VARIANT(NAME, ATTR)                                                               \
+    BC_ADAM_ONE(NAME##_f32, ATTR, float, g[i], BC_NO_WB)                                          \
+    BC_ADAM_ONE(NAME##_f32_wb32, ATTR, float, g[i], BC_WB32)                                      \
+    BC_ADAM_ONE(NAME##_f32_wb16, ATTR, float, g[i], BC_WB16)                                      \
+    BC_ADAM_ONE(NAME##_bf16, ATTR, uint16_t, bf16_to_float(g[i]), BC_NO_WB)                       \
+    BC_ADAM_ONE(NAME##_bf16_wb32, ATTR, uint16_t, bf16_to_float(g[i]), BC_WB32)                   \
+    BC_ADAM_ONE(NAME##_bf16_wb16, ATTR, uint16_t, bf16_to_float(g[i]), BC_WB16)                   \
+    static const bc_adam_fn NAME##_fns[2][3] = {                                                  \
+        {(bc_adam_fn)NAME##_f32, (bc_adam_fn)NAME##_f32_wb32, (bc_adam_fn)NAME##_f32_wb16},       \
+        {(bc_adam_fn)NAME##_bf16, (bc_adam_fn)NAME##_bf16_wb32, (bc_adam_fn)NAME##_bf16_wb16}};
 
 #if defined(__x86_64__) && defined(__GNUC__)
 BC_ADAM_VARIANT(avx512, __attribute__((target("avx512f,avx512bw,avx512vl,fma,prefer-vector-width=512"))))
@@ -68,29 +88,22 @@ const char *bc_adam_path(void) {
 }
 
 int bc_adam_update_on(const char *path, float *w, float *m, float *v, const void *g, int g_is_bf16,
-                      int64_t n, bc_adam_params p) {
+                      void *wb, int wb_bits, int64_t n, bc_adam_params p) {
     const int div = p.g_div != 1.0f, clip = p.h > 0.0f;
-    if (strcmp(path, "portable") == 0) {
-        if (g_is_bf16) portable_bf16(w, m, v, g, n, p, div, clip);
-        else portable_f32(w, m, v, g, n, p, div, clip);
-        return 0;
-    }
+    const int kind = wb == 0 ? 0 : (wb_bits == 32 ? 1 : (wb_bits == 16 ? 2 : -1));
+    const bc_adam_fn(*fns)[3] = 0;
+    if (kind < 0) return -1;
+    if (strcmp(path, "portable") == 0) fns = portable_fns;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (strcmp(path, "avx512") == 0) {
-        if (g_is_bf16) avx512_bf16(w, m, v, g, n, p, div, clip);
-        else avx512_f32(w, m, v, g, n, p, div, clip);
-        return 0;
-    }
-    if (strcmp(path, "avx2") == 0) {
-        if (g_is_bf16) avx2_bf16(w, m, v, g, n, p, div, clip);
-        else avx2_f32(w, m, v, g, n, p, div, clip);
-        return 0;
-    }
+    if (strcmp(path, "avx512") == 0) fns = avx512_fns;
+    if (strcmp(path, "avx2") == 0) fns = avx2_fns;
 #endif
-    return -1;
+    if (fns == 0) return -1;
+    fns[g_is_bf16 ? 1 : 0][kind](w, m, v, g, wb, n, p, div, clip);
+    return 0;
 }
 
-void bc_adam_update(float *w, float *m, float *v, const void *g, int g_is_bf16, int64_t n,
-                    bc_adam_params p) {
-    bc_adam_update_on(bc_adam_path(), w, m, v, g, g_is_bf16, n, p);
+int bc_adam_update(float *w, float *m, float *v, const void *g, int g_is_bf16, void *wb, int wb_bits,
+                   int64_t n, bc_adam_params p) {
+    return bc_adam_update_on(bc_adam_path(), w, m, v, g, g_is_bf16, wb, wb_bits, n, p);
 }
