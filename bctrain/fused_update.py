@@ -105,6 +105,11 @@ def reason() -> str:
     return _state["reason"]
 
 
+def failure() -> str:
+    """Why an attempt to load failed ("" if none was made or it succeeded); never builds."""
+    return _state.get("reason", "")
+
+
 def resolve(kind: str) -> str:
     """The update a run uses for `--update-kernel kind`: "fused" or "xla".
 

@@ -13,7 +13,9 @@ calling two XLA-compiled ones (if `jit`): the product weights wb / h (binarizati
 fused pass over w) before the gradient tape, and the update after it; the matrix products between
 them run in TensorFlow's kernels. The tape differentiates with respect to the product weights
 themselves: that is the identity straight-through estimator, dL/dw = dL/dwb (= dL/d(wb / h) / h for
-the 16-bit product weights wb / h).
+the 16-bit product weights wb / h). With the fused update and det binarization (no strategy), the
+binarization pass goes too: the update writes the new w's product weights into variables the
+next step reads (`_product_weight_caches`), in the same pass over memory.
 
 Under a tf.distribute strategy (bctrain.strategy) the step is always split, and runs on every
 replica (`strategy.run`): each takes its rows of the global batch, draws its own product weights
@@ -33,13 +35,15 @@ from bctrain.strategy import replica_slice
 SUM = tf.distribute.ReduceOp.SUM
 
 
-def make_train_step(net, opt, jit: bool, split=None, strategy=None):
+def make_train_step(net, opt, jit: bool, split=None, strategy=None, wb_cache=True):
     """The training step of `net`: (x, y_pm1) of the global batch -> (mean loss, errors).
 
     `split` (default: the precision's choice) picks the arrangement; a `strategy` (None: the default
-    one) always runs the split step on each replica."""
+    one) always runs the split step on each replica. `wb_cache` (split step, fused update, no
+    strategy): the update writes the next step's ±1 product weights (`_product_weight_caches`);
+    False keeps a binarization pass in the step (for benchmarks/bench_step_parts.py)."""
     if strategy is not None or (net.precision.split_step if split is None else split):
-        caches = _product_weight_caches(net, opt) if strategy is None else None
+        caches = _product_weight_caches(net, opt) if strategy is None and wb_cache else None
         return _make_split_train_step(net, opt, jit, strategy or tf.distribute.get_strategy(), caches)
     binary = [w for w, _, _ in net.binary_params()]
     other = net.other_params()
@@ -77,9 +81,9 @@ def _product_weight_caches(net, opt):
     must be made again after anything but the step itself changes w (bctrain/train.py makes it
     after a resume's restore). None if no layer has one.
 
-    Only the split step uses them: there they save the binarization pass (measured 1.2 ms of a
-    20 ms mixed_bfloat16 step); the float32 step under XLA measured 1.2 ms slower with them (XLA
-    still makes a pass over the weights for its products, and the update writes 40 MB more)."""
+    Only the split step uses them: there they save the binarization pass (docs/BENCHMARKS.md,
+    `benchmarks/bench_step_parts.py`); a trial float32 step under XLA measured slower with them
+    (XLA still makes a pass over the weights for its products, and the update writes 40 MB more)."""
     if not opt.fused:
         return None
     binary_refs = {w.ref() for w in opt.binary_vars}

@@ -112,6 +112,12 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     strategies.check_batch(cfg.batch_size, dist)
     if not strategies.writes_results(dist):
         out = open(os.devnull, "w")
+    try:  # the update kernel (it may be built here): before anything is written
+        kernel = fused_update.resolve(cfg.update_kernel)
+    except RuntimeError as e:
+        raise ConfigError(str(e)) from None
+    if fused_update.failure():  # auto fell back: say why, once
+        print(fused_update.failure(), file=out)
 
     # -- data (loaded before the run directory is touched, so a bad input leaves nothing behind) --
     with strategies.worker_run_dir(dist, run_dir, resume) as run_dir:
@@ -119,14 +125,10 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
         splits, arrays, params = load_data(cfg, data_dir)
         with runlock.hold(run_dir):  # checked again under the lock, before anything is written
             return _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after,
-                          (strategy, dist))
+                          (strategy, dist), kernel)
 
 
-def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, distribution):
-    try:  # before anything is written
-        kernel = fused_update.resolve(cfg.update_kernel)
-    except RuntimeError as e:
-        raise ConfigError(str(e)) from None
+def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, distribution, kernel):
     # -- run directory: config and data identity (written, or checked on resume) ----------------
     mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
     data = rundir.data_record(splits, mean)

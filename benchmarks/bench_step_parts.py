@@ -1,11 +1,13 @@
 """Where a `mnist` training step spends its time, with a constant batch and through the pipeline.
 
 Times (one process, median of --rounds rounds of --steps steps, batch 100, op determinism on):
-- the float32 step (XLA) and the mixed_bfloat16 step (split: products in oneDNN, rest in XLA), each
-  with the XLA update and with the fused one (bctrain.fused_update), fed one constant batch, and fed
-  by `bctrain.data.pipeline.train_batches` over in-memory arrays;
-- the pieces of the mixed_bfloat16 step: binarization (product weights, XLA), forward and backward
-  outside XLA, and the update alone (XLA, fused).
+- the float32 step (XLA) and the mixed_bfloat16 step (split: products in oneDNN; with the XLA update
+  the binarization is an XLA pass, with the fused one (bctrain.fused_update) the update writes the
+  next step's ±1 weights; measured also without that output), each with either update, fed one
+  constant batch, and fed by `bctrain.data.pipeline.train_batches` over in-memory arrays;
+- the pieces of the mixed_bfloat16 step: binarization (product weights, XLA; the pass the fused
+  update's ±1 output saves), forward and backward outside XLA, and the update alone (XLA, fused;
+  the fused one without the ±1 output).
 Run it again with XLA_FLAGS=--xla_cpu_use_onednn=true to see what oneDNN inside XLA changes.
 
 Usage: python -m benchmarks.bench_step_parts [--steps 40] [--rounds 3]
@@ -40,12 +42,12 @@ def _median_seconds(fn, steps, rounds):
     return float(np.median(times))
 
 
-def measure(precision, kernel, x, y_pm1, steps, rounds):
+def measure(precision, kernel, x, y_pm1, steps, rounds, wb_cache=True):
     cfg = with_overrides("mnist", precision=precision)
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
                     loss_scale=net.precision.loss_scaling, kernel=kernel)
-    step = make_train_step(net, opt, True)
+    step = make_train_step(net, opt, True, wb_cache=wb_cache)
     xb, yb = tf.constant(x[:BATCH]), tf.constant(y_pm1[:BATCH])
     out = {"constant batch": BATCH / _median_seconds(lambda: step(xb, yb), steps, rounds)}
     batches = iter(())
@@ -92,10 +94,14 @@ def main(argv=None):
     x = rng.standard_normal((6000, 784)).astype(np.float32)
     y_pm1 = pipeline.to_pm1(rng.integers(0, 10, 6000))
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; samples/s, median of {args.rounds} x {args.steps} steps")
-    for precision in ("float32", "mixed_bfloat16"):
-        for kernel in ("xla", "fused"):
-            net, rates = measure(precision, kernel, x, y_pm1, args.steps, args.rounds)
-            print(f"{precision}, {kernel} update: " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
+    variants = [("float32", "xla", True), ("float32", "fused", True), ("mixed_bfloat16", "xla", True),
+                ("mixed_bfloat16", "fused", False), ("mixed_bfloat16", "fused", True)]
+    for precision, kernel, wb_cache in variants:
+        net, rates = measure(precision, kernel, x, y_pm1, args.steps, args.rounds, wb_cache)
+        how = {"xla": "xla update", "fused": "fused update"}[kernel]
+        if precision == "mixed_bfloat16" and kernel == "fused":
+            how += ", writing the next ±1 weights" if wb_cache else ", binarization pass (no ±1 output)"
+        print(f"{precision}, {how}: " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
     for k, v in bf16_pieces(net, x, y_pm1, args.steps, args.rounds).items():
         print(f"mixed_bfloat16 {k}: {v:.1f}")
 

@@ -5,8 +5,9 @@ row alike; the median round is reported):
 - samples/s of the bctrain step: float32 as `bctrain train` runs it (forward and backward under XLA,
   the fused update of bctrain.fused_update after it), with the XLA update instead (the whole step
   one XLA function), without XLA, and in the split arrangement; mixed_bfloat16 as `bctrain train`
-  runs it (products in TensorFlow's oneDNN kernels, binarization under XLA, the fused update), with
-  the XLA update, with the whole step under XLA, and without XLA;
+  runs it (products in TensorFlow's oneDNN kernels, the fused update, which also writes the next
+  step's ±1 weights), with the XLA update (and so an XLA binarization pass), with the whole step
+  under XLA, and with no XLA and TensorFlow's own update ops;
 - the same network trained by Keras `fit` in separate processes (benchmarks/fit_worker.py): Keras 3
   in float without XLA (with op determinism on, Keras refuses `jit_compile=True`), Keras 3 with XLA
   and op determinism off, and larq (BinaryConnect `QuantDense`, tf-keras) from the benchmark venv
@@ -45,6 +46,7 @@ from bctrain.train import device_name
 
 LARQ_PYTHON = ".venv-larq/bin/python"
 DEFAULT_ROW = "bctrain float32 (default: XLA forward and backward, fused update)"
+BF16_ROW = "bctrain mixed_bfloat16 (default: products oneDNN, fused update writes the next ±1 weights)"
 LOADED = 0.25  # cores used by other processes, on average over a round, above which figures are marked
 
 
@@ -184,12 +186,12 @@ def main(argv=None):
     variants = {  # name: (config, split)
         DEFAULT_ROW: (base, None),
         "bctrain float32, XLA update (whole step one XLA function)": (dataclasses.replace(base, **xla_update), None),
-        "bctrain float32, no XLA": (dataclasses.replace(base, jit=False), None),
-        "bctrain float32, split (products oneDNN, rest XLA)": (base, True),
-        "bctrain mixed_bfloat16 (default: products oneDNN, binarization XLA, fused update)": (bf16, None),
-        "bctrain mixed_bfloat16, XLA update": (dataclasses.replace(bf16, **xla_update), None),
+        "bctrain float32, no XLA (fused update)": (dataclasses.replace(base, jit=False), None),
+        "bctrain float32, split (products oneDNN, fused update writes the next wb)": (base, True),
+        BF16_ROW: (bf16, None),
+        "bctrain mixed_bfloat16, XLA update (and an XLA binarization pass)": (dataclasses.replace(bf16, **xla_update), None),
         "bctrain mixed_bfloat16, whole step XLA": (dataclasses.replace(bf16, **xla_update), False),
-        "bctrain mixed_bfloat16, no XLA": (dataclasses.replace(bf16, jit=False), None),
+        "bctrain mixed_bfloat16, no XLA, TensorFlow's update ops": (dataclasses.replace(bf16, jit=False, **xla_update), None),
     }
     runners = {name: bctrain_runner(cfg, x, y_pm1, args.steps, args.warmup, split=split)
                for name, (cfg, split) in variants.items()}

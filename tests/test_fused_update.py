@@ -222,3 +222,20 @@ def test_build_without_a_compiler_says_so(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="no compiler 'no-such-compiler-bcnn'"):
         fused_update.build(str(tmp_path / "x.so"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_without_the_op_falls_back_or_refuses(tmp_path, capsys, monkeypatch):
+    """`auto` says why it uses the XLA update and records it; `fused` is a one-line usage error."""
+    import json
+
+    from bctrain.cli import main
+    monkeypatch.setattr(fused_update, "_state", {"module": None, "reason": "fused update unavailable (test)"})
+    base = ["train", "--dataset", "mnist-sample", "--epochs", "1", "--hidden", "16", "--jit", "false"]
+    assert main(base + ["--update-kernel", "fused", "--run-dir", str(tmp_path / "refused")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("notice:")]
+    assert len(err) == 1 and "unavailable (test)" in err[0], err
+    assert not (tmp_path / "refused").exists()
+    assert main(base + ["--run-dir", str(tmp_path / "auto")]) == 0
+    assert "fused update unavailable (test)" in capsys.readouterr().out
+    with open(tmp_path / "auto" / "metrics.json") as f:
+        assert json.load(f)["update_kernel"] == "xla"
