@@ -7,7 +7,7 @@ latent weights is memory-bound, so a one-pass kernel (csrc/bc_adam_kernel.c, wra
 (bit-identical to XLA's on a CPU with FMA; tests/test_fused_update.py).
 
 `load()` compiles the two files against the installed TensorFlow (its headers and
-`tf.sysconfig` flags; a C and a C++ compiler are needed, about 10 s) into a directory of the
+`tf.sysconfig` flags; a C and a C++ compiler are needed; a few seconds) into a directory of the
 Python environment (`cache_dir`; the venv's share/bcnn/ops) keyed by the sources, the TensorFlow version and the
 flags, and loads it; `make venv` builds it ahead. Where that is impossible (no compiler, another
 operating system) `load()` returns None and `reason()` says why: the XLA update is used instead.
