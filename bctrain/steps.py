@@ -82,8 +82,8 @@ def _product_weight_caches(net, opt):
     after a resume's restore). None if no layer has one.
 
     Only the split step uses them: there they save the binarization pass (docs/BENCHMARKS.md,
-    `benchmarks/bench_step_parts.py`); a trial float32 step under XLA measured slower with them
-    (XLA still makes a pass over the weights for its products, and the update writes 40 MB more)."""
+    `benchmarks/bench_step_parts.py`); a trial float32 step under XLA measured no faster with them
+    (there XLA's binarization mostly overlaps the first product, and the update writes 40 MB more)."""
     if not opt.fused:
         return None
     binary_refs = {w.ref() for w in opt.binary_vars}
@@ -109,11 +109,14 @@ def _make_split_train_step(net, opt, jit: bool, strategy, caches=None):
 
     layer_of = {lin.w.ref(): i for i, lin in enumerate(net.linear)}
     binary_layers = [net.linear[layer_of[w.ref()]] for w in opt.binary_vars]
-    binary_caches = [caches[layer_of[w.ref()]] for w in opt.binary_vars] if any(c is not None for c in caches) else None
+    binary_caches = None
+    if any(c is not None for c in caches):
+        binary_caches = [caches[layer_of[w.ref()]] for w in opt.binary_vars]
 
     def update(wb_grads, direct_grads):
         # binary weights: the gradient of wb / d goes to the optimizer with d (it divides, in float32)
-        grads = {lin.w.ref(): g if lin.is_binary else lin.latent_gradient(g) for lin, g in zip(net.linear, wb_grads)}
+        grads = {lin.w.ref(): g if lin.is_binary else lin.latent_gradient(g)
+                 for lin, g in zip(net.linear, wb_grads)}
         grads.update(zip((v.ref() for v in direct), direct_grads))
         opt.apply([grads[w.ref()] for w in opt.binary_vars], [grads[v.ref()] for v in opt.other_vars],
                   binary_divisors=[lin.product_divisor for lin in binary_layers],
