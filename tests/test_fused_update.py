@@ -83,7 +83,7 @@ def test_kernel_matches_numpy_oracle_on_every_code_path(kernel, bf16, h, g_div, 
     wb_want = np.where(want[0] >= 0, plus, minus)
     for path in _paths(kernel):
         w, m, v = w0.copy(), m0.copy(), v0.copy()
-        wb = np.zeros(n, np.float32 if wb_bits == 32 else np.uint16)
+        wb = np.zeros(n + 1, np.float32 if wb_bits == 32 else np.uint16)[1:]  # not 64-byte aligned
         p = Params(np.float32(B1), np.float32(1 - B1), np.float32(B2), np.float32(1 - B2), EPS, h, 0.05, g_div,
                    wb_value, 0x3F80)
         ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
