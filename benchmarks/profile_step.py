@@ -32,9 +32,7 @@ from bctrain.steps import make_train_step
 
 STEP_NAMES = ("fused_train_step", "train_step")  # the outermost tf.function of bctrain.steps
 KINDS = ("products", "update", "other kernels")
-
-
-FRAMEWORK = ("BlockUntilReady",)
+FRAMEWORK = ("BlockUntilReady",)  # framework events whose names have no "::"
 
 
 def is_kernel(name: str) -> bool:
