@@ -20,16 +20,24 @@ def _float_variables(variables) -> list:
     return [v for v in variables if v.dtype.is_floating]
 
 
+def per_step(values: list):
+    """The per-step values of an epoch as one 1-d tensor: `values` holds, in order, one scalar per
+    step or one 1-d tensor per call of several steps (bctrain.steps.make_train_loop)."""
+    return tf.concat([tf.reshape(v, [-1]) for v in values], axis=0)
+
+
 def all_finite(losses: list, variables) -> bool:
-    """True if every per-step loss and every floating-point variable is finite (one device read)."""
-    checks = [tf.reduce_all(tf.math.is_finite(tf.stack(losses)))]
+    """True if every per-step loss and every floating-point variable is finite (one device read).
+
+    `losses`: as for `per_step`."""
+    checks = [tf.reduce_all(tf.math.is_finite(per_step(losses)))]
     checks += [tf.reduce_all(tf.math.is_finite(v)) for v in _float_variables(variables)]
     return bool(tf.reduce_all(tf.stack(checks)))
 
 
 def first_nonfinite_step(losses: list):
     """1-based index of the first step whose loss is NaN or infinite; None if there is none."""
-    bad = np.flatnonzero(~np.isfinite(tf.stack(losses).numpy()))
+    bad = np.flatnonzero(~np.isfinite(per_step(losses).numpy()))
     return int(bad[0]) + 1 if bad.size else None
 
 
@@ -44,13 +52,14 @@ def check_epoch(epoch: int, losses: list, variables, kept: str):
     `kept` says what the run directory still holds (the last finite checkpoint and best.npz)."""
     if all_finite(losses, variables):
         return
+    steps = int(per_step(losses).shape[0])
     step = first_nonfinite_step(losses)
     if step is not None:
-        value = float(tf.stack(losses)[step - 1])
-        where = f"training loss {value} at epoch {epoch}, step {step} of {len(losses)}"
+        value = float(per_step(losses)[step - 1])
+        where = f"training loss {value} at epoch {epoch}, step {step} of {steps}"
     else:  # every loss finite: the last update made the variables non-finite
         names = nonfinite_variables(variables)
         where = (f"non-finite {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} after epoch {epoch}, "
-                 f"step {len(losses)} of {len(losses)}")
+                 f"step {steps} of {steps}")
     raise NonFiniteError(f"training stopped: {where}; {kept}; a smaller learning rate (--lr-start, "
                          "--lr-end) or another --seed may train")

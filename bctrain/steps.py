@@ -74,6 +74,35 @@ def make_train_step(net, opt, jit: bool, split=None, strategy=None, wb_cache=Tru
     return train_step
 
 
+def make_train_loop(train_step):
+    """Several steps of `train_step` per call: (iterator, n) -> (losses [n] float32, errors [n] int32).
+
+    The next n batches of the iterator are trained on in order, inside one `tf.function` (a
+    `tf.range` loop, as Keras' steps_per_execution), so the Python round trip of a call is paid
+    once per n steps; n is a tensor, so every group size shares one trace. Each step is the one
+    `train_step` runs alone, in the same order: the results are the same (tests/test_train_loop.py)."""
+    @tf.function
+    def train_steps(iterator, n):
+        losses = tf.TensorArray(tf.float32, size=n)
+        errors = tf.TensorArray(tf.int32, size=n)
+        for i in tf.range(n):
+            loss, wrong = train_step(*next(iterator))
+            losses = losses.write(i, tf.cast(loss, tf.float32))
+            errors = errors.write(i, tf.cast(wrong, tf.int32))
+        return losses.stack(), errors.stack()
+
+    return train_steps
+
+
+def step_groups(n_steps: int, per_call: int) -> list:
+    """Sizes of the calls of an epoch of `n_steps` steps, at most `per_call` each; the last step
+    is a call of its own (the epoch loop reads the weights just before it, for the flip ratio)."""
+    if n_steps < 1 or per_call < 1:
+        raise ValueError(f"n_steps {n_steps} and per_call {per_call} must be at least 1")
+    head = n_steps - 1
+    return [min(per_call, head - i) for i in range(0, head, per_call)] + [1]
+
+
 def _product_weight_caches(net, opt):
     """With the fused update, per linear layer: a variable holding the product weights the next
     step uses (binary layers in det mode), which the update rewrites from the new w in the same

@@ -22,7 +22,7 @@ from bctrain.data import cache, load_splits, pipeline, registry
 from bctrain.data.preprocess import mean_of, params_sha256
 from bctrain.models import Net
 from bctrain.optim import Optimizer, lr_at_epoch
-from bctrain.steps import dataset_error_rate, make_eval_step, make_train_step
+from bctrain.steps import dataset_error_rate, make_eval_step, make_train_loop, make_train_step, step_groups
 
 
 def eval_modes(binarize: str) -> tuple:
@@ -162,8 +162,10 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
                                **{"mean": mean, **params})
     step_strategy = None if name == "default" else dist
     train_step = make_train_step(net, opt, cfg.jit, strategy=step_strategy)
+    per_call = cfg.steps_per_call if step_strategy is None else 1
+    train_steps = make_train_loop(train_step) if per_call > 1 else lambda it, n: train_step(*next(it))
     eval_steps = {m: make_eval_step(net, m, cfg.jit, strategy=step_strategy) for m in modes}
-    where = {**strategies.record(name, dist), "update_kernel": opt.kernel}
+    where = {**strategies.record(name, dist), "update_kernel": opt.kernel, "steps_per_call": per_call}
     writer = tf.summary.create_file_writer(os.path.join(run_dir, runfiles.TB_DIR))
     n_binary = count_binary_weights(net.specs)
     print(f"{cfg.preset} ({cfg.binarize}) on {splits.name}: {len(x_train)}/{len(arrays['val'][0])}/"
@@ -181,24 +183,29 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         at_epoch_start = _signs(net)
 
         # -- train one epoch --------------------------------------------------------------------
-        losses, errors = [], []  # kept as tensors: reading them every step would stall the step queue
+        losses, errors = [], []  # kept as tensors: reading them every call would stall the step queue
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", leave=False,
                    disable=not sys.stderr.isatty(), file=sys.stderr)
         start = time.perf_counter()
-        for step, (x, y_pm1) in enumerate(pipeline.train_batches(x_train, y_train_pm1, cfg.batch_size,
-                                                                  cfg.seed, epoch)):
-            if step == steps_per_epoch - 1:
+        batches = iter(pipeline.train_batches(x_train, y_train_pm1, cfg.batch_size, cfg.seed, epoch))
+        done, shown = 0, 0
+        for n in step_groups(steps_per_epoch, per_call):  # n steps per call; the last step alone
+            if done == steps_per_epoch - 1:
                 before_last_step = _signs(net)
-            loss, n_wrong = train_step(x, y_pm1)
+            loss, n_wrong = train_steps(batches, tf.constant(n))
             losses.append(loss)
             errors.append(n_wrong)
-            bar.update(1)
-            if not bar.disable and step % 20 == 0:
-                rate = (step + 1) * cfg.batch_size / (time.perf_counter() - start)
-                bar.set_postfix(loss=f"{float(tf.reduce_mean(losses)):.4f}", samples_s=f"{rate:,.0f}")
+            done += n
+            bar.update(n)
+            if not bar.disable and done >= shown + 20:
+                shown = done
+                rate = done * cfg.batch_size / (time.perf_counter() - start)
+                bar.set_postfix(loss=f"{float(tf.reduce_mean(finite.per_step(losses))):.4f}",
+                                samples_s=f"{rate:,.0f}")
         bar.close()
         finite.check_epoch(epoch, losses, net.variables + opt.variables, kept=_kept(state, epoch))
-        loss_sum, err_sum = float(tf.add_n(losses)), int(tf.add_n(errors))
+        loss_sum = float(tf.reduce_sum(finite.per_step(losses)))
+        err_sum = int(tf.reduce_sum(finite.per_step(errors)))
         train_seconds = time.perf_counter() - start
 
         # -- evaluate and select ----------------------------------------------------------------

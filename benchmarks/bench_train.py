@@ -3,7 +3,8 @@
 Measures, in one run and in interleaved rounds (so that a slow spell of a shared machine hits every
 row alike; the median round is reported):
 - samples/s of the bctrain step: float32 as `bctrain train` runs it (forward and backward under XLA,
-  the fused update of bctrain.fused_update after it), with the XLA update instead (the whole step
+  the fused update of bctrain.fused_update after it, the preset's `steps_per_call` steps per call of
+  the compiled function), with one step per call, with the XLA update instead (the whole step
   one XLA function), without XLA, and in the split arrangement; mixed_bfloat16 as `bctrain train`
   runs it (products in TensorFlow's oneDNN kernels, the fused update, which also writes the next
   step's ±1 weights), with the XLA update (and so an XLA binarization pass), with the whole step
@@ -41,7 +42,7 @@ from bctrain.data import pipeline
 from bctrain.models import Net
 from bctrain.optim import Optimizer
 from bctrain.rundir import atomic_write_json
-from bctrain.steps import make_train_step
+from bctrain.steps import make_train_loop, make_train_step, step_groups
 from bctrain.train import device_name
 
 LARQ_PYTHON = ".venv-larq/bin/python"
@@ -66,14 +67,18 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
     step = make_train_step(net, opt, cfg.jit, split=split)
     for i, batch in zip(range(warmup), pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)):
         float(step(*batch)[0])
+    loop = make_train_loop(step) if cfg.steps_per_call > 1 else lambda it, n: step(*next(it))
+    float(tf.reduce_sum(loop(iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)),
+                             tf.constant(min(steps, cfg.steps_per_call)))[0]))  # traced before timing
     epoch = [0]
 
-    def run():  # fed by the training pipeline, as `bctrain train` is
+    def run():  # fed by the training pipeline, `steps_per_call` steps per call, as `bctrain train` is
         epoch[0] += 1
         start = time.perf_counter()
-        for batch in pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=epoch[0]):
-            loss, _ = step(*batch)
-        float(loss)
+        batches = iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=epoch[0]))
+        for n in step_groups(steps, cfg.steps_per_call):
+            loss, _ = loop(batches, tf.constant(n))
+        float(tf.reduce_sum(loss))
         return steps * cfg.batch_size / (time.perf_counter() - start)
     return run
 
@@ -185,6 +190,7 @@ def main(argv=None):
     xla_update = {"update_kernel": "xla"}
     variants = {  # name: (config, split)
         DEFAULT_ROW: (base, None),
+        "bctrain float32, one step per call (--steps-per-call 1)": (dataclasses.replace(base, steps_per_call=1), None),
         "bctrain float32, XLA update (whole step one XLA function)": (dataclasses.replace(base, **xla_update), None),
         "bctrain float32, no XLA (fused update)": (dataclasses.replace(base, jit=False), None),
         "bctrain float32, split (products oneDNN, fused update writes the next wb)": (base, True),

@@ -36,7 +36,7 @@ def test_smoke_run_writes_every_bctrain_row_and_the_roofline(tmp_path, capsys):
     bench_train.main(["--steps", "2", "--warmup", "1", "--rounds", "1", "--hidden", "32", "--no-fit",
                       "--larq-python", str(tmp_path / "none"), "--out", str(out)])
     result = json.loads(out.read_text())
-    assert len(result["samples_per_second"]) == 8 and all(v > 0 for v in result["samples_per_second"].values())
+    assert len(result["samples_per_second"]) == 9 and all(v > 0 for v in result["samples_per_second"].values())
     assert set(result["floor_seconds"]) == {"float32", "mixed_bfloat16"}
     assert all(v > 0 for v in result["roofline"].values())
     assert "larq" in " ".join(result["unavailable"])

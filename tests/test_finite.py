@@ -32,3 +32,12 @@ def test_non_finite_variables_after_a_finite_loss_are_named():
     good, bad = tf.Variable([1.0], name="good"), tf.Variable([1.0, -math.inf], name="bn0/gamma")
     with pytest.raises(NonFiniteError, match=r"non-finite bn0/gamma:0 after epoch 2, step 2 of 2"):
         check_epoch(2, losses(0.5, 0.4), [good, bad], kept="")
+
+
+def test_calls_of_several_steps_count_steps_not_calls():
+    """One 1-d tensor per call of several steps (bctrain.steps.make_train_loop), scalars for single ones."""
+    mixed = [tf.constant([0.5, 0.4, 0.3]), tf.constant([0.2, math.nan]), tf.constant(0.1)]
+    assert first_nonfinite_step(mixed) == 5
+    with pytest.raises(NonFiniteError, match=r"training loss nan at epoch 3, step 5 of 6;"):
+        check_epoch(3, mixed, [tf.Variable([1.0])], kept="")
+    assert all_finite([tf.constant([0.5, 0.4]), tf.constant(0.1)], [tf.Variable([1.0])])

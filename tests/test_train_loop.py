@@ -1,0 +1,92 @@
+"""bctrain.steps.make_train_loop: several steps per call train exactly as one step per call."""
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bctrain import fused_update
+from bctrain.config import ConfigError, with_overrides
+from bctrain.data import pipeline
+from bctrain.models import Net
+from bctrain.optim import Optimizer
+from bctrain.steps import make_train_loop, make_train_step, step_groups
+from bctrain.train import train
+
+STEPS = 11
+
+
+@pytest.mark.parametrize("n, per_call, groups", [
+    (11, 4, [4, 4, 2, 1]), (9, 8, [8, 1]), (10, 3, [3, 3, 3, 1]), (2, 8, [1, 1]), (1, 8, [1]), (5, 1, [1] * 5)])
+def test_step_groups_cover_the_epoch_and_end_with_a_single_step(n, per_call, groups):
+    assert step_groups(n, per_call) == groups
+
+
+@pytest.mark.parametrize("n, per_call", [(0, 4), (4, 0)])
+def test_step_groups_refuse_empty_epochs_and_calls(n, per_call):
+    with pytest.raises(ValueError, match="at least 1"):
+        step_groups(n, per_call)
+
+
+def _trained(cfg, kernel, per_call):
+    """Weights, optimizer state, per-step losses and errors after STEPS steps, `per_call` per call."""
+    tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(STEPS * cfg.batch_size, 784)).astype(np.float32)
+    y_pm1 = pipeline.to_pm1(rng.integers(0, 10, len(x)))
+    net = Net(cfg, seed=4)
+    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=0.01, kernel=kernel)
+    step = make_train_step(net, opt, cfg.jit)
+    batches = iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=1))
+    if per_call == 1:
+        out = [step(*next(batches)) for _ in range(STEPS)]
+        losses, errors = [float(a) for a, _ in out], [int(b) for _, b in out]
+    else:
+        loop = make_train_loop(step)
+        out = [loop(batches, tf.constant(n)) for n in step_groups(STEPS, per_call)]
+        losses = np.concatenate([a.numpy() for a, _ in out]).tolist()
+        errors = np.concatenate([b.numpy() for _, b in out]).tolist()
+    state = {v.name + str(i): v.numpy() for i, v in enumerate(opt.variables)}
+    return net.weights_dict(), state, losses, errors
+
+
+@pytest.mark.parametrize("binarize, precision, kernel, jit", [
+    ("det", "float32", "auto", True), ("stoch", "float32", "auto", True), ("det", "float32", "xla", False),
+    ("det", "mixed_bfloat16", "auto", True)])
+def test_several_steps_per_call_train_exactly_as_one(binarize, precision, kernel, jit):
+    cfg = with_overrides("mnist", hidden=(48, 32), batch_size=20, binarize=binarize, precision=precision, jit=jit)
+    kernel = fused_update.resolve(kernel)
+    one = _trained(cfg, kernel, 1)
+    four = _trained(cfg, kernel, 4)
+    assert len(four[2]) == STEPS and four[2] == one[2] and four[3] == one[3]
+    assert len(set(one[2])) > 1  # the steps did train
+    for got, want in ((four[0], one[0]), (four[1], one[1])):
+        assert got.keys() == want.keys()
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_training_records_the_same_epochs_whatever_the_steps_per_call(tmp_path):
+    """30 steps per epoch (6,000 samples, batch 200): calls of 7 against calls of 1."""
+    base = with_overrides("mnist", hidden=(32,), batch_size=200, lr_start=3e-3, lr_end=1e-3, epochs=2)
+    runs = {}
+    for k in (1, 7):
+        run = str(tmp_path / f"k{k}")
+        train(dataclasses.replace(base, steps_per_call=k), run, out=open(os.devnull, "w"))
+        runs[k] = [json.loads(line) for line in open(os.path.join(run, "history.jsonl"))]
+    for a, b in zip(runs[1], runs[7]):
+        assert (a["steps_per_call"], b["steps_per_call"]) == (1, 7)
+        for key in ("train_loss", "train_error", "val_error_binary", "test_error_binary", "flip_ratio",
+                    "flip_ratio_epoch", "at_bound"):
+            assert a[key] == b[key], key
+    best = [np.load(tmp_path / f"k{k}" / "best.npz") for k in (1, 7)]
+    for key in best[0].files:
+        np.testing.assert_array_equal(best[0][key], best[1][key], err_msg=key)
+
+
+def test_steps_per_call_must_be_positive():
+    with pytest.raises(ConfigError, match="steps_per_call"):
+        with_overrides("mnist", steps_per_call=0)
+
