@@ -61,7 +61,8 @@ class Config:
     jit: bool = _f(True, "compile the training step with XLA (jit_compile)")
     precision: str = _f("float32", "float32 | mixed_bfloat16 | mixed_float16: dtype of the products (latent "
                         "weights and optimizer state stay float32)", choices=tuple(PRECISIONS))
-    update_kernel: str = _f("auto", "Adam update: auto (fused on a CPU if it can be built, else xla) | fused "
+    update_kernel: str = _f("auto", "Adam update: auto (fused on a CPU if it can be built, except for a float32 "
+                            "XLA step of under 2 M weights; else xla) | fused "
                             "(one pass over memory, bctrain.fused_update; CPU only) | xla (XLA-compiled; same "
                             "arithmetic)", choices=("auto", "fused", "xla"))
     eval_batch_size: int = _f(1000, "batch size for validation and test passes")

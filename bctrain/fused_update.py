@@ -110,14 +110,33 @@ def failure() -> str:
     return _state.get("reason", "")
 
 
-def resolve(kind: str) -> str:
+# Below this many latent weights, `auto` leaves a float32 XLA step whole (XLA's update inside it):
+# there the step's two halves and their hand-over cost more than the fused update saves. Measured
+# with `benchmarks.bench_train --no-fit --hidden N,N,N` (docs/BENCHMARKS.md): the whole-XLA step
+# 1.18x and 1.28x faster at 0.33 M and 0.93 M weights, the same within the noise at 2.9 M (1.03x
+# either way in two runs), the fused one 1.04x and 1.07x faster at 5.9 M and 10 M.
+AUTO_MIN_WEIGHTS = 2_000_000
+
+
+def prefers_xla(cfg, strategy: str = "default") -> bool:
+    """True where `auto` takes XLA's update though the fused op is there: a float32 step compiled
+    whole by XLA (`cfg.jit`, not split by the precision or a strategy) of a network with fewer than
+    AUTO_MIN_WEIGHTS latent weights in its dense and convolutional layers."""
+    from bctrain.arch import count_binary_weights, layer_specs
+    from bctrain.precision import PRECISIONS
+    split = strategy != "default" or PRECISIONS[cfg.precision].split_step
+    return bool(cfg.jit) and not split and count_binary_weights(layer_specs(cfg)) < AUTO_MIN_WEIGHTS
+
+
+def resolve(kind: str, prefer_xla: bool = False) -> str:
     """The update a run uses for `--update-kernel kind`: "fused" or "xla".
 
-    auto: fused if the op loads and no GPU is visible (the variables would live there); fused: the
-    same, but an error if the op cannot be had; xla: always XLA."""
+    auto: fused if the op loads and no GPU is visible (the variables would live there), unless
+    `prefer_xla` (`prefers_xla(cfg)`: a small float32 XLA step); fused: the op, or an error if it
+    cannot be had; xla: always XLA."""
     if kind not in KINDS:
         raise ValueError(f"update kernel {kind!r}: expected one of {', '.join(KINDS)}")
-    if kind == "xla":
+    if kind == "xla" or (kind == "auto" and prefer_xla):
         return "xla"
     if tf.config.list_logical_devices("GPU"):
         if kind == "fused":

@@ -113,7 +113,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     if not strategies.writes_results(dist):
         out = open(os.devnull, "w")
     try:  # the update kernel (it may be built here): before anything is written
-        kernel = fused_update.resolve(cfg.update_kernel)
+        kernel = fused_update.resolve(cfg.update_kernel, fused_update.prefers_xla(cfg, strategy))
     except RuntimeError as e:
         raise ConfigError(str(e)) from None
     if fused_update.failure():  # auto fell back: say why, once

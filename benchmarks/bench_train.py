@@ -46,7 +46,7 @@ from bctrain.steps import make_train_loop, make_train_step, step_groups
 from bctrain.train import device_name
 
 LARQ_PYTHON = ".venv-larq/bin/python"
-DEFAULT_ROW = "bctrain float32 (default: XLA forward and backward, fused update)"
+DEFAULT_ROW = "bctrain float32 (default: XLA forward and backward, update kernel auto)"
 BF16_ROW = "bctrain mixed_bfloat16 (default: products oneDNN, fused update writes the next ±1 weights)"
 LOADED = 0.25  # cores used by other processes, on average over a round, above which figures are marked
 
@@ -63,7 +63,7 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
     """A function that times `steps` training steps of a fresh bctrain network (samples/s)."""
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                    loss_scale=net.precision.loss_scaling, kernel=fused_update.resolve(cfg.update_kernel))
+                    loss_scale=net.precision.loss_scaling, kernel=fused_update.resolve(cfg.update_kernel, fused_update.prefers_xla(cfg)))
     step = make_train_step(net, opt, cfg.jit, split=split)
     for i, batch in zip(range(warmup), pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)):
         float(step(*batch)[0])
@@ -228,6 +228,7 @@ def main(argv=None):
     floors = {"float32": roofline.floor_seconds(f32_products, n_binary, roof["stream_gbps"]),
               "mixed_bfloat16": roofline.floor_seconds(roof["products_bfloat16_onednn_s"], n_binary, roof["stream_gbps"])}
     result = {"device": device_name(), "tensorflow": tf.__version__, "determinism": not args.no_determinism,
+              "default_update_kernel": fused_update.resolve(base.update_kernel, fused_update.prefers_xla(base)),
               "binarize": args.binarize, "batch_size": base.batch_size, "steps": args.steps,
               "flops_per_sample": flops_per_sample, "binary_weights": n_binary, "rounds": rows,
               "other_processes_cores": loads, "loaded": max(loads) > LOADED,
@@ -243,7 +244,8 @@ def report(r) -> str:
     gflop = r["flops_per_sample"] * batch / 1e9
     lines = [f"device: {r['device']}, TensorFlow {r['tensorflow']}, op determinism "
              f"{'on' if r['determinism'] else 'off'}, {r['binarize']}, batch {batch}, {r['steps']} steps per "
-             f"measurement, cores used by other processes in each round: "
+             f"measurement, update kernel of the default rows {r.get('default_update_kernel', 'fused')}, "
+             f"cores used by other processes in each round: "
              f"{', '.join(f'{v:.2f}' for v in r['other_processes_cores'])}"]
     if r["loaded"]:
         lines.append("**measured on a loaded machine**: other processes were running; re-measure on a quiet one")
@@ -262,7 +264,8 @@ def report(r) -> str:
                   "not available |" if roof["update_fused_s"] is None else f"{1e3 * roof['update_fused_s']:.1f} | |")]
     for name, s in floors.items():
         lines.append(f"| floor, {name} | {1e3 * s:.1f} | {batch / s:,.0f} samples/s |")
-    base = r["samples_per_second"].get(DEFAULT_ROW)
+    base = next(v for k, v in r["samples_per_second"].items()  # (earlier files: another label)
+                if k == DEFAULT_ROW or k.startswith("bctrain float32 (default"))
     lines += ["", "| step | samples/s | vs bctrain float32 | GFLOP/s | of its floor |", "|---|---|---|---|---|"]
     for name, rate in r["samples_per_second"].items():
         floor = floors["mixed_bfloat16" if "bfloat16" in name else "float32"]

@@ -120,7 +120,7 @@ def profile(precision, kernel, steps, hidden=None, warmup=5):
     cfg = with_overrides("mnist", precision=precision, hidden=hidden)
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                    loss_scale=net.precision.loss_scaling, kernel=fused_update.resolve(kernel))
+                    loss_scale=net.precision.loss_scaling, kernel=fused_update.resolve(kernel, fused_update.prefers_xla(cfg)))
     step = make_train_step(net, opt, cfg.jit)
     x, y_pm1 = synthetic(cfg.batch_size, 1, n_in=net.specs[0].n_in)
     x, y_pm1 = tf.constant(x), tf.constant(y_pm1)

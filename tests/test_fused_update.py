@@ -219,6 +219,23 @@ def test_resolve():
         fused_update.resolve("fast")
 
 
+@pytest.mark.parametrize("overrides, strategy, small", [
+    (dict(preset="mnist"), "default", False),                                 # 10,014,720 weights
+    (dict(preset="mnist-small"), "default", True),                            # 334,336
+    (dict(preset="mnist", hidden=(1000, 1000)), "default", True),             # 1,794,000
+    (dict(preset="mnist", hidden=(1100, 1100)), "default", False),            # 2,083,400
+    (dict(preset="mnist-small", jit=False), "default", False),                # no XLA step to keep whole
+    (dict(preset="mnist-small", precision="mixed_bfloat16"), "default", False),  # a split step
+    (dict(preset="mnist-small"), "mirrored", False),                          # split under a strategy
+])
+def test_auto_keeps_small_float32_xla_steps_whole(overrides, strategy, small):
+    preset = overrides.pop("preset")
+    cfg = with_overrides(preset, **overrides)
+    assert fused_update.prefers_xla(cfg, strategy) is small
+    assert fused_update.resolve("auto", small) == ("xla" if small else "fused")
+    assert fused_update.resolve("fused", small) == "fused"  # asked for by name: the op
+
+
 def test_unavailable_op_falls_back_or_fails_clearly(monkeypatch):
     monkeypatch.setattr(fused_update, "_state", {"module": None, "reason": "fused update unavailable (x)"})
     assert fused_update.resolve("auto") == "xla"
