@@ -74,13 +74,18 @@ def make_train_step(net, opt, jit: bool, split=None, strategy=None, wb_cache=Tru
     return train_step
 
 
-def make_train_loop(train_step):
+def make_train_loop(train_step, per_call: int = 2):
     """Several steps of `train_step` per call: (iterator, n) -> (losses [n] float32, errors [n] int32).
 
     The next n batches of the iterator are trained on in order, inside one `tf.function` (a
     `tf.range` loop, as Keras' steps_per_execution), so the Python round trip of a call is paid
     once per n steps; n is a tensor, so every group size shares one trace. Each step is the one
-    `train_step` runs alone, in the same order: the results are the same (tests/test_train_loop.py)."""
+    `train_step` runs alone, in the same order: the results are the same (tests/test_train_loop.py).
+    `per_call` 1 (the epochs' groups are then single steps): no loop, `train_step` on the next batch
+    (scalar loss and errors)."""
+    if per_call == 1:
+        return lambda iterator, n: train_step(*next(iterator))
+
     @tf.function
     def train_steps(iterator, n):
         losses = tf.TensorArray(tf.float32, size=n)

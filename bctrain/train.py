@@ -163,7 +163,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
     step_strategy = None if name == "default" else dist
     train_step = make_train_step(net, opt, cfg.jit, strategy=step_strategy)
     per_call = cfg.steps_per_call if step_strategy is None else 1
-    train_steps = make_train_loop(train_step) if per_call > 1 else lambda it, n: train_step(*next(it))
+    train_steps = make_train_loop(train_step, per_call)
     eval_steps = {m: make_eval_step(net, m, cfg.jit, strategy=step_strategy) for m in modes}
     where = {**strategies.record(name, dist), "update_kernel": opt.kernel, "steps_per_call": per_call}
     writer = tf.summary.create_file_writer(os.path.join(run_dir, runfiles.TB_DIR))

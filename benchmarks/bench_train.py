@@ -67,7 +67,7 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
     step = make_train_step(net, opt, cfg.jit, split=split)
     for i, batch in zip(range(warmup), pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)):
         float(step(*batch)[0])
-    loop = make_train_loop(step) if cfg.steps_per_call > 1 else lambda it, n: step(*next(it))
+    loop = make_train_loop(step, cfg.steps_per_call)
     float(tf.reduce_sum(loop(iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)),
                              tf.constant(min(steps, cfg.steps_per_call)))[0]))  # traced before timing
     epoch = [0]

@@ -40,11 +40,11 @@ def _trained(cfg, kernel, per_call):
     opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=0.01, kernel=kernel)
     step = make_train_step(net, opt, cfg.jit)
     batches = iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=1))
-    if per_call == 1:
+    if per_call == 1:  # the oracle: the step itself, batch by batch
         out = [step(*next(batches)) for _ in range(STEPS)]
         losses, errors = [float(a) for a, _ in out], [int(b) for _, b in out]
     else:
-        loop = make_train_loop(step)
+        loop = make_train_loop(step, per_call)
         out = [loop(batches, tf.constant(n)) for n in step_groups(STEPS, per_call)]
         losses = np.concatenate([a.numpy() for a, _ in out]).tolist()
         errors = np.concatenate([b.numpy() for _, b in out]).tolist()
