@@ -46,9 +46,9 @@ static inline float bf16_to_float(uint16_t bits) {
     }
 
 /* Chunks of BC_CHUNK weights (a loop of constant length, which GCC vectorises), each after a
- * software prefetch of the lines of w, m, v and g BC_AHEAD weights further on: the hardware
- * prefetchers alone left the 2-thread update at 46 GB/s on weights beyond the last-level cache
- * and 56-60 GB/s on the `mnist` net's 10 M, against 51 and 60-72 GB/s with it (docs/BENCHMARKS.md). */
+ * software prefetch of the lines of w, m, v and g BC_AHEAD weights further on: with the hardware
+ * prefetchers alone the update of the `mnist` net's 10 M weights took 6.2-6.5 ms in
+ * `benchmarks.bench_train`, with this 5.1-5.3 ms in four runs of six (6.3 in two; docs/BENCHMARKS.md). */
 #define BC_CHUNK 64
 #define BC_AHEAD 512
 #define BC_PREFETCH(ptr, at)                                                    \
