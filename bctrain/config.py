@@ -66,9 +66,9 @@ class Config:
                             "(one pass over memory, bctrain.fused_update; CPU only) | xla (XLA-compiled; same "
                             "arithmetic)", choices=("auto", "fused", "xla"))
     eval_batch_size: int = _f(1000, "batch size for validation and test passes")
-    steps_per_call: int = _f(8, "training steps per call of the compiled step (as Keras' steps_per_execution: "
-                             "fewer round trips through Python, the same steps and results; --strategy "
-                             "default only, 1 under the others)")
+    steps_per_call: int = _f(8, "training steps per call of the compiled step (1 to 64, unrolled in one function, "
+                             "as Keras' steps_per_execution: fewer round trips through Python, the same "
+                             "steps and results; --strategy default only, 1 under the others)")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -115,7 +115,7 @@ SEED_MAX = 2 ** 32 - 1
 RANGES = {
     "n_classes": (2, math.inf, True, False), "epochs": (1, math.inf, True, False),
     "batch_size": (1, math.inf, True, False), "eval_batch_size": (1, math.inf, True, False),
-    "patience": (0, math.inf, True, False), "steps_per_call": (1, math.inf, True, False),
+    "patience": (0, math.inf, True, False), "steps_per_call": (1, 64, True, True),
     "seed": (0, SEED_MAX, True, True),
     "lr_start": (0, math.inf, False, False), "lr_end": (0, math.inf, False, False),
     "bn_alpha": (0, 1, False, True), "bn_eps": (0, math.inf, False, False),

@@ -77,26 +77,31 @@ def make_train_step(net, opt, jit: bool, split=None, strategy=None, wb_cache=Tru
 def make_train_loop(train_step, per_call: int = 2):
     """Several steps of `train_step` per call: (iterator, n) -> (losses [n] float32, errors [n] int32).
 
-    The next n batches of the iterator are trained on in order, inside one `tf.function` (a
-    `tf.range` loop, as Keras' steps_per_execution), so the Python round trip of a call is paid
-    once per n steps; n is a tensor, so every group size shares one trace. Each step is the one
-    `train_step` runs alone, in the same order: the results are the same (tests/test_train_loop.py).
-    `per_call` 1 (the epochs' groups are then single steps): no loop, `train_step` on the next batch
-    (scalar loss and errors)."""
+    The next n batches of the iterator (1 <= n <= `per_call`; an int or a scalar tensor) are trained
+    on in order. A full call (n = `per_call`) is one `tf.function` in which the steps are unrolled
+    (as Keras' steps_per_execution, without a loop between the steps), traced once: the Python round
+    trip is paid once per `per_call` steps and no loop machinery runs between them (a `tf.range`
+    loop measured about 0.4 ms more per `mnist` step, docs/BENCHMARKS.md). A shorter call (an epoch's rest and
+    its last step, `step_groups`) runs `train_step` n times, one call each. Either way each step is
+    the one `train_step` runs alone, in the same order: the results are the same
+    (tests/test_train_loop.py). `per_call` 1: `train_step` on the next batch (scalar loss and errors)."""
     if per_call == 1:
         return lambda iterator, n: train_step(*next(iterator))
 
-    @tf.function
-    def train_steps(iterator, n):
-        losses = tf.TensorArray(tf.float32, size=n)
-        errors = tf.TensorArray(tf.int32, size=n)
-        for i in tf.range(n):
-            loss, wrong = train_step(*next(iterator))
-            losses = losses.write(i, tf.cast(loss, tf.float32))
-            errors = errors.write(i, tf.cast(wrong, tf.int32))
-        return losses.stack(), errors.stack()
+    def stacked(results):
+        return (tf.stack([tf.cast(loss, tf.float32) for loss, _ in results]),
+                tf.stack([tf.cast(wrong, tf.int32) for _, wrong in results]))
 
-    return train_steps
+    @tf.function
+    def full_call(iterator):
+        return stacked([train_step(*next(iterator)) for _ in range(per_call)])  # ordered: shared variables
+
+    def call(iterator, n):
+        n = int(n)
+        if not 1 <= n <= per_call:
+            raise ValueError(f"{n} steps in one call: expected 1 to {per_call}")
+        return full_call(iterator) if n == per_call else stacked([train_step(*next(iterator)) for _ in range(n)])
+    return call
 
 
 def step_groups(n_steps: int, per_call: int) -> list:

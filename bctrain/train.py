@@ -192,7 +192,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         for n in step_groups(steps_per_epoch, per_call):  # n steps per call; the last step alone
             if done == steps_per_epoch - 1:
                 before_last_step = _signs(net)
-            loss, n_wrong = train_steps(batches, tf.constant(n))
+            loss, n_wrong = train_steps(batches, n)
             losses.append(loss)
             errors.append(n_wrong)
             done += n

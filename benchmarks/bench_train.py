@@ -69,7 +69,7 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
         float(step(*batch)[0])
     loop = make_train_loop(step, cfg.steps_per_call)
     float(tf.reduce_sum(loop(iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)),
-                             tf.constant(min(steps, cfg.steps_per_call)))[0]))  # traced before timing
+                             min(steps, cfg.steps_per_call))[0]))  # traced before timing
     epoch = [0]
 
     def run():  # fed by the training pipeline, `steps_per_call` steps per call, as `bctrain train` is
@@ -77,7 +77,7 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
         start = time.perf_counter()
         batches = iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=epoch[0]))
         for n in step_groups(steps, cfg.steps_per_call):
-            loss, _ = loop(batches, tf.constant(n))
+            loss, _ = loop(batches, n)
         float(tf.reduce_sum(loss))
         return steps * cfg.batch_size / (time.perf_counter() - start)
     return run

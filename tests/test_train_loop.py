@@ -45,7 +45,7 @@ def _trained(cfg, kernel, per_call):
         losses, errors = [float(a) for a, _ in out], [int(b) for _, b in out]
     else:
         loop = make_train_loop(step, per_call)
-        out = [loop(batches, tf.constant(n)) for n in step_groups(STEPS, per_call)]
+        out = [loop(batches, n) for n in step_groups(STEPS, per_call)]
         losses = np.concatenate([a.numpy() for a, _ in out]).tolist()
         errors = np.concatenate([b.numpy() for _, b in out]).tolist()
     state = {v.name + str(i): v.numpy() for i, v in enumerate(opt.variables)}
@@ -86,7 +86,19 @@ def test_training_records_the_same_epochs_whatever_the_steps_per_call(tmp_path):
         np.testing.assert_array_equal(best[0][key], best[1][key], err_msg=key)
 
 
-def test_steps_per_call_must_be_positive():
+@pytest.mark.parametrize("k", [0, 65])
+def test_steps_per_call_must_be_1_to_64(k):
     with pytest.raises(ConfigError, match="steps_per_call"):
-        with_overrides("mnist", steps_per_call=0)
+        with_overrides("mnist", steps_per_call=k)
+
+
+def test_a_call_runs_1_to_per_call_steps():
+    step = lambda x, y: (tf.reduce_sum(x), tf.constant(0))  # noqa: E731
+    loop = make_train_loop(step, 3)
+    batches = iter(tf.data.Dataset.from_tensor_slices((tf.range(5.0), tf.zeros(5))))
+    np.testing.assert_array_equal(loop(batches, 3)[0].numpy(), [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(loop(batches, tf.constant(2))[0].numpy(), [3.0, 4.0])
+    for n in (0, 4):
+        with pytest.raises(ValueError, match="expected 1 to 3"):
+            loop(batches, n)
 
