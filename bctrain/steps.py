@@ -79,12 +79,13 @@ def make_train_loop(train_step, per_call: int = 2):
 
     The next n batches of the iterator (1 <= n <= `per_call`; an int or a scalar tensor) are trained
     on in order. A full call (n = `per_call`) is one `tf.function` in which the steps are unrolled
-    (as Keras' steps_per_execution, without a loop between the steps), traced once: the Python round
-    trip is paid once per `per_call` steps and no loop machinery runs between them (a `tf.range`
-    loop measured about 0.4 ms more per `mnist` step, docs/BENCHMARKS.md). A shorter call (an epoch's rest and
-    its last step, `step_groups`) runs `train_step` n times, one call each. Either way each step is
-    the one `train_step` runs alone, in the same order: the results are the same
-    (tests/test_train_loop.py). `per_call` 1: `train_step` on the next batch (scalar loss and errors)."""
+    (as Keras' steps_per_execution, without a loop between the steps), traced once: the Python
+    round trip is paid once per `per_call` steps and no loop machinery runs between them (a
+    `tf.range` loop measured about 0.4 ms more per `mnist` step, docs/BENCHMARKS.md). A shorter
+    call (an epoch's rest and its last step, `step_groups`) runs `train_step` n times, one call
+    each. Either way each step is the one `train_step` runs alone, in the same order: the results
+    are the same (tests/test_train_loop.py). `per_call` 1: `train_step` on the next batch (scalar
+    loss and errors)."""
     if per_call == 1:
         return lambda iterator, n: train_step(*next(iterator))
 
