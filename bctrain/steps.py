@@ -74,7 +74,7 @@ def make_train_step(net, opt, jit: bool, split=None, strategy=None, wb_cache=Tru
     return train_step
 
 
-def make_train_loop(train_step, per_call: int = 2):
+def make_train_loop(train_step, per_call: int):
     """Several steps of `train_step` per call: (iterator, n) -> (losses [n] float32, errors [n] int32).
 
     The next n batches of the iterator (1 <= n <= `per_call`; an int or a scalar tensor) are trained

@@ -92,12 +92,21 @@ def test_steps_per_call_must_be_1_to_64(k):
         with_overrides("mnist", steps_per_call=k)
 
 
-def test_a_call_runs_1_to_per_call_steps():
-    step = lambda x, y: (tf.reduce_sum(x), tf.constant(0))  # noqa: E731
+def test_a_call_runs_1_to_per_call_steps_and_a_full_call_is_traced_once():
+    calls = []
+
+    def step(x, y):  # counts its Python calls: per_call while a full call is traced, 1 per eager step
+        calls.append(1)
+        return tf.reduce_sum(x), tf.constant(0)
+
     loop = make_train_loop(step, 3)
-    batches = iter(tf.data.Dataset.from_tensor_slices((tf.range(5.0), tf.zeros(5))))
+    data = tf.data.Dataset.from_tensor_slices((tf.range(8.0), tf.zeros(8)))
+    batches = iter(data)
     np.testing.assert_array_equal(loop(batches, 3)[0].numpy(), [0.0, 1.0, 2.0])
     np.testing.assert_array_equal(loop(batches, tf.constant(2))[0].numpy(), [3.0, 4.0])
+    np.testing.assert_array_equal(loop(batches, 3)[0].numpy(), [5.0, 6.0, 7.0])
+    np.testing.assert_array_equal(loop(iter(data), 3)[0].numpy(), [0.0, 1.0, 2.0])  # a new epoch's iterator
+    assert len(calls) == 3 + 2  # one trace of the full call, and the two steps of the short call
     for n in (0, 4):
         with pytest.raises(ValueError, match="expected 1 to 3"):
             loop(batches, n)
