@@ -48,20 +48,31 @@ def make_train_step(net, opt, jit: bool, split=None, strategy=None, wb_cache=Tru
     binary = [w for w, _, _ in net.binary_params()]
     other = net.other_params()
     n_binary = len(binary)
+    # fused update: the first layer's ±1 weights come from the previous update (`_first_layer_cache`)
+    first = _first_layer_cache(net, opt) if wb_cache else None
 
     def forward_backward(x, y_pm1):
         with tf.GradientTape() as tape:
-            y = net(x, training=True)
+            if first is None:
+                y = net(x, training=True)
+                sources = binary
+            else:  # d loss / d wb1 is d loss / d w1 (the identity straight-through estimator)
+                wb1 = first.read_value()
+                tape.watch(wb1)
+                y = net(x, training=True, weights=[wb1] + [lin.product_weights(training=True)
+                                                           for lin in net.linear[1:]])
+                sources = [wb1] + binary[1:]
             loss = squared_hinge(y, y_pm1)
-        return loss, n_errors(y, tf.argmax(y_pm1, axis=1)), tape.gradient(loss, binary + other)
+        return loss, n_errors(y, tf.argmax(y_pm1, axis=1)), tape.gradient(loss, sources + other)
 
     if opt.fused:
         forward_backward = tf.function(forward_backward, jit_compile=jit)
+        caches = None if first is None else [first] + [None] * (n_binary - 1)
 
         @tf.function
         def fused_train_step(x, y_pm1):
             loss, wrong, grads = forward_backward(x, y_pm1)
-            opt.apply(grads[:n_binary], grads[n_binary:])
+            opt.apply(grads[:n_binary], grads[n_binary:], binary_caches=caches)
             return loss, wrong
         return fused_train_step
 
@@ -112,6 +123,23 @@ def step_groups(n_steps: int, per_call: int) -> list:
         raise ValueError(f"n_steps {n_steps} and per_call {per_call} must be at least 1")
     head = n_steps - 1
     return [min(per_call, head - i) for i in range(0, head, per_call)] + [1]
+
+
+def _first_layer_cache(net, opt):
+    """The float32 step with the fused update: a variable holding the first layer's product weights
+    for the next step, which the update writes (as `_product_weight_caches`), or None (no fused
+    update, stochastic or float first layer, a first layer the optimizer does not scale).
+
+    Only the first layer's: its binarization is the one pass the step cannot overlap (the first
+    product waits for it; XLA binarizes the other layers beside that product), about 0.5 ms of a
+    34 ms `mnist` step (docs/BENCHMARKS.md); caching every layer's measured no faster (the update
+    then writes 40 MB more). The results are bit-identical (tests/test_fused_update.py)."""
+    if not opt.fused or net.compute_dtype != tf.float32:
+        return None
+    lin = net.linear[0]
+    if not (lin.is_binary and lin.mode == "det" and opt.binary_vars and opt.binary_vars[0] is lin.w):
+        return None
+    return tf.Variable(lin.product_weights(training=True), trainable=False, name="wb_cache")
 
 
 def _product_weight_caches(net, opt):

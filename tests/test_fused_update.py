@@ -202,9 +202,11 @@ def _with_fma() -> bool:
     return lib.bc_adam_path().decode() in ("avx2", "avx512")
 
 
-def test_a_stale_product_weight_cache_would_be_caught(monkeypatch):
-    """Control for the test above: caches the update does not rewrite change the training."""
-    cfg = with_overrides("mnist", hidden=(64, 64), precision="mixed_bfloat16")
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_a_stale_product_weight_cache_would_be_caught(monkeypatch, precision):
+    """Control for the test above: caches the update does not rewrite change the training (float32:
+    the first layer's, read by the XLA step; mixed_bfloat16: every layer's, read by the split step)."""
+    cfg = with_overrides("mnist", hidden=(64, 64), precision=precision)
     want = _train_weights(cfg, "xla")
     apply = Optimizer.apply
     monkeypatch.setattr(Optimizer, "apply", lambda self, *a, binary_caches=None, **k: apply(self, *a, **k))

@@ -205,3 +205,14 @@ def test_a_tensorboard_write_error_stops_in_one_line_and_the_run_resumes(runs, t
     monkeypatch.setattr(tf.summary, "histogram", real)
     assert main(ARGS + ["--run-dir", run, "--resume"]) == 0
     assert_same_result(tmp_path / "run", runs / "full")
+
+
+def test_a_resumed_xla_step_with_the_fused_update_continues_bit_identically(tmp_path):
+    """The float32 XLA step with the fused update reads the first layer's ±1 weights from a variable
+    the update writes (bctrain/steps.py); a resume must seed it from the restored weights."""
+    cfg = with_overrides("mnist", dataset="mnist-sample", hidden=(16,), batch_size=200, epochs=3,
+                         jit=True, update_kernel="fused")
+    train(cfg, str(tmp_path / "full"), out=quiet())
+    assert train(cfg, str(tmp_path / "cut"), out=quiet(), stop_after=2) is None
+    train(cfg, str(tmp_path / "cut"), resume=True, out=quiet())
+    assert_same_result(tmp_path / "cut", tmp_path / "full")
