@@ -1,7 +1,8 @@
 """Training-step throughput of the `mnist` preset (3x2048 MLP, batch 100) against its roofline.
 
 Measures, in one run and in interleaved rounds (so that a slow spell of a shared machine hits every
-row alike; the median round is reported):
+row alike; the median round is reported; every measurement, a step's or the roofline's, runs
+untimed first in its round, since the other rows ran in between):
 - samples/s of the bctrain step: float32 as `bctrain train` runs it (forward and backward under XLA,
   the fused update of bctrain.fused_update after it, the preset's `steps_per_call` steps per call of
   the compiled function), with one step per call, with the XLA update instead (the whole step
@@ -17,11 +18,14 @@ row alike; the median round is reported):
   in oneDNN, bfloat16 in oneDNN), the in-place streaming bandwidth, the Adam update alone (each
   kernel), and the floor
   products + 28 bytes per latent weight / bandwidth of each precision (float32: the faster products).
+A step's fraction of its floor is the median over rounds of its samples/s against the floor measured
+in the same round (paired, so that a slow or fast spell of the machine cancels); the report also
+gives the default float32 row's fraction in each round and the ratio of the two medians.
 The step's FLOPs are those of its 11 products (`roofline.step_flops`). The CPU time other
 processes used during each round is recorded (from /proc/stat, less this process and its workers):
 above `LOADED` cores on average, the table is marked as measured on a loaded machine.
 
-Usage: make bench-train   (or: python -m benchmarks.bench_train --steps 60 --binarize det)
+Usage: make bench-train   (or: python -m benchmarks.bench_train --steps 65 --binarize det)
 """
 import argparse
 import dataclasses
@@ -60,7 +64,9 @@ def synthetic(batch, steps, n_in=784, n_classes=10, seed=0):
 
 
 def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
-    """A function that times `steps` training steps of a fresh bctrain network (samples/s)."""
+    """A function that times `steps` training steps of a fresh bctrain network (samples/s), after
+    `warmup` untimed ones (each time: the other rows have run in between, as the roofline's
+    measurements each run once untimed first)."""
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
                     loss_scale=net.precision.loss_scaling, kernel=fused_update.resolve(cfg.update_kernel, fused_update.prefers_xla(cfg)))
@@ -68,17 +74,22 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
     for i, batch in zip(range(warmup), pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)):
         float(step(*batch)[0])
     loop = make_train_loop(step, cfg.steps_per_call)
-    float(tf.reduce_sum(loop(iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)),
-                             min(steps, cfg.steps_per_call))[0]))  # traced before timing
     epoch = [0]
 
-    def run():  # fed by the training pipeline, `steps_per_call` steps per call, as `bctrain train` is
+    def train(n_steps):  # fed by the training pipeline, `steps_per_call` steps per call, as `bctrain train` is
         epoch[0] += 1
-        start = time.perf_counter()
         batches = iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=epoch[0]))
-        for n in step_groups(steps, cfg.steps_per_call):
+        for n in step_groups(n_steps, cfg.steps_per_call):
             loss, _ = loop(batches, n)
-        float(tf.reduce_sum(loss))
+        return float(tf.reduce_sum(loss))
+
+    train(min(steps, cfg.steps_per_call))  # traced before timing
+
+    def run():
+        if warmup:
+            train(warmup)
+        start = time.perf_counter()
+        train(steps)
         return steps * cfg.batch_size / (time.perf_counter() - start)
     return run
 
@@ -167,9 +178,12 @@ def roofline_round(cfg, net):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per measurement")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed steps before each measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--steps", type=int, default=65,
+                        help="timed steps per measurement (65: 8 calls of 8 and an epoch's last step, as the bulk "
+                             "of an epoch runs; an mnist epoch is 500 steps, 62 such calls, one of 3 and the last)")
+    parser.add_argument("--warmup", type=int, default=10,
+                        help="untimed steps before each measurement (and before the first, to compile)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
     parser.add_argument("--no-determinism", action="store_true", help="leave TensorFlow op determinism off")
     parser.add_argument("--binarize", default="det", choices=("det", "stoch", "none"))
     parser.add_argument("--hidden", type=lambda t: tuple(int(v) for v in t.split(",")), default=None,
@@ -224,18 +238,40 @@ def main(argv=None):
         unavailable["larq fit (BinaryConnect, tf-keras)"] = f"{args.larq_python} not found (make bench-train creates it)"
     rates = {name: float(np.median(v)) for name, v in rows.items() if None not in v}
     roof = {key: None if roofs[0][key] is None else float(np.median([r[key] for r in roofs])) for key in roofs[0]}
-    f32_products = min(roof["products_float32_xla_s"], roof["products_float32_onednn_s"])  # the faster kernels
-    floors = {"float32": roofline.floor_seconds(f32_products, n_binary, roof["stream_gbps"]),
-              "mixed_bfloat16": roofline.floor_seconds(roof["products_bfloat16_onednn_s"], n_binary, roof["stream_gbps"])}
+    floors = round_floor_seconds(roof, n_binary)  # of the median roofline
+    round_floors = [round_floor_seconds(r, n_binary) for r in roofs]
+    of_floor = {name: paired_fraction(v, [f[floor_key(name)] for f in round_floors], base.batch_size)
+                for name, v in rows.items() if None not in v}
     result = {"device": device_name(), "tensorflow": tf.__version__, "determinism": not args.no_determinism,
               "default_update_kernel": fused_update.resolve(base.update_kernel, fused_update.prefers_xla(base)),
               "binarize": args.binarize, "batch_size": base.batch_size, "steps": args.steps,
               "flops_per_sample": flops_per_sample, "binary_weights": n_binary, "rounds": rows,
               "other_processes_cores": loads, "loaded": max(loads) > LOADED,
-              "roofline": roof, "floor_seconds": floors, "samples_per_second": rates, "unavailable": unavailable}
+              "roofline": roof, "floor_seconds": floors, "samples_per_second": rates, "unavailable": unavailable,
+              "roofline_rounds": roofs, "floor_seconds_rounds": round_floors, "of_floor": of_floor}
     print(report(result))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     atomic_write_json(args.out, result)
+
+
+def floor_key(row: str) -> str:
+    return "mixed_bfloat16" if "bfloat16" in row else "float32"
+
+
+def round_floor_seconds(roof: dict, n_binary: int) -> dict:
+    """The floors of one round's roofline measurements (float32: the faster of its products)."""
+    f32 = min(roof["products_float32_xla_s"], roof["products_float32_onednn_s"])
+    return {"float32": roofline.floor_seconds(f32, n_binary, roof["stream_gbps"]),
+            "mixed_bfloat16": roofline.floor_seconds(roof["products_bfloat16_onednn_s"], n_binary, roof["stream_gbps"])}
+
+
+def paired_fraction(rates, floors, batch) -> float:
+    """The median over rounds of a step's fraction of its floor, each round's step (samples/s)
+    against the same round's floor (seconds): the machine's speed of the moment, which drifts
+    between rounds, cancels in each pair."""
+    if len(rates) != len(floors) or not rates:
+        raise ValueError(f"{len(rates)} rates for {len(floors)} floors")
+    return float(np.median([rate * floor / batch for rate, floor in zip(rates, floors)]))
 
 
 def report(r) -> str:
@@ -267,12 +303,20 @@ def report(r) -> str:
     base = next(v for k, v in r["samples_per_second"].items()  # (earlier files: another label)
                 if k == DEFAULT_ROW or k.startswith("bctrain float32 (default"))
     lines += ["", "| step | samples/s | vs bctrain float32 | GFLOP/s | of its floor |", "|---|---|---|---|---|"]
+    paired = r.get("of_floor", {})  # earlier files: the ratio of the medians only
     for name, rate in r["samples_per_second"].items():
-        floor = floors["mixed_bfloat16" if "bfloat16" in name else "float32"]
+        fraction = paired.get(name, rate / (batch / floors[floor_key(name)]))
         lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {rate * r['flops_per_sample'] / 1e9:.0f} | "
-                     f"{rate / (batch / floor):.0%} |")
+                     f"{fraction:.0%} |")
     for name, error in r["unavailable"].items():
         lines.append(f"| {name} | not measured: {error} | | | |")
+    if paired:
+        name = next(k for k in r["samples_per_second"] if k == DEFAULT_ROW)
+        per_round = [rate * f["float32"] / batch for rate, f in zip(r["rounds"][name], r["floor_seconds_rounds"])]
+        lines += ["", "\"of its floor\": the median over rounds of the step against the same round's floor. "
+                  f"float32 default, per round: {', '.join(f'{v:.1%}' for v in per_round)} (as a time, "
+                  f"{', '.join(f'{1 / v:.3f}x' for v in per_round)} the floor); the ratio of the medians: "
+                  f"{r['samples_per_second'][name] / (batch / floors['float32']):.1%}"]
     return "\n".join(lines)
 
 

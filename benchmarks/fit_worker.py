@@ -7,7 +7,8 @@ tf-keras and numpy < 2, which the project does not use). Imports neither bctrain
 
 Protocol: reads the inputs from the .npz given (x, y_pm1, and the network in `hidden`, `batch`,
 `lr`, `bn_alpha`, `bn_eps`), builds and warms up the model, prints "ready", then for each line
-"run" on stdin trains `--steps` steps and prints their samples/s; exits at end of input.
+"run" on stdin trains `--warmup` untimed steps, then `--steps` timed ones, and prints their samples/s; exits
+at end of input.
 
     larq:   QuantDense(kernel_quantizer="ste_sign", kernel_constraint="weight_clip"), the
             BinaryConnect layer of larq's documentation, BatchNormalization, ReLU; Adam.
@@ -74,6 +75,8 @@ def main(argv=None):
     for line in sys.stdin:
         if line.strip() != "run":
             continue
+        if args.warmup:  # untimed, as bench_train's own rows (the other rows ran in between)
+            model.fit(data, steps_per_epoch=args.warmup, epochs=1, verbose=0)
         start = time.perf_counter()
         model.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0)
         print(args.steps * batch / (time.perf_counter() - start), flush=True)

@@ -30,6 +30,25 @@ def test_floor_adds_the_least_update_traffic():
     assert roofline.floor_seconds(0.010, 10_000_000, 28.0) == 0.010 + 0.010
 
 
+def test_fraction_of_the_floor_pairs_each_round_with_its_own_floor():
+    # 100-sample steps at 200, 100, 400 samples/s (0.5, 1.0, 0.25 s) against floors of 0.4, 0.9, 0.2 s:
+    # 80 %, 90 %, 80 %, median 80 %. The same floors in other rounds pair differently (180 %, 40 %,
+    # 80 %: median 80 %; 40 %, 40 %, 360 %: median 40 %), where the ratio of the medians (0.4 s
+    # against 0.5 s) would say 80 % whatever the pairing.
+    assert bench_train.paired_fraction([200, 100, 400], [0.4, 0.9, 0.2], 100) == pytest.approx(0.8)
+    assert bench_train.paired_fraction([200, 100, 400], [0.9, 0.4, 0.2], 100) == pytest.approx(0.8)
+    assert bench_train.paired_fraction([200, 100, 400], [0.2, 0.4, 0.9], 100) == pytest.approx(0.4)
+    with pytest.raises(ValueError):
+        bench_train.paired_fraction([200], [0.4, 0.9], 100)
+
+
+def test_round_floor_takes_the_faster_float32_products():
+    roof = {"products_float32_xla_s": 0.020, "products_float32_onednn_s": 0.025,
+            "products_bfloat16_onednn_s": 0.008, "stream_gbps": 28.0}
+    floors = bench_train.round_floor_seconds(roof, 10_000_000)  # 280 MB at 28 GB/s: 10 ms
+    assert floors == {"float32": pytest.approx(0.030), "mixed_bfloat16": pytest.approx(0.018)}
+
+
 @pytest.mark.slow
 def test_smoke_run_writes_every_bctrain_row_and_the_roofline(tmp_path, capsys):
     out = tmp_path / "bench.json"
@@ -38,6 +57,7 @@ def test_smoke_run_writes_every_bctrain_row_and_the_roofline(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert len(result["samples_per_second"]) == 9 and all(v > 0 for v in result["samples_per_second"].values())
     assert set(result["floor_seconds"]) == {"float32", "mixed_bfloat16"}
+    assert set(result["of_floor"]) == set(result["samples_per_second"]) and len(result["roofline_rounds"]) == 1
     assert all(v > 0 for v in result["roofline"].values())
     assert "larq" in " ".join(result["unavailable"])
     assert len(result["other_processes_cores"]) == 1 and isinstance(result["loaded"], bool)
