@@ -83,7 +83,7 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
             loss, _ = loop(batches, n)
         return float(tf.reduce_sum(loss))
 
-    train(min(steps, cfg.steps_per_call))  # traced before timing
+    train(min(steps, cfg.steps_per_call + 1))  # traced before timing: a full call and a call of one step
 
     def run():
         if warmup:
@@ -310,8 +310,8 @@ def report(r) -> str:
                      f"{fraction:.0%} |")
     for name, error in r["unavailable"].items():
         lines.append(f"| {name} | not measured: {error} | | | |")
-    if paired:
-        name = next(k for k in r["samples_per_second"] if k == DEFAULT_ROW)
+    if DEFAULT_ROW in paired:
+        name = DEFAULT_ROW
         per_round = [rate * f["float32"] / batch for rate, f in zip(r["rounds"][name], r["floor_seconds_rounds"])]
         lines += ["", "\"of its floor\": the median over rounds of the step against the same round's floor. "
                   f"float32 default, per round: {', '.join(f'{v:.1%}' for v in per_round)} (as a time, "
