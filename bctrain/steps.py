@@ -6,7 +6,9 @@ update (scaled and clipped for binary weights).
 
 float32: the whole step is one function, XLA-compiled if `jit`; with the fused update
 (bctrain.fused_update, the default on a CPU) the forward and backward pass are that XLA function
-and the update runs after it, outside XLA (a custom op cannot be compiled by XLA).
+and the update runs after it, outside XLA (a custom op cannot be compiled by XLA); with det
+binarization the update also writes the first layer's next ±1 weights, which the first product
+reads (`_product_weight_caches`).
 Mixed precision (`bctrain.precision`, `split_step`): XLA's CPU back end runs 16-bit dots at
 float32 speed, TensorFlow's oneDNN kernels at 16-bit speed, so the step is one plain `tf.function`
 calling two XLA-compiled ones (if `jit`): the product weights wb / h (binarization and cast, one
@@ -39,17 +41,20 @@ def make_train_step(net, opt, jit: bool, split=None, strategy=None, wb_cache=Tru
     """The training step of `net`: (x, y_pm1) of the global batch -> (mean loss, errors).
 
     `split` (default: the precision's choice) picks the arrangement; a `strategy` (None: the default
-    one) always runs the split step on each replica. `wb_cache` (split step, fused update, no
-    strategy): the update writes the next step's ±1 product weights (`_product_weight_caches`);
-    False keeps a binarization pass in the step (for benchmarks/bench_step_parts.py)."""
+    one) always runs the split step on each replica. `wb_cache` (fused update, det, no strategy):
+    the update writes the next step's ±1 product weights (`_product_weight_caches`), every layer's
+    in the split step, the first layer's in the float32 XLA step; False keeps the binarization
+    pass in the step (benchmarks/bench_step_parts.py)."""
+
     if strategy is not None or (net.precision.split_step if split is None else split):
         caches = _product_weight_caches(net, opt) if strategy is None and wb_cache else None
         return _make_split_train_step(net, opt, jit, strategy or tf.distribute.get_strategy(), caches)
     binary = [w for w, _, _ in net.binary_params()]
     other = net.other_params()
     n_binary = len(binary)
-    # fused update: the first layer's ±1 weights come from the previous update (`_first_layer_cache`)
-    first = _first_layer_cache(net, opt) if wb_cache else None
+    # fused update, det: the first layer's ±1 weights come from the previous update (`_product_weight_caches`)
+    caches = _product_weight_caches(net, opt, n_layers=1) if wb_cache and net.compute_dtype == tf.float32 else None
+    first = None if caches is None else caches[0]
 
     def forward_backward(x, y_pm1):
         with tf.GradientTape() as tape:
@@ -67,7 +72,8 @@ def make_train_step(net, opt, jit: bool, split=None, strategy=None, wb_cache=Tru
 
     if opt.fused:
         forward_backward = tf.function(forward_backward, jit_compile=jit)
-        caches = None if first is None else [first] + [None] * (n_binary - 1)
+        first_w = net.linear[0].w.ref()
+        caches = None if first is None else [first if w.ref() == first_w else None for w in opt.binary_vars]
 
         @tf.function
         def fused_train_step(x, y_pm1):
@@ -125,39 +131,26 @@ def step_groups(n_steps: int, per_call: int) -> list:
     return [min(per_call, head - i) for i in range(0, head, per_call)] + [1]
 
 
-def _first_layer_cache(net, opt):
-    """The float32 step with the fused update: a variable holding the first layer's product weights
-    for the next step, which the update writes (as `_product_weight_caches`), or None (no fused
-    update, stochastic or float first layer, a first layer the optimizer does not scale).
-
-    Only the first layer's: its binarization is the one pass the step cannot overlap (the first
-    product waits for it; XLA binarizes the other layers beside that product), about 0.5 ms of a
-    34 ms `mnist` step (docs/BENCHMARKS.md); caching every layer's measured no faster (the update
-    then writes 40 MB more). The results are bit-identical (tests/test_fused_update.py)."""
-    if not opt.fused or net.compute_dtype != tf.float32:
-        return None
-    lin = net.linear[0]
-    if not (lin.is_binary and lin.mode == "det" and opt.binary_vars and opt.binary_vars[0] is lin.w):
-        return None
-    return tf.Variable(lin.product_weights(training=True), trainable=False, name="wb_cache")
-
-
-def _product_weight_caches(net, opt):
+def _product_weight_caches(net, opt, n_layers=None):
     """With the fused update, per linear layer: a variable holding the product weights the next
-    step uses (binary layers in det mode), which the update rewrites from the new w in the same
-    pass, or None (no fused update, other layers). Seeded from w here: the step that owns them
-    must be made again after anything but the step itself changes w (bctrain/train.py makes it
-    after a resume's restore). None if no layer has one.
+    step uses (binary layers in det mode, of the first `n_layers` layers only if given), which the
+    update rewrites from the new w in the same pass, or None (no fused update, other layers).
+    Seeded from w here: the step that owns them must be made again after anything but the step
+    itself changes w (bctrain/train.py makes it after a resume's restore). None if no layer has one.
 
-    Only the split step uses them: there they save the binarization pass (docs/BENCHMARKS.md,
-    `benchmarks/bench_step_parts.py`); a trial float32 step under XLA measured no faster with them
-    (there XLA's binarization mostly overlaps the first product, and the update writes 40 MB more)."""
+    The split step caches every layer's: there they save the binarization pass (docs/BENCHMARKS.md,
+    `benchmarks/bench_step_parts.py`). The float32 XLA step caches the first layer's only: that
+    binarization is the one pass XLA cannot overlap (the first product waits for it, about 0.5 ms of
+    a 34 ms `mnist` step), while XLA binarizes the other layers beside the first products; caching
+    them too measured no faster (the update then writes 32 MB more; docs/BENCHMARKS.md items 17-18)."""
     if not opt.fused:
         return None
     binary_refs = {w.ref() for w in opt.binary_vars}
+    cached = net.linear if n_layers is None else net.linear[:n_layers]
     caches = [tf.Variable(lin.product_weights(training=True), trainable=False, name="wb_cache")
               if lin.is_binary and lin.mode == "det" and lin.w.ref() in binary_refs else None
-              for lin in net.linear]
+              for lin in cached]
+    caches += [None] * (len(net.linear) - len(caches))
     return caches if any(c is not None for c in caches) else None
 
 
