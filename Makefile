@@ -40,7 +40,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m bctrain.fused_update || echo "(training will use the XLA update)"
+	$(PY) -m bctrain.step.fused_update || echo "(training will use the XLA update)"
 	touch $(STAMP)
 
 test: $(STAMP)

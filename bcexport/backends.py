@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bctrain import runfiles
+from bccommon import runfiles
 from bcexport import ExportError
 
 FEEDS = ("x", "pixels")
@@ -40,10 +40,10 @@ def batched(fn, x, batch) -> np.ndarray:
 
 
 def tf_net_logits(path, dep, x, batch, run_dir) -> np.ndarray:
-    """The training code path: bctrain.models.Net on the latent best.npz weights, binary eval."""
+    """The training code path: bctrain.paper.models.Net on the latent best.npz weights, binary eval."""
     import tensorflow as tf  # only this back end needs TensorFlow
 
-    from bctrain.models import Net
+    from bctrain.paper.models import Net
     from bcexport.rundir import load_best
     net = Net(dep.cfg, seed=dep.cfg.seed)
     net.load_weights_dict(load_best(run_dir, dep.cfg))
@@ -52,7 +52,7 @@ def tf_net_logits(path, dep, x, batch, run_dir) -> np.ndarray:
 
 def onnx_logits(path, dep, feed, batch, run_dir) -> np.ndarray:
     """onnxruntime on an ONNX file (CPU)."""
-    from bcexport.onnx_export import session
+    from bcexport.onnx.export import session
     sess = session(path)
     name = sess.get_inputs()[0].name
     return batched(lambda xb: sess.run(None, {name: xb})[0], feed, batch)
@@ -60,8 +60,8 @@ def onnx_logits(path, dep, feed, batch, run_dir) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2)
 def _c_model(c_dir: str, digest: str):
-    from bcexport.c_build import CModel
-    from bcexport.c_export import read_c_export
+    from bcexport.c.build import CModel
+    from bcexport.c.export import read_c_export
     summary = read_c_export(os.path.dirname(c_dir))
     if summary is None:
         raise ExportError(f"{c_dir}: no {runfiles.C_EXPORT_JSON}; run `bcexport c {os.path.dirname(c_dir)}`")
@@ -69,7 +69,7 @@ def _c_model(c_dir: str, digest: str):
 
 
 def c_model(run_dir: str):
-    """RUN_DIR/c compiled natively (bcexport.c_build.CModel), built once per content of its sources."""
+    """RUN_DIR/c compiled natively (bcexport.c.build.CModel), built once per content of its sources."""
     c_dir = os.path.abspath(os.path.join(run_dir, runfiles.C_DIR))
     digest = hashlib.sha256()
     for name in sorted(os.listdir(c_dir)):
@@ -92,7 +92,7 @@ def c_raw_logits(path, dep, pixels, batch, run_dir) -> np.ndarray:
 
 
 def c_has_pixels(run_dir: str) -> bool:
-    from bcexport.c_export import read_c_export
+    from bcexport.c.export import read_c_export
     return "pixels" in (read_c_export(run_dir) or {}).get("entry_points", {})
 
 

@@ -11,9 +11,9 @@ import sys
 
 from bctrain.config import ConfigError
 from bctrain.data import DataError
-from bctrain.startup import load_tensorflow
+from bctrain.run.startup import load_tensorflow
 from bcexport import ExportError
-from bcexport.c_plan import DEFAULT_TILE
+from bcexport.c.plan import DEFAULT_TILE
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -58,15 +58,15 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "onnx":
-            load_tensorflow(args.verbose)  # quietly: its start-up lines are noise (bctrain.startup)
-            from bcexport.onnx_export import export_run
+            load_tensorflow(args.verbose)  # quietly: its start-up lines are noise (bctrain.run.startup)
+            from bcexport.onnx.export import export_run
             summary = export_run(args.run_dir)
             files = ", ".join(f"{k} ({v:,} B)" for k, v in summary["files"].items())
             print(f"wrote {files} and export.json to {args.run_dir}; binary weights stored in "
                   f"1/{1 / summary['binary_weight_bytes']['ratio']:.1f} of their float32 bytes")
             return 0
         if args.command == "c":
-            from bcexport.c_export import export_c
+            from bcexport.c.export import export_c
             summary = export_c(args.run_dir, prefix=args.prefix, tile=args.tile)
             mcu = summary["microcontroller"]
             sizes = (f"; Cortex-M4: flash {mcu['flash']:,} B, RAM {mcu['ram']:,} B" if "flash" in mcu

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bctrain.config import Config
-from bctrain.arch import layer_specs
+from bctrain.paper.arch import layer_specs
 from bctrain.data.registry import DATASETS
 from bcexport import ExportError
 from bcexport.rundir import load_best, load_preprocess, require_finished

@@ -10,11 +10,12 @@ import zipfile
 
 import numpy as np
 
-from bctrain import runfiles
-from bctrain.arch import WEIGHT_KEYS, layer_specs
+from bccommon import runfiles
+from bctrain.paper.arch import WEIGHT_KEYS, layer_specs
 from bctrain.config import Config, load_config
 from bctrain.data.preprocess import KINDS
-from bcexport import ExportError, digests
+from bcexport import ExportError
+from bccommon import digests
 
 
 

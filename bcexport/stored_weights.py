@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from bcexport import ExportError, packed_onnx
+from bcexport import ExportError
+from bcexport.onnx import packed as packed_onnx
 from bcexport.pack import Deployment, pack_bits
 
 

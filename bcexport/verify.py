@@ -2,7 +2,7 @@
 
 Back ends (the table in `bcexport.backends`), each compared with the NumPy float64 reference over
 the packed weights (`bcexport.reference`):
-    tf_net       the training code path: bctrain.models.Net(training=False, eval_mode="binary")
+    tf_net       the training code path: bctrain.paper.models.Net(training=False, eval_mode="binary")
                  on the latent best.npz weights (unfolded BN, its own sign), TensorFlow float32
     onnx         onnxruntime on model.onnx            (preprocessed float32 input)
     onnx_packed  onnxruntime on model.packed.onnx     (preprocessed float32 input)
@@ -40,7 +40,7 @@ sample except genuine ties: samples whose two largest reference logits differ by
 model must also store its binary weights in at most 1/30 of their float32 bytes. Below any logit
 tolerance, the stored weights are checked directly (`bcexport.stored_weights`): exactly the trained
 sign bits in the packed file, exactly the trained ±1 values in the float files. And every file the
-export wrote must still have the SHA-256 recorded in export.json (`bcexport.digests`); a verified
+export wrote must still have the SHA-256 recorded in export.json (`bccommon.digests`); a verified
 file that the record does not cover, or that changed since export, is named and fails. A network whose
 measured rtol K·s exceeds 1e-4 is refused (exit 2): such a tolerance would no longer test parity.
 Results go to verify.json; the exit code of the CLI is non-zero on any failure.
@@ -53,10 +53,11 @@ import numpy as np
 
 from bctrain.data import DATASETS, load_splits
 from bctrain.data.preprocess import KINDS
-from bctrain import runfiles
-from bctrain.rundir import atomic_write_json
-from bcexport import ExportError, backends, digests, reference, stored_weights
-from bcexport.c_export import read_c_export
+from bccommon import runfiles
+from bccommon import atomic
+from bcexport import ExportError, backends, reference, stored_weights
+from bccommon import digests
+from bcexport.c.export import read_c_export
 from bcexport.pack import Deployment, load_deployment
 from bcexport.rundir import read_export, read_metrics
 
@@ -196,7 +197,7 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
         "backends": results, "sizes": sizes, "size_passed": bool(size_ok), "changed_since_export": changed,
         "passed": bool(size_ok and not changed and all(b["passed"] for b in results.values())),
     }
-    atomic_write_json(os.path.join(run_dir, runfiles.VERIFY_JSON), report)
+    atomic.write_json(os.path.join(run_dir, runfiles.VERIFY_JSON), report)
     print_table(report, out or sys.stdout)
     return report
 

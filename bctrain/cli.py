@@ -7,7 +7,7 @@ import dataclasses
 import os
 import sys
 
-from bctrain import runfiles
+from bccommon import runfiles
 from bctrain.config import PRESETS, Config, ConfigError, with_overrides
 
 EXIT_STOPPED = 1  # training stopped by a non-finite loss or weight
@@ -111,13 +111,13 @@ def main(argv=None) -> int:
             if args.run_dir == "":
                 raise ConfigError("--run-dir: empty; expected a directory path")
             run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
-        from bctrain.startup import load_tensorflow
+        from bctrain.run.startup import load_tensorflow
         load_tensorflow(args.verbose)
         from bctrain.data import DataError  # imported late: TensorFlow loads with training
-        from bctrain.finite import NonFiniteError
+        from bctrain.run.finite import NonFiniteError
         try:
             if args.command == "repeat":
-                from bctrain.repeat import parse_shard, repeat
+                from bctrain.run.repeat import parse_shard, repeat
                 shard = parse_shard(args.shard)
                 root = args.root_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}-seeds")
                 repeat(cfg, root, args.seeds, data_dir=args.data_dir, shard=shard, strategy=args.strategy,

@@ -11,10 +11,10 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from bctrain import runfiles
+from bccommon import runfiles
 from bctrain.data.preprocess import KINDS
 from bctrain.data.registry import DATASETS
-from bctrain.precision import PRECISIONS
+from bctrain.step.precision import PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -63,7 +63,7 @@ class Config:
                         "weights and optimizer state stay float32)", choices=tuple(PRECISIONS))
     update_kernel: str = _f("auto", "Adam update: auto (fused on a CPU if it can be built, except for a float32 "
                             "XLA step of under 2 M weights; else xla) | fused "
-                            "(one pass over memory, bctrain.fused_update; CPU only) | xla (XLA-compiled; same "
+                            "(one pass over memory, bctrain.step.fused_update; CPU only) | xla (XLA-compiled; same "
                             "arithmetic)", choices=("auto", "fused", "xla"))
     eval_batch_size: int = _f(1000, "batch size for validation and test passes")
     steps_per_call: int = _f(8, "training steps per call of the compiled step (1 to 64, unrolled in one function, "

@@ -15,14 +15,16 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from bctrain import checkpoints, finite, fused_update, plots, resume as resuming, rundir, runfiles, runlock, strategy as strategies
-from bctrain.arch import count_binary_weights
+from bccommon import atomic, machine, runfiles
+from bctrain.run import checkpoints, finite, plots, resume as resuming, rundir, runlock
+from bctrain.step import fused_update, strategy as strategies
+from bctrain.paper.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import cache, load_splits, pipeline, registry
 from bctrain.data.preprocess import mean_of, params_sha256
-from bctrain.models import Net
-from bctrain.optim import Optimizer, lr_at_epoch
-from bctrain.steps import dataset_error_rate, make_eval_step, make_train_loop, make_train_step, step_groups
+from bctrain.paper.models import Net
+from bctrain.paper.optim import Optimizer, lr_at_epoch
+from bctrain.step.steps import dataset_error_rate, make_eval_step, make_train_loop, make_train_step, step_groups
 
 
 def eval_modes(binarize: str) -> tuple:
@@ -41,17 +43,9 @@ class RunState(tf.Module):
 
 
 def device_name() -> str:
+    """The device training runs on: the GPUs TensorFlow sees, else the CPU (bccommon.machine)."""
     gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return "GPU: " + ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                                   for g in gpus)
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"CPU: {model}, {os.cpu_count()} cores"
+    return machine.describe([tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus])
 
 
 def check_input_shape(cfg: Config, image_shape: tuple):
@@ -102,7 +96,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
     """Run (or resume) the training described by `cfg` in `run_dir`; return the summary metrics.
 
     `stop_after` ends the session after that epoch, as an interruption would (None if so).
-    `strategy` and `replicas` say where it runs (bctrain.strategy); a run may be resumed under
+    `strategy` and `replicas` say where it runs (bctrain.step.strategy); a run may be resumed under
     another strategy or number of replicas (the global batch, and so the training, is the same).
     """
     out = out or sys.stdout
@@ -158,7 +152,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
             strategies.check_same_epoch(dist, int(state.epoch))
         print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
-        rundir.atomic_save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
+        atomic.save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
                                **{"mean": mean, **params})
     step_strategy = None if name == "default" else dist
     train_step = make_train_step(net, opt, cfg.jit, strategy=step_strategy)
@@ -219,7 +213,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         if record["selected"]:
             state.best_val.assign(val)
             state.best_epoch.assign(epoch)
-            rundir.atomic_save_npz(os.path.join(run_dir, runfiles.BEST_NPZ), epoch=np.array(epoch), **net.weights_dict())
+            atomic.save_npz(os.path.join(run_dir, runfiles.BEST_NPZ), epoch=np.array(epoch), **net.weights_dict())
         record.update(seconds=time.perf_counter() - start, train_seconds=train_seconds,
                       samples_per_second=steps_per_epoch * cfg.batch_size / train_seconds)
         if net.binary_params():
@@ -300,7 +294,7 @@ def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, ou
         "samples_per_second": float(np.mean([r["samples_per_second"] for r in history])),
         "device": device_name(), "tensorflow_version": tf.__version__, **where,
     }
-    rundir.atomic_write_json(os.path.join(run_dir, runfiles.METRICS_JSON), metrics)
+    atomic.write_json(os.path.join(run_dir, runfiles.METRICS_JSON), metrics)
     print(f"best epoch {metrics['best_epoch']}: val {100 * metrics['val_error']:.2f}%  "
           f"test {100 * metrics['test_error']:.2f}%  ({run_dir}/metrics.json)", file=out)
     return metrics

@@ -1,4 +1,4 @@
-"""Speed of the binary product kernel bcnn_bgemm (bcexport/csrc/bcnn_bgemm.h, paper §9), per path.
+"""Speed of the binary product kernel bcnn_bgemm (bcexport/c/csrc/bcnn_bgemm.h, paper §9), per path.
 
 On the dense layers of the `mnist` preset (K x N = 784x2048, 2048x2048, 2048x2048, 2048x10), at
 M = 1 (batch-1 latency) and M = --batch (256: throughput), one thread. Every path this CPU runs (portable, AVX2,
@@ -28,10 +28,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bctrain.arch import layer_specs  # noqa: E402
+from bctrain.paper.arch import layer_specs  # noqa: E402
 from bctrain.config import with_overrides  # noqa: E402
-from bctrain.rundir import atomic_write_json  # noqa: E402
-from bcexport.csrc import CSRC, PATHS, cpu_features  # noqa: E402
+from bccommon import atomic, machine  # noqa: E402
+from bcexport.c.csrc import CSRC, PATHS, cpu_features  # noqa: E402
 
 SOURCE = Path(__file__).with_name("bench_bgemm.c")
 CC = "gcc"
@@ -42,7 +42,7 @@ LOOKUP = re.compile(r"\bvperm(ps|d)\b")
 
 
 def mnist_layers() -> list:
-    """[(K, N)] of the mnist preset's blocks (bctrain.arch, the one description)."""
+    """[(K, N)] of the mnist preset's blocks (bctrain.paper.arch, the one description)."""
     return [(s.n_in * s.kernel * s.kernel, s.n_out) for s in layer_specs(with_overrides("mnist"))]
 
 
@@ -214,8 +214,7 @@ def main(argv=None):
         if clock:
             results[p]["cycles_per_weight_bit"] = {k: clock / v["weight_bits_per_ns"]
                                                    for k, v in results[p]["shapes"].items()}
-    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                  if ln.startswith("model name")), "unknown CPU") if Path("/proc/cpuinfo").exists() else "unknown CPU"
+    model = machine.cpu_model()
     cc_version = subprocess.run([CC, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     print(f"CPU: {model}, {os.cpu_count()} cores, clock under load ~{clock or 0:.2f} GHz; {cc_version}, "
           f"{' '.join(OPT)}; one thread; median of {args.rounds} interleaved rounds")
@@ -229,7 +228,7 @@ def main(argv=None):
               "layers": layers, "batch": args.batch, "rounds": args.rounds, "seconds": args.seconds,
               "threads": 1, "results": results}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    atomic_write_json(args.out, result)
+    atomic.write_json(args.out, result)
     return 0
 
 

@@ -8,7 +8,7 @@ training pipeline, and of `--eval-batches` evaluation batches of the preset's ev
 (CIFAR-10: 45,000 training steps' worth of images, 5,000 + 10,000 evaluated; SVHN: 598,388,
 6,000 + 26,032). The full schedule (500 and 200 epochs) is that times the epochs.
 
-FLOPs are counted from the architecture (`bctrain.arch.layer_specs`): 2 x multiply-adds of every
+FLOPs are counted from the architecture (`bctrain.paper.arch.layer_specs`): 2 x multiply-adds of every
 conv (at its full resolution, before pooling) and dense layer; a training step is 3 x the forward
 FLOPs (forward, input gradient, weight gradient); BatchNorm, ReLU, pooling and the optimizer update
 are not counted (their cost is in the measured time). Achieved GFLOP/s is compared with two peaks
@@ -28,13 +28,13 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.roofline import matmul_gflops
-from bctrain.arch import layer_specs
+from bctrain.paper.arch import layer_specs
 from bctrain.config import PRESETS
 from bctrain.data import pipeline
-from bctrain.models import Net
-from bctrain.optim import Optimizer
-from bctrain.rundir import atomic_write_json
-from bctrain.steps import make_eval_step, make_train_step
+from bctrain.paper.models import Net
+from bctrain.paper.optim import Optimizer
+from bccommon import atomic
+from bctrain.step.steps import make_eval_step, make_train_step
 from bctrain.train import device_name
 
 # Split sizes of the paper (PAPER.md §6): training images, evaluated images (validation + test).
@@ -172,7 +172,7 @@ def main(argv=None):
               "load_average_after": load, "steps": args.steps, "warmup": args.warmup,
               "forward_flops": {n: forward_flops(PRESETS[n]) for n in names}, "rows": rows, "on_paper": paper}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    atomic_write_json(args.out, result)
+    atomic.write_json(args.out, result)
 
 
 if __name__ == "__main__":

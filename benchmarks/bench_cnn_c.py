@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bccommon import atomic, machine
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the official-format writers are test helpers
 
@@ -70,7 +72,7 @@ def timed(cmd, env) -> float:
 
 def compile_cost(c_dir: str) -> dict:
     """Seconds, object sections and source bytes of bcnn_model.c built natively (-c)."""
-    from bcexport.c_build import NATIVE, STRICT, find_cc, size_of
+    from bcexport.c.build import NATIVE, STRICT, find_cc, size_of
     source = os.path.join(c_dir, "bcnn_model.c")
     with tempfile.TemporaryDirectory() as tmp:
         obj = os.path.join(tmp, "model.o")
@@ -139,7 +141,7 @@ def measure(preset: str, work: Path, env) -> dict:
     report = json.loads((run / "verify.json").read_text())
     summary = json.loads((run / "c" / "export.json").read_text())
     dep = load_deployment(str(run))
-    from bcexport.c_plan import make_plan
+    from bcexport.c.plan import make_plan
     result = {
         "preset": preset, "network": summary["network"], "binary_weights": summary["binary_weights"],
         "preprocess": dep.preprocess, "seconds": seconds, "verify_passed": report["passed"],
@@ -153,14 +155,6 @@ def measure(preset: str, work: Path, env) -> dict:
     if dep.preprocess == "gcn_zca":
         result["zca_float32"] = zca_float32(str(run), dep)
     return result
-
-
-def cpu_name() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown")
 
 
 def print_table(results, out=None):
@@ -215,11 +209,10 @@ def main(argv=None):
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"CPU: {cpu_name()}", file=sys.stdout)
+    print(f"CPU: {machine.cpu_model()}", file=sys.stdout)
     print_table(results)
-    from bctrain.rundir import atomic_write_json
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    atomic_write_json(args.out, {"cpu": cpu_name(), "results": results})
+    atomic.write_json(args.out, {"cpu": machine.cpu_model(), "results": results})
     return 0 if all(r["verify_passed"] for r in results) else 1
 
 

@@ -49,9 +49,9 @@ def _import_libraries(threads):
     import onnxruntime as ort
     import tensorflow as tf
     from bctrain.train import device_name
-    from bctrain import runfiles
+    from bccommon import runfiles
     from bcexport import reference
-    from bcexport.onnx_export import session
+    from bcexport.onnx.export import session
     from bcexport.pack import load_deployment
     from bcexport.tfmodel import inference_function
     from bcexport.backends import c_model
@@ -246,9 +246,9 @@ def main(argv=None):
     print_table(runs)
     result = runs[0] if len(counts) == 1 else {"threads": counts, "runs": runs}
     result["ratios"] = {str(run["threads"]): ratios(run) for run in runs}
-    from bctrain.rundir import atomic_write_json  # after the measurement: it imports NumPy
+    from bccommon import atomic
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    atomic_write_json(args.out, result)
+    atomic.write_json(args.out, result)
     return 0
 
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from bctrain.data.preprocess import KINDS
-from bctrain.rundir import atomic_write_json
+from bccommon import atomic
 
 CHUNK = 5000
 
@@ -63,7 +63,7 @@ def main(argv=None):
           f"{result['gcn_lcn_svhn_seconds_extrapolated'] / 60:.0f} min (extrapolated); "
           f"peak memory {result['peak_rss_gb']:.1f} GB; load average {result['load_average'][0]:.1f}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    atomic_write_json(args.out, result)
+    atomic.write_json(args.out, result)
 
 
 if __name__ == "__main__":

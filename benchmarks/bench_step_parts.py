@@ -2,7 +2,7 @@
 
 Times (one process, median of --rounds rounds of --steps steps, batch 100, op determinism on):
 - the float32 step (XLA) and the mixed_bfloat16 step (split: products in oneDNN; with the XLA update
-  the binarization is an XLA pass, with the fused one (bctrain.fused_update) the update writes the
+  the binarization is an XLA pass, with the fused one (bctrain.step.fused_update) the update writes the
   next step's ±1 weights; measured also without that output), each with either update, fed one
   constant batch, and fed by `bctrain.data.pipeline.train_batches` over in-memory arrays;
 - the pieces of the mixed_bfloat16 step: binarization (product weights, XLA; the pass the fused
@@ -22,10 +22,10 @@ import tensorflow as tf
 from benchmarks import roofline
 from bctrain.config import with_overrides
 from bctrain.data import pipeline
-from bctrain.losses import squared_hinge
-from bctrain.models import Net
-from bctrain.optim import Optimizer
-from bctrain.steps import make_train_step
+from bctrain.paper.losses import squared_hinge
+from bctrain.paper.models import Net
+from bctrain.paper.optim import Optimizer
+from bctrain.step.steps import make_train_step
 
 BATCH = 100
 

@@ -4,7 +4,7 @@ Measures, in one run and in interleaved rounds (so that a slow spell of a shared
 row alike; the median round is reported; every measurement, a step's or the roofline's, runs
 untimed first in its round, since the other rows ran in between):
 - samples/s of the bctrain step: float32 as `bctrain train` runs it (forward and backward under XLA,
-  the fused update of bctrain.fused_update after it, the preset's `steps_per_call` steps per call of
+  the fused update of bctrain.step.fused_update after it, the preset's `steps_per_call` steps per call of
   the compiled function), with one step per call, with the XLA update instead (the whole step
   one XLA function), without XLA, and in the split arrangement; mixed_bfloat16 as `bctrain train`
   runs it (products in TensorFlow's oneDNN kernels, the fused update, which also writes the next
@@ -39,14 +39,14 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import roofline
-from bctrain import fused_update
-from bctrain.arch import count_binary_weights
+from bctrain.step import fused_update
+from bctrain.paper.arch import count_binary_weights
 from bctrain.config import with_overrides
 from bctrain.data import pipeline
-from bctrain.models import Net
-from bctrain.optim import Optimizer
-from bctrain.rundir import atomic_write_json
-from bctrain.steps import make_train_loop, make_train_step, step_groups
+from bctrain.paper.models import Net
+from bctrain.paper.optim import Optimizer
+from bccommon import atomic
+from bctrain.step.steps import make_train_loop, make_train_step, step_groups
 from bctrain.train import device_name
 
 LARQ_PYTHON = ".venv-larq/bin/python"
@@ -251,7 +251,7 @@ def main(argv=None):
               "roofline_rounds": roofs, "floor_seconds_rounds": round_floors, "of_floor": of_floor}
     print(report(result))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    atomic_write_json(args.out, result)
+    atomic.write_json(args.out, result)
 
 
 def floor_key(row: str) -> str:
@@ -295,8 +295,8 @@ def report(r) -> str:
               f"| least update traffic, 28 B x {r['binary_weights']:,} weights | "
               f"{1e3 * roofline.UPDATE_BYTES_PER_WEIGHT * r['binary_weights'] / (roof['stream_gbps'] * 1e9):.1f} | "
               f"{roof['stream_gbps']:.1f} GB/s streaming |",
-              f"| Adam update alone (bctrain.optim, XLA) | {1e3 * roof['update_s']:.1f} | |",
-              "| Adam update alone (fused, bctrain.fused_update) | " + (
+              f"| Adam update alone (bctrain.paper.optim, XLA) | {1e3 * roof['update_s']:.1f} | |",
+              "| Adam update alone (fused, bctrain.step.fused_update) | " + (
                   "not available |" if roof["update_fused_s"] is None else f"{1e3 * roof['update_fused_s']:.1f} | |")]
     for name, s in floors.items():
         lines.append(f"| floor, {name} | {1e3 * s:.1f} | {batch / s:,.0f} samples/s |")

@@ -1,6 +1,6 @@
 """Where one training step's time goes: TensorFlow's profiler over a few steps, the median one shown.
 
-Profiles --steps steps of the `mnist` step (as bctrain.steps makes it, fed one constant batch, op
+Profiles --steps steps of the `mnist` step (as bctrain.step.steps makes it, fed one constant batch, op
 determinism on) and prints, for the step of median length:
 - with --timeline, every kernel of at least --min-ms on a compute thread: start within the step,
   duration, thread, name (XLA's kernels are named after the fusion or the TensorFlow op they came
@@ -24,13 +24,13 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.bench_train import synthetic
-from bctrain import fused_update
+from bctrain.step import fused_update
 from bctrain.config import with_overrides
-from bctrain.models import Net
-from bctrain.optim import Optimizer
-from bctrain.steps import make_train_step
+from bctrain.paper.models import Net
+from bctrain.paper.optim import Optimizer
+from bctrain.step.steps import make_train_step
 
-STEP_NAMES = ("fused_train_step", "train_step")  # the outermost tf.function of bctrain.steps
+STEP_NAMES = ("fused_train_step", "train_step")  # the outermost tf.function of bctrain.step.steps
 KINDS = ("products", "update", "other kernels")
 FRAMEWORK = ("BlockUntilReady",)  # framework events whose names have no "::"
 

@@ -11,13 +11,13 @@ the float32 step runs them; bfloat16 in TensorFlow's oneDNN kernels, as the spli
 arrays the size of the latent weights (read w and b, write w in place: 12 bytes per element; an
 out-of-place c = a + s * b, which earlier releases timed, writes to fresh memory and measured about
 35 GB/s where this measures about 60 on the development machine: the update is in place, so its
-floor uses this); `update_seconds` the optimizer update alone (bctrain.optim, either kernel).
+floor uses this); `update_seconds` the optimizer update alone (bctrain.paper.optim, either kernel).
 """
 import time
 
 import tensorflow as tf
 
-from bctrain.optim import Optimizer
+from bctrain.paper.optim import Optimizer
 
 UPDATE_BYTES_PER_WEIGHT = 28  # read w, m, v, g; write w, m, v; float32
 
@@ -82,7 +82,7 @@ def stream_gbps(n, repeats=20):
 
 def update_seconds(net, repeats=20, kernel="xla"):
     """One Adam update of every parameter of `net` (gradients fixed), as the step runs it: the XLA
-    update compiled by XLA, the fused one outside it (bctrain.optim)."""
+    update compiled by XLA, the fused one outside it (bctrain.paper.optim)."""
     opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=1e-3, kernel=kernel)
     params = [w for w, _, _ in net.binary_params()] + net.other_params()
     grads = [tf.random.stateless_normal(p.shape, seed=[i, 0]) * 1e-3 for i, p in enumerate(params)]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bctrain.config import with_overrides
-from bctrain.arch import layer_specs
+from bctrain.paper.arch import layer_specs
 from bctrain.data.preprocess import KINDS, mean_of
 from bcexport.reference import conv3, max_pool2
 
@@ -126,7 +126,7 @@ def synthetic_loader(cfg, n=N_TEST):
 
 
 def _exported(tmp_path_factory, name, cfg):
-    from bcexport.onnx_export import export_run
+    from bcexport.onnx.export import export_run
     path = make_run_dir(tmp_path_factory.mktemp(name) / "run", cfg)
     export_run(path)
     return path

@@ -15,14 +15,14 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from bctrain import strategy as strategies
+from bctrain.step import strategy as strategies
 from bctrain.config import with_overrides
 from bctrain.data import load_splits, pipeline, preprocess
-from bctrain.layers import relu
-from bctrain.losses import squared_hinge
-from bctrain.models import Net
-from bctrain.optim import Optimizer
-from bctrain.steps import make_eval_step, make_train_step
+from bctrain.paper.layers import relu
+from bctrain.paper.losses import squared_hinge
+from bctrain.paper.models import Net
+from bctrain.paper.optim import Optimizer
+from bctrain.step.steps import make_eval_step, make_train_step
 from bctrain.train import train
 
 STEPS = 5

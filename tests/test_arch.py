@@ -1,14 +1,14 @@
-"""bctrain.arch: the architecture as plain data, importable without TensorFlow."""
+"""bctrain.paper.arch: the architecture as plain data, importable without TensorFlow."""
 import subprocess
 import sys
 
 import pytest
 
-from bctrain.arch import count_binary_weights, fans, layer_specs
+from bctrain.paper.arch import count_binary_weights, fans, layer_specs
 from bctrain.config import PRESETS, with_overrides
 
 
-@pytest.mark.parametrize("module", ["bctrain.arch", "bcexport.pack", "bcexport.reference"])
+@pytest.mark.parametrize("module", ["bctrain.paper.arch", "bcexport.pack", "bcexport.reference"])
 def test_deployment_core_imports_without_tensorflow(module):
     code = f"import sys, {module}; sys.exit(1 if 'tensorflow' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -8,7 +8,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from bcexport import cli, onnx_export, verify
+from bccommon import atomic
+from bcexport import cli, verify
 from export_fixtures import exported_mlp_dir, mlp_config, synthetic_loader, tiny_run_dir  # noqa: F401
 
 
@@ -128,14 +129,14 @@ def test_a_run_directory_that_is_a_file(tmp_path, capsys):
 def test_an_export_the_disk_refuses_half_way_is_one_line_and_not_complete(exported_mlp_dir, tmp_path,
                                                                           monkeypatch, capsys):
     run_dir = shutil.copytree(exported_mlp_dir, tmp_path / "copy")
-    real = onnx_export.atomic_write_bytes
+    real = atomic.write_bytes
 
     def full_at_the_packed_model(path, data):
         if path.endswith("model.packed.onnx"):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         real(path, data)
 
-    monkeypatch.setattr(onnx_export, "atomic_write_bytes", full_at_the_packed_model)
+    monkeypatch.setattr(atomic, "write_bytes", full_at_the_packed_model)
     assert cli.main(["onnx", str(run_dir)]) == cli.EXIT_USAGE
     assert f"{run_dir}/model.packed.onnx: No space left on device" in _error_line(capsys)
     assert not os.path.exists(os.path.join(run_dir, "export.json"))  # no complete export
@@ -150,6 +151,6 @@ def test_a_verdict_the_disk_refuses_is_one_line(exported_mlp_dir, tmp_path, monk
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
 
     monkeypatch.setattr(verify, "load_test_data", synthetic_loader(mlp_config()))
-    monkeypatch.setattr(verify, "atomic_write_json", read_only)
+    monkeypatch.setattr(atomic, "write_json", read_only)
     assert cli.main(["verify", str(run_dir)]) == cli.EXIT_USAGE
     assert "verify.json: Read-only file system" in _error_line(capsys)

@@ -4,7 +4,7 @@ import json
 import shutil
 
 from benchmarks import bench_infer
-from bcexport.c_export import export_c
+from bcexport.c.export import export_c
 from c_fixtures import require
 from export_fixtures import exported_cnn_dir, exported_mlp_dir, make_run_dir, mlp_config  # noqa: F401
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain.arch import layer_specs
+from bctrain.paper.arch import layer_specs
 from bctrain.config import with_overrides
 from benchmarks import bench_train, roofline
 

@@ -1,10 +1,10 @@
-"""bctrain.binarize: hard sigmoid, sign, det/stoch/none, straight-through gradient (§2, §3, §8)."""
+"""bctrain.paper.binarize: hard sigmoid, sign, det/stoch/none, straight-through gradient (§2, §3, §8)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain.arch import glorot_h, glorot_lr_scale
-from bctrain.binarize import binarize, hard_sigmoid, sign_pm1
+from bctrain.paper.arch import glorot_h, glorot_lr_scale
+from bctrain.paper.binarize import binarize, hard_sigmoid, sign_pm1
 
 H = 0.0383  # a Glorot-like scale that is not a power of two
 
@@ -113,13 +113,13 @@ def test_glorot_lr_scale_paper_values(fan_in, fan_out, expected):
 
 @pytest.mark.parametrize("shape", [(7,), (3, 5), (1000, 3)])
 def test_uniform16_covers_the_16_bit_grid(shape):
-    from bctrain.binarize import uniform16
+    from bctrain.paper.binarize import uniform16
     u = uniform16(tf.random.Generator.from_seed(4), shape).numpy()
     assert u.shape == shape and u.dtype == np.int32 and u.min() >= 0 and u.max() < 65536
 
 
 def test_uniform16_is_uniform_and_uses_both_halves_of_each_word():
-    from bctrain.binarize import uniform16
+    from bctrain.paper.binarize import uniform16
     u = uniform16(tf.random.Generator.from_seed(5), (200_000,)).numpy().astype(np.float64)
     # mean and variance of the discrete uniform on 0..65535, 6 standard errors
     assert abs(u.mean() - 32767.5) < 6 * 18918.6 / np.sqrt(len(u))

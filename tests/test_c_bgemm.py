@@ -1,4 +1,4 @@
-"""bcexport/csrc/bcnn_bgemm.h: every kernel path against NumPy float64, through tests/bgemm_driver.c.
+"""bcexport/c/csrc/bcnn_bgemm.h: every kernel path against NumPy float64, through tests/bgemm_driver.c.
 
 Each target (compiler, flags, emulator) builds the driver, which runs all cases in one process;
 outputs must be within the bound the header states, |y - exact| <= gamma_d * sum_k |x_k| with
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bcexport.c_layout import pack_matrix
-from bcexport.csrc import CSRC, PATHS, cpu_features
+from bcexport.c.layout import pack_matrix
+from bcexport.c.csrc import CSRC, PATHS, cpu_features
 
 DRIVER = Path(__file__).with_name("bgemm_driver.c")
 STRICT = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic")

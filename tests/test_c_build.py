@@ -1,4 +1,4 @@
-"""bcexport.c_build and the generated harness: strict compiles, the harness on files, AArch64 under
+"""bcexport.c.build and the generated harness: strict compiles, the harness on files, AArch64 under
 qemu, Cortex-M4 sizes (paper §9). Toolchain tests skip with a reason when the tool is missing."""
 import os
 import platform
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bcexport import ExportError, reference
-from bcexport.c_build import MCU_CC, STRICT, build_shared, compile_check, mcu_sizes
-from bcexport.cgen import generate
-from bcexport.csrc import PATHS, cpu_features
+from bcexport.c.build import MCU_CC, STRICT, build_shared, compile_check, mcu_sizes
+from bcexport.c.generate import generate
+from bcexport.c.csrc import PATHS, cpu_features
 from c_fixtures import awkward_run, float32_bound, inputs, require, write_sources
 
 
@@ -20,7 +20,7 @@ def native_path() -> str:
     return next((p for p in ("avx512", "avx2") if set(PATHS[p].cpu) <= have), "portable")
 
 
-# Native builds of the model: every x86-64 kernel path (flags: bcexport.csrc.PATHS), and -march=native.
+# Native builds of the model: every x86-64 kernel path (flags: bcexport.c.csrc.PATHS), and -march=native.
 NATIVE_BUILDS = {name: ("-O2", "-march=x86-64", *PATHS[name].flags) for name in ("portable", "avx2", "avx512")}
 NATIVE_BUILDS["native"] = ("-O2", "-march=native")
 

@@ -1,12 +1,12 @@
-"""bcexport.c_emit: the helpers that write C text escape or refuse what could break a C file."""
+"""bcexport.c.emit: the helpers that write C text escape or refuse what could break a C file."""
 import ctypes
 import subprocess
 
 import numpy as np
 import pytest
 
-from bcexport import c_emit
-from bcexport.c_emit import (array, byte_strings, bytes_literal, call, comment, define, double_literal,
+from bcexport.c import emit as c_emit
+from bcexport.c.emit import (array, byte_strings, bytes_literal, call, comment, define, double_literal,
                              float_literal, identifier, string_literal)
 from c_fixtures import require
 

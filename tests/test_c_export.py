@@ -1,4 +1,4 @@
-"""bcexport.c_export and `bcexport c`: RUN_DIR/c/ written all or nothing, summary, and the C back
+"""bcexport.c.export and `bcexport c`: RUN_DIR/c/ written all or nothing, summary, and the C back
 ends of `bcexport verify` (including a flipped weight bit in the generated source) (paper §9)."""
 import dataclasses
 import io
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from bctrain.data.preprocess import apply_mean
-from bcexport import ExportError, c_build, cli, reference
-from bcexport.c_export import export_c, read_c_export
+from bcexport import ExportError, cli, reference
+from bcexport.c import build as c_build
+from bcexport.c.export import export_c, read_c_export
 from bcexport.pack import load_deployment
 from bcexport.verify import verify_run
 from c_fixtures import require
@@ -115,7 +116,7 @@ def test_verify_checks_the_c_conv_model(exported_cnn_dir, tmp_path):
 
 
 def _flip_bit(source: str, block: int, k: int, n: int, n_in: int) -> str:
-    """The source with the bit of W(k, n) of `block` flipped (layout: bcexport.c_layout)."""
+    """The source with the bit of W(k, n) of `block` flipped (layout: bcexport.c.layout)."""
     match = re.search(rf"static const uint8_t block{block}_w\[\d+\] = \{{(.*?)\}};", source, re.S)
     values = [int(v, 16) for v in match.group(1).replace(",", " ").split()]
     kg = -(-n_in // 4)

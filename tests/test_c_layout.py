@@ -1,8 +1,8 @@
-"""bcexport.c_layout: the 1-bit weight layout of the generated C code, against hand-computed bytes."""
+"""bcexport.c.layout: the 1-bit weight layout of the generated C code, against hand-computed bytes."""
 import numpy as np
 import pytest
 
-from bcexport.c_layout import block_matrix, pack_matrix, packed_bytes, unpack_matrix
+from bcexport.c.layout import block_matrix, pack_matrix, packed_bytes, unpack_matrix
 
 
 def test_hand_computed_bytes():

@@ -1,4 +1,4 @@
-"""bcexport.c_plan: products and scratch regions of the generated C, from hand-computed sizes."""
+"""bcexport.c.plan: products and scratch regions of the generated C, from hand-computed sizes."""
 import dataclasses
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from bctrain.config import with_overrides
 from bcexport import ExportError
-from bcexport.c_plan import PATCH_FLOATS, ROW_SET, make_plan
+from bcexport.c.plan import PATCH_FLOATS, ROW_SET, make_plan
 from bcexport.pack import Block, Deployment, load_deployment
 from c_fixtures import awkward_run
 from export_fixtures import make_run_dir

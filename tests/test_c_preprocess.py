@@ -14,9 +14,9 @@ import pytest
 from bctrain.config import with_overrides
 from bctrain.data.preprocess import KINDS
 from bcexport import reference
-from bcexport.c_build import STRICT, CModel
-from bcexport.c_preprocess import pixel_step
-from bcexport.cgen import generate
+from bcexport.c.build import STRICT, CModel
+from bcexport.c.preprocess import pixel_step
+from bcexport.c.generate import generate
 from bcexport.pack import load_deployment
 from c_fixtures import float32_bound, require, write_sources
 from export_fixtures import make_run_dir, synthetic_loader
@@ -114,7 +114,7 @@ def test_lcn_of_grey_images_in_c(tmp_path):
 
 def test_pixel_entry_point_matches_raw_onnx_and_the_float64_preprocessing(run, tmp_path):
     require("cc")
-    from bcexport.onnx_export import convert
+    from bcexport.onnx.export import convert
     from bcexport.tfmodel import raw_inference_function
     kind, _, dep = run
     sources = generate(dep, "raw", tile=3)
@@ -169,8 +169,8 @@ def test_verify_checks_the_c_pixel_entry_point(run, tmp_path):
     """`bcexport onnx`, `bcexport c`, `bcexport verify` pass, c_raw included; a damaged
     preprocessing constant in the C source fails c_raw and nothing else."""
     require("cc")
-    from bcexport.c_export import export_c
-    from bcexport.onnx_export import export_run
+    from bcexport.c.export import export_c
+    from bcexport.onnx.export import export_run
     from bcexport.verify import verify_run
     kind, path, _ = run
     run_dir = str(shutil.copytree(path, tmp_path / "run"))
@@ -198,7 +198,7 @@ def test_lcn_threshold_in_c(tmp_path):
     bcnn_lcn_channel gives NumPy's float32 lcn to the last bit there too."""
     import ctypes
     from bctrain.data import lcn
-    from bcexport.csrc import CSRC
+    from bcexport.c.csrc import CSRC
     cc, = require("cc")
     driver = tmp_path / "lcn.c"
     driver.write_text('#include "bcnn_preprocess.h"\n'
@@ -224,7 +224,7 @@ def test_pixel_entry_point_gives_the_same_bits_on_every_path(run, tmp_path):
     """The harness on raw pixels, built for the portable and the native kernel path here and for
     AArch64 (NEON, portable) under qemu: every build gives the logits of the ctypes model bit for
     bit (same float operations in the same order; no contraction under -std=c99)."""
-    from bcexport.csrc import PATHS
+    from bcexport.c.csrc import PATHS
     cc, = require("cc")
     kind, _, dep = run
     sources = generate(dep, "paths", tile=3)

@@ -1,4 +1,4 @@
-"""bcexport.cgen: the generated C model against the NumPy reference, through ctypes (paper §9)."""
+"""bcexport.c.generate: the generated C model against the NumPy reference, through ctypes (paper §9)."""
 import ctypes
 import dataclasses
 import os
@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from bcexport import ExportError, reference
-from bcexport.c_build import STRICT, CModel
-from bcexport.c_layout import block_matrix
-from bcexport.cgen import generate
+from bcexport.c.build import STRICT, CModel
+from bcexport.c.layout import block_matrix
+from bcexport.c.generate import generate
 from bcexport.pack import sign_pm1
 from bcexport.rundir import load_best
 from c_fixtures import awkward_run, float32_bound, inputs, require, write_sources
 from export_fixtures import exported_mlp_dir  # noqa: F401
 
 
-@pytest.mark.parametrize("module", ["bcexport.cgen", "bcexport.c_export", "bcexport.c_build"])
+@pytest.mark.parametrize("module", ["bcexport.c.generate", "bcexport.c.export", "bcexport.c.build"])
 def test_generator_imports_without_tensorflow(module):
     code = f"import sys, {module}; sys.exit(1 if 'tensorflow' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
@@ -88,7 +88,7 @@ def test_bad_arguments_are_error_codes(awkward):
 
 def test_raw_entry_point_matches_model_raw_onnx(exported_mlp_dir, tmp_path):
     require("cc")
-    from bcexport.onnx_export import session
+    from bcexport.onnx.export import session
     from bcexport.pack import load_deployment
     dep = load_deployment(exported_mlp_dir)
     sources = generate(dep, "raw")

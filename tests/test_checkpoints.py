@@ -1,11 +1,11 @@
-"""bctrain.checkpoints: keep two, restore the newest readable, read the CheckpointManager format."""
+"""bctrain.run.checkpoints: keep two, restore the newest readable, read the CheckpointManager format."""
 import io
 import os
 
 import pytest
 import tensorflow as tf
 
-from bctrain import checkpoints
+from bctrain.run import checkpoints
 
 
 def make():

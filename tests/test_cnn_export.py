@@ -14,7 +14,7 @@ import pytest
 
 from bctrain.data.preprocess import KINDS
 from bcexport import ExportError, reference
-from bcexport.onnx_export import convert, export_run
+from bcexport.onnx.export import convert, export_run
 from bcexport.pack import Block, Deployment, load_deployment, pack_bits
 from bcexport.tfmodel import inference_function
 from bcexport.verify import verify_run

@@ -47,7 +47,7 @@ def test_dataset_and_preprocessing_choices_are_the_tables():
 
 
 def test_mnist_small_preset_fits_a_256_kb_flash_part():
-    from bctrain.arch import count_binary_weights, layer_specs
+    from bctrain.paper.arch import count_binary_weights, layer_specs
     cfg = PRESETS["mnist-small"]
     assert cfg.hidden == (256, 256, 256) and dataclasses.replace(cfg, preset="mnist", hidden=PRESETS["mnist"].hidden) \
         == PRESETS["mnist"]

@@ -1,9 +1,9 @@
-"""bcexport.digests: the SHA-256 record of exported files, and what verify reads from it."""
+"""bccommon.digests: the SHA-256 record of exported files, and what verify reads from it."""
 import hashlib
 
 import pytest
 
-from bcexport import digests
+from bccommon import digests
 
 
 def test_record_then_changed_and_missing_files_are_named(tmp_path):

@@ -1,4 +1,4 @@
-"""The fused Adam update (bctrain.fused_update): its C kernel against a NumPy oracle on every code
+"""The fused Adam update (bctrain.step.fused_update): its C kernel against a NumPy oracle on every code
 path this CPU has, the TensorFlow op against the XLA update it replaces, and the training step."""
 import ctypes
 import os
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain import fused_update
+from bctrain.step import fused_update
 from bctrain.config import with_overrides
-from bctrain.models import Net
-from bctrain.optim import Optimizer
-from bctrain.steps import make_train_step
+from bctrain.paper.models import Net
+from bctrain.paper.optim import Optimizer
+from bctrain.step.steps import make_train_step
 
 RNG = np.random.default_rng(7)
 B1, B2, EPS = 0.9, 0.999, 1e-8

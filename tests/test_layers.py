@@ -1,10 +1,10 @@
-"""bctrain.layers against NumPy oracles: binary dense/conv, the authors' BatchNorm (§1, §4, §8)."""
+"""bctrain.paper.layers against NumPy oracles: binary dense/conv, the authors' BatchNorm (§1, §4, §8)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain.binarize import binarize
-from bctrain.layers import BatchNorm, BinaryConv2D, BinaryDense, max_pool2, relu
+from bctrain.paper.binarize import binarize
+from bctrain.paper.layers import BatchNorm, BinaryConv2D, BinaryDense, max_pool2, relu
 
 H = 0.0383
 RNG = np.random.default_rng(0)
@@ -181,9 +181,9 @@ def test_a_conv_training_step_compiles_with_xla_under_op_determinism():
     code = """
 import tensorflow as tf
 from bctrain.config import with_overrides
-from bctrain.models import Net
-from bctrain.optim import Optimizer
-from bctrain.steps import make_train_step
+from bctrain.paper.models import Net
+from bctrain.paper.optim import Optimizer
+from bctrain.step.steps import make_train_step
 tf.config.experimental.enable_op_determinism()
 tf.random.set_seed(0)
 cfg = with_overrides("cifar10", conv=(4, 4), pool=(0, 1), hidden=(8,), jit=True)

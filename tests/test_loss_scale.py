@@ -1,9 +1,9 @@
-"""bctrain.loss_scale: dynamic loss scaling (halve and skip on overflow, double after a run of good steps)."""
+"""bctrain.step.loss_scale: dynamic loss scaling (halve and skip on overflow, double after a run of good steps)."""
 import numpy as np
 import tensorflow as tf
 
-from bctrain.loss_scale import LossScale
-from bctrain.optim import Optimizer
+from bctrain.step.loss_scale import LossScale
+from bctrain.paper.optim import Optimizer
 
 
 def test_scale_halves_on_overflow_and_doubles_after_the_growth_interval():

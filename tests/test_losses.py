@@ -1,9 +1,9 @@
-"""bctrain.losses against NumPy: squared hinge on +-1 targets, error rate and error count (§5)."""
+"""bctrain.paper.losses against NumPy: squared hinge on +-1 targets, error rate and error count (§5)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain.losses import error_rate, n_errors, squared_hinge
+from bctrain.paper.losses import error_rate, n_errors, squared_hinge
 
 RNG = np.random.default_rng(0)
 

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from bctrain.config import PRESETS, with_overrides
-from bctrain.arch import count_binary_weights, layer_specs
-from bctrain.models import Net
+from bctrain.paper.arch import count_binary_weights, layer_specs
+from bctrain.paper.models import Net
 
 CIFAR10, SVHN = PRESETS["cifar10"], PRESETS["svhn"]
 
@@ -65,8 +65,8 @@ def test_a_few_steps_of_each_cnn_preset_lower_the_loss(preset):
     """The full-size network of the preset, its optimizer settings, 5 steps on one random batch
     of 10 images (the preset's batch is 50; 10 keeps the test to a few seconds on a CPU)."""
     from bctrain.data.pipeline import to_pm1
-    from bctrain.optim import Optimizer
-    from bctrain.steps import make_train_step
+    from bctrain.paper.optim import Optimizer
+    from bctrain.step.steps import make_train_step
     cfg = dataclasses.replace(PRESETS[preset], jit=False)
     tf.random.set_seed(0)
     net = Net(cfg, seed=1)

@@ -1,4 +1,4 @@
-"""bcexport.onnx_export and bcexport.packed_onnx: the ONNX files and export.json (paper §9)."""
+"""bcexport.onnx.export and bcexport.onnx.packed: the ONNX files and export.json (paper §9)."""
 import hashlib
 import json
 import math
@@ -13,9 +13,9 @@ from onnx import numpy_helper
 
 from bctrain.data.preprocess import apply_mean
 from bcexport import reference
-from bcexport.onnx_export import OPSET, export_run
+from bcexport.onnx.export import OPSET, export_run
 from bcexport.pack import load_deployment
-from bcexport.packed_onnx import BITS_SUFFIX, find_binary_initializers
+from bcexport.onnx.packed import BITS_SUFFIX, find_binary_initializers
 from bcexport.tfmodel import inference_function
 from bcexport.verify import noise_level, tolerance
 from export_fixtures import (exported_cnn_dir, exported_mlp_dir, make_run_dir,  # noqa: F401
@@ -118,7 +118,8 @@ def test_stochastic_run_gets_a_note(tmp_path):
 
 def test_export_is_all_or_nothing(exported_mlp_dir, tmp_path, monkeypatch):
     import shutil
-    from bcexport import ExportError, onnx_export
+    from bcexport import ExportError
+    from bcexport.onnx import export as onnx_export
     run_dir = str(shutil.copytree(exported_mlp_dir, tmp_path / "copy"))
     before = {n: open(os.path.join(run_dir, n), "rb").read() for n in os.listdir(run_dir)
               if n.endswith((".onnx", ".json"))}

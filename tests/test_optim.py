@@ -1,9 +1,9 @@
-"""bctrain.optim: LR schedule (§5, §8), scaled and clipped binary group, Adam/SGD vs NumPy (§1)."""
+"""bctrain.paper.optim: LR schedule (§5, §8), scaled and clipped binary group, Adam/SGD vs NumPy (§1)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain.optim import Optimizer, lr_at_epoch, lr_decay
+from bctrain.paper.optim import Optimizer, lr_at_epoch, lr_decay
 
 RNG = np.random.default_rng(0)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain.layers import BatchNorm, max_pool2
+from bctrain.paper.layers import BatchNorm, max_pool2
 from bcexport import ExportError
 from bcexport.pack import fold_bn, load_deployment, pack_bits, sign_pm1, unpack_bits
 from export_fixtures import make_run_dir, mlp_config, tiny_run_dir  # noqa: F401

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bctrain.plots import curves_figure, error_axis_top, plot_curves
+from bctrain.run.plots import curves_figure, error_axis_top, plot_curves
 
 
 def history(n_epochs, modes=("binary",), seed=0):

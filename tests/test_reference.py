@@ -11,8 +11,8 @@ import tensorflow as tf
 from scipy.signal import correlate2d
 
 from bctrain.data.preprocess import apply_mean
-from bctrain.arch import layer_specs
-from bctrain.models import Net
+from bctrain.paper.arch import layer_specs
+from bctrain.paper.models import Net
 from bcexport import reference
 from bcexport.pack import load_deployment
 from bcexport.rundir import load_best

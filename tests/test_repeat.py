@@ -1,11 +1,11 @@
-"""bctrain.repeat: seeds in their own run directories, skipped when finished, mean ± std summary."""
+"""bctrain.run.repeat: seeds in their own run directories, skipped when finished, mean ± std summary."""
 import json
 import math
 import os
 
 import pytest
 
-from bctrain import repeat as rep
+from bctrain.run import repeat as rep
 from bctrain.config import ConfigError, with_overrides
 from bctrain.train import train
 

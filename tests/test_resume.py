@@ -8,7 +8,7 @@ import pytest
 
 import tensorflow as tf
 
-from bctrain import rundir
+from bccommon import atomic
 from bctrain.cli import main
 from bctrain.config import ConfigError, with_overrides
 from bctrain.train import train
@@ -131,38 +131,38 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(runs, 
 
 def test_a_full_disk_at_the_start_leaves_a_directory_the_same_command_accepts(tmp_path, monkeypatch, capsys):
     run = str(tmp_path / "run")
-    real = rundir.atomic_write_bytes
+    real = atomic.write_bytes
 
     def disk_full_at_config(path, data):
         if path.endswith("config.json"):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         real(path, data)
 
-    monkeypatch.setattr(rundir, "atomic_write_bytes", disk_full_at_config)
+    monkeypatch.setattr(atomic, "write_bytes", disk_full_at_config)
     assert main(ARGS + ["--run-dir", run]) == 2
     err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("bctrain")]
     assert err == [f"bctrain: error: {run}/config.json: No space left on device; fix this, then run the "
                    "same command again"]
-    monkeypatch.setattr(rundir, "atomic_write_bytes", real)
+    monkeypatch.setattr(atomic, "write_bytes", real)
     assert main(ARGS + ["--run-dir", run, "--epochs", "1"]) == 0
 
 
 def test_a_full_disk_mid_run_stops_in_one_line_and_the_run_resumes(runs, tmp_path, monkeypatch, capsys):
     run = str(tmp_path / "run")
-    real = rundir.atomic_write_bytes
+    real = atomic.write_bytes
 
     def disk_full_at_epoch_2(path, data):
         if path.endswith("history.jsonl") and data.count(b"\n") == 2:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         real(path, data)
 
-    monkeypatch.setattr(rundir, "atomic_write_bytes", disk_full_at_epoch_2)
+    monkeypatch.setattr(atomic, "write_bytes", disk_full_at_epoch_2)
     assert main(ARGS + ["--run-dir", run]) == 2
     err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("bctrain")]
     assert err == [f"bctrain: error: {run}/history.jsonl: No space left on device; fix this, then continue "
                    "with --resume (RESUME=1)"]
     assert (tmp_path / "run" / "history.jsonl").read_text().count("\n") == 1
-    monkeypatch.setattr(rundir, "atomic_write_bytes", real)
+    monkeypatch.setattr(atomic, "write_bytes", real)
     assert main(ARGS + ["--run-dir", run, "--resume"]) == 0
     assert_same_result(tmp_path / "run", runs / "full")
 
@@ -209,7 +209,7 @@ def test_a_tensorboard_write_error_stops_in_one_line_and_the_run_resumes(runs, t
 
 def test_a_resumed_xla_step_with_the_fused_update_continues_bit_identically(tmp_path):
     """The float32 XLA step with the fused update reads the first layer's ±1 weights from a variable
-    the update writes (bctrain/steps.py); a resume must seed it from the restored weights."""
+    the update writes (bctrain/step/steps.py); a resume must seed it from the restored weights."""
     cfg = with_overrides("mnist", dataset="mnist-sample", hidden=(16,), batch_size=200, epochs=3,
                          jit=True, update_kernel="fused")
     train(cfg, str(tmp_path / "full"), out=quiet())

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from bctrain.runlock import RunDirInUse, hold
+from bctrain.run.runlock import RunDirInUse, hold
 from bctrain.train import train
 from test_resume import CFG, quiet
 

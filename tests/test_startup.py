@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from bctrain.startup import stderr_captured
+from bctrain.run.startup import stderr_captured
 from export_fixtures import make_run_dir, mlp_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

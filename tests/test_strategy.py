@@ -1,4 +1,4 @@
-"""bctrain.strategy and the step under tf.distribute: replicas reproduce one device, resume, restore on
+"""bctrain.step.strategy and the step under tf.distribute: replicas reproduce one device, resume, restore on
 fewer replicas, two workers on localhost. Scenarios needing logical CPU devices run in fresh processes
 (tests/strategy_runs.py), since devices can only be configured before TensorFlow starts."""
 import json
@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from bctrain import strategy as strategies
+from bctrain.step import strategy as strategies
 from bctrain.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bctrain.config import ConfigError, with_overrides
-from bctrain.finite import NonFiniteError
+from bctrain.run.finite import NonFiniteError
 from bctrain.train import train
 
 

@@ -1,4 +1,4 @@
-"""bctrain.steps.make_train_loop: several steps per call train exactly as one step per call."""
+"""bctrain.step.steps.make_train_loop: several steps per call train exactly as one step per call."""
 import dataclasses
 import json
 import os
@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain import fused_update
+from bctrain.step import fused_update
 from bctrain.config import ConfigError, with_overrides
 from bctrain.data import pipeline
-from bctrain.models import Net
-from bctrain.optim import Optimizer
-from bctrain.steps import make_train_loop, make_train_step, step_groups
+from bctrain.paper.models import Net
+from bctrain.paper.optim import Optimizer
+from bctrain.step.steps import make_train_loop, make_train_step, step_groups
 from bctrain.train import train
 
 STEPS = 11

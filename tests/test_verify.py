@@ -11,9 +11,10 @@ import pytest
 from onnx import numpy_helper
 
 from bctrain.data.preprocess import apply_mean
-from bcexport import ExportError, digests, reference
+from bcexport import ExportError, reference
+from bccommon import digests
 from bcexport.pack import load_deployment
-from bcexport.packed_onnx import BITS_SUFFIX, find_binary_initializers
+from bcexport.onnx.packed import BITS_SUFFIX, find_binary_initializers
 from bcexport.verify import compare, load_test_data, verify_run
 from export_fixtures import (cnn_config, exported_cnn_dir, exported_mlp_dir, mlp_config,  # noqa: F401
                              synthetic_loader, synthetic_test_data, tiny_run_dir)

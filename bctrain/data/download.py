@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from bccommon.digests import sha256_file  # noqa: F401 (the one definition)
 from bctrain.data.splits import DataError
 
 TIMEOUT_S = 30  # per socket operation; without a network the failure is immediate anyway
@@ -39,14 +40,6 @@ def cache_dir() -> Path:
 
 def dataset_cache_dir(dataset: str) -> Path:
     return cache_dir() / dataset
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch_url(url: str, dest: Path) -> None:

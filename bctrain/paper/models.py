@@ -1,0 +1,92 @@
+"""Networks built from a Config: a list of blocks (paper §6, authors' mnist.py / cifar10.py).
+
+A block is binary linear (dense or 3x3 conv) -> optional 2x2 max-pool -> BatchNorm -> ReLU; the last
+block (10 units) has no activation: its BatchNorm output is the "L2-SVM" score (squared hinge loss).
+The architecture itself is plain data in `bctrain.paper.arch` (`layer_specs`, TensorFlow-free); this module
+builds the tf.Modules from it.
+"""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from bctrain.paper import layers
+from bctrain.paper.arch import WEIGHT_KEYS, init_limit, layer_specs
+from bctrain.config import Config
+from bctrain.step.precision import PRECISIONS
+
+
+class Net(tf.Module):
+    """The BinaryConnect network of a Config; weights from `seed`, stochastic draws from `gen`."""
+
+    def __init__(self, cfg: Config, seed: int, name=None):
+        super().__init__(name=name)
+        self.specs = layer_specs(cfg)
+        self.mode = cfg.binarize
+        self.precision = PRECISIONS[cfg.precision]
+        self.compute_dtype = tf.as_dtype(self.precision.compute)
+        init = tf.random.Generator.from_seed(seed)
+        # Stochastic binarization draws: threefry is faster than philox under XLA on CPU, but
+        # TensorFlow runs it only in XLA-compiled code.
+        self.gen = tf.random.Generator.from_seed(seed + 1, alg="threefry" if cfg.jit else "philox")
+        self.linear, self.bn = [], []
+        for i, s in enumerate(self.specs):
+            kw = dict(mode=cfg.binarize, h=s.h, lr_scale=s.lr_scale, gen=self.gen,
+                      init_gen=init, init_limit=init_limit(s, cfg.binarize), name=f"{s.kind}{i}",
+                      compute_dtype=self.compute_dtype)
+            if s.kind == "conv":
+                self.linear.append(layers.BinaryConv2D(s.n_in, s.n_out, kernel=s.kernel, **kw))
+            else:
+                self.linear.append(layers.BinaryDense(s.n_in, s.n_out, **kw))
+            self.bn.append(layers.BatchNorm(s.n_out, alpha=cfg.bn_alpha, eps=cfg.bn_eps, name=f"bn{i}",
+                                            stats=cfg.bn_stats))
+
+    def __call__(self, x, training, eval_mode="binary", weights=None):
+        """Scores [N, n_classes]; `weights` (one per layer, from `product_weights`) replaces the
+        binarization of this call (the split step binarizes outside the gradient tape)."""
+        for i, (spec, lin, bn) in enumerate(zip(self.specs, self.linear, self.bn)):
+            if spec.kind == "dense" and len(x.shape) > 2:
+                x = tf.reshape(x, [-1, math.prod(x.shape[1:])])
+            if weights is None:
+                x = lin(x, training=training, eval_mode=eval_mode)
+            else:
+                x = lin.apply(x, weights[i])
+            if spec.pool:
+                x = layers.max_pool2(x)
+            x = bn(x, training=training)
+            if spec.relu:
+                x = layers.relu(x)
+        return x
+
+    def product_weights(self, training, eval_mode="binary"):
+        """The weights each layer's product uses in this pass (`_BinaryLinear.product_weights`)."""
+        return [lin.product_weights(training, eval_mode) for lin in self.linear]
+
+    def binary_params(self):
+        """(w, lr_scale, h) of every binary layer: the scaled and clipped parameter group."""
+        if self.mode == "none":
+            return []
+        return [(lin.w, s.lr_scale, s.h) for s, lin in zip(self.specs, self.linear)]
+
+    def other_params(self):
+        """Everything else trainable: biases, BN gamma/beta (and w of a float baseline)."""
+        out = []
+        for lin, bn in zip(self.linear, self.bn):
+            out += ([lin.w] if self.mode == "none" else []) + [lin.b, bn.gamma, bn.beta]
+        return out
+
+    def weights_dict(self) -> dict:
+        """All weights as float32 NumPy arrays, keyed `{i}/{w,b,gamma,beta,mean,std}` (best.npz)."""
+        out = {}
+        for i, (lin, bn) in enumerate(zip(self.linear, self.bn)):
+            for key, var in zip(WEIGHT_KEYS, (lin.w, lin.b, bn.gamma, bn.beta, bn.mean, bn.std)):
+                out[f"{i}/{key}"] = var.numpy().astype(np.float32)
+        return out
+
+    def load_weights_dict(self, weights: dict):
+        for i, (lin, bn) in enumerate(zip(self.linear, self.bn)):
+            for key, var in zip(WEIGHT_KEYS, (lin.w, lin.b, bn.gamma, bn.beta, bn.mean, bn.std)):
+                value = np.asarray(weights[f"{i}/{key}"], dtype=np.float32)
+                if value.shape != tuple(var.shape):
+                    raise ValueError(f"weight {i}/{key}: shape {value.shape}, expected {tuple(var.shape)}")
+                var.assign(value)

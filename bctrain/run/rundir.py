@@ -1,0 +1,156 @@
+"""The run directory: config check, the JSON-lines history and the summary (atomic writes: bccommon.atomic).
+
+Everything a run writes goes through a temporary file and a rename, so an interrupted run never
+leaves a half-written file; a directory that holds a different run is refused, never overwritten.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import stat
+import zipfile
+
+import numpy as np
+
+from bccommon import runfiles
+from bccommon import atomic
+from bctrain.config import Config, ConfigError, load_config
+
+
+def _differences(a: Config, b: Config) -> str:
+    diffs = [f"{f.name} {getattr(a, f.name)!r} != {getattr(b, f.name)!r}"
+             for f in dataclasses.fields(Config) if getattr(a, f.name) != getattr(b, f.name)]
+    return ", ".join(diffs)
+
+
+def data_record(splits, mean) -> dict:
+    """What identifies the data of a run: a resume must see the same (recorded as data.json)."""
+    return {"dataset": splits.name, "n_train": len(splits.y_train), "n_val": len(splits.y_val),
+            "n_test": len(splits.y_test), "train_sha256": hashlib.sha256(splits.x_train.tobytes()).hexdigest(),
+            "mean_sha256": hashlib.sha256(np.asarray(mean, np.float32).tobytes()).hexdigest()}
+
+
+def _refuse_non_directory(run_dir: str):
+    """A path that exists (or cannot be looked at) but is no directory is refused by name."""
+    if not run_dir:
+        raise ConfigError("run directory: empty path")
+    try:
+        mode = os.stat(run_dir).st_mode
+    except FileNotFoundError:
+        if os.path.islink(run_dir):
+            raise ConfigError(f"{run_dir}: a symbolic link to nothing; expected a directory") from None
+        return
+    except OSError as exc:  # a symbolic link loop, a permission problem on the way
+        raise ConfigError(f"{run_dir}: {exc.strerror}; expected a directory") from None
+    if not stat.S_ISDIR(mode):
+        raise ConfigError(f"{run_dir}: exists and is not a directory")
+
+
+def check_same_run(run_dir: str, cfg: Config):
+    """Refuse (one-line ConfigError naming the differing fields) a run directory whose config.json
+    describes another run than `cfg`; `bctrain train` and `bctrain repeat` both ask this."""
+    stored = load_config(run_dir)
+    if stored != cfg:
+        raise ConfigError(f"{run_dir} holds a different run ({_differences(stored, cfg)}); "
+                          "choose another --run-dir (RUN_DIR=...) or the same settings")
+
+
+def check(run_dir: str, cfg: Config, resume: bool):
+    """Refuse a run directory that `prepare` would refuse for its config; change nothing."""
+    _refuse_non_directory(run_dir)
+    config_path = os.path.join(run_dir, runfiles.CONFIG_JSON)
+    if os.path.isfile(config_path):
+        check_same_run(run_dir, cfg)
+        if not resume:
+            raise ConfigError(f"{run_dir} already holds this run; pass --resume (RESUME=1) to continue "
+                              "it or choose another --run-dir (RUN_DIR=...)")
+    elif resume:
+        raise ConfigError(f"{run_dir}: nothing to resume (no config.json)")
+    elif os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runfiles.LOCK, runfiles.DATA_JSON}:
+        # (a start that failed before config.json, e.g. on a full disk, may have left those two)
+        raise ConfigError(f"{run_dir} is not empty and is not a run directory; choose another --run-dir")
+
+
+def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None):
+    """Create `run_dir` for `cfg`, or check that it holds the same config (and data) when resuming."""
+    check(run_dir, cfg, resume)
+    data_path = os.path.join(run_dir, runfiles.DATA_JSON)
+    if resume:
+        if data is not None:
+            stored_data = read_data_record(run_dir)
+            if stored_data != data:
+                diffs = "; ".join(f"{k} {_short(stored_data.get(k))} then, {_short(data[k])} now"
+                                  for k in data if stored_data.get(k) != data[k])
+                raise ConfigError(f"{run_dir} was trained on other data ({diffs}); "
+                                  "resume with the same data (--dataset, --data-dir)")
+        return
+    os.makedirs(run_dir, exist_ok=True)
+    if data is not None:
+        atomic.write_json(data_path, data)
+    atomic.write_text(os.path.join(run_dir, runfiles.CONFIG_JSON), cfg.to_json())
+
+
+def _short(value) -> str:
+    """A value for a one-line message: digests cut to 12 hex digits."""
+    return f"{value[:12]}..." if isinstance(value, str) and len(value) == 64 else repr(value)
+
+
+def read_data_record(run_dir: str) -> dict:
+    """data.json: a resume must find it, since it is how the same data is recognised."""
+    path = os.path.join(run_dir, runfiles.DATA_JSON)
+    try:
+        with open(path) as fh:
+            record = json.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing, so a resume cannot check that the data are the same; "
+                          "nothing was changed (start a new --run-dir)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); nothing was changed") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path}: expected a JSON object; nothing was changed")
+    return record
+
+
+def saved_best_epoch(run_dir: str):
+    """The epoch stored in best.npz (None if there is no best.npz)."""
+    path = os.path.join(run_dir, runfiles.BEST_NPZ)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as weights:
+            return int(weights["epoch"]) if "epoch" in weights.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc})") from None
+
+
+def history_path(run_dir: str) -> str:
+    return os.path.join(run_dir, runfiles.HISTORY_JSONL)
+
+
+def _no_constant(token):
+    raise ValueError(f"{token} is not a number")
+
+
+def read_history(run_dir: str) -> list:
+    """The records of history.jsonl: JSON objects of epochs 1, 2, ... in order (else ConfigError)."""
+    path = history_path(run_dir)
+    if not os.path.isfile(path):
+        return []
+    records = []
+    with open(path) as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                record = json.loads(line, parse_constant=_no_constant)
+            except ValueError as exc:  # JSONDecodeError, NaN or Infinity
+                raise ConfigError(f"{path}: line {n} unreadable ({exc}); start a new run directory") from None
+            epoch = record.get("epoch") if isinstance(record, dict) else None
+            if type(epoch) is not int or epoch != len(records) + 1:
+                raise ConfigError(f"{path}: line {n} is not the record of epoch {len(records) + 1} "
+                                  f"(a JSON object with \"epoch\": {len(records) + 1}); start a new run directory")
+            records.append(record)
+    return records
+
+
+def write_history(run_dir: str, records: list):
+    atomic.write_text(history_path(run_dir), "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n"
+                                                     for r in records))
