@@ -35,27 +35,21 @@ def _parse_bool(text: str) -> bool:
 
 def _add_config_flags(parser):
     group = parser.add_argument_group("configuration (each overrides the preset)")
+    runtime = parser.add_argument_group("runtime (how the same training runs; a resume may change these)")
     for f in dataclasses.fields(Config):
         if f.name == "preset":
             continue
         default = f.default
         kind = {tuple: _parse_tuple, bool: _parse_bool}.get(type(default), type(default))
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
+        (runtime if f.metadata.get("runtime") else group).add_argument(
+            "--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
                            metavar=f.name.upper(), help=f"{f.metadata['help']} (mnist preset: {shown})")
 
 
 def _add_verbose_flag(parser):
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines "
                         "(absl, oneDNN, CUDA probing), hidden by default")
-
-
-def _add_strategy_flags(parser):
-    parser.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
-                        help="where the step runs: default (one device) | mirrored (several GPUs, or logical CPU "
-                        "devices) | multiworker (hosts named in TF_CONFIG); a run may resume under another")
-    parser.add_argument("--replicas", type=int, default=0, help="mirrored: number of devices (default: every "
-                        "GPU; without a GPU the CPU is split into this many logical devices)")
 
 
 def build_parser():
@@ -70,9 +64,8 @@ def build_parser():
                        "the download (MNIST: the four IDX files; CIFAR-10: cifar-10-python.tar.gz or "
                        "cifar-10-batches-py/; SVHN: train_32x32.mat, extra_32x32.mat, test_32x32.mat)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last "
-                       "checkpoint (refused if its config differs)")
+                       "checkpoint (refused if its recipe differs; the runtime may change)")
     _add_verbose_flag(train)
-    _add_strategy_flags(train)
     _add_config_flags(train)
     rep = sub.add_parser("repeat", help="train one configuration over several seeds and summarise",
                          description="Train the same configuration with seeds SEED, SEED+1, ... each in "
@@ -86,7 +79,6 @@ def build_parser():
                      "runs/<preset>-<binarize>-seeds)")
     rep.add_argument("--data-dir", help="directory with the dataset's official files (as for train)")
     _add_verbose_flag(rep)
-    _add_strategy_flags(rep)
     _add_config_flags(rep)
     sub.add_parser("presets", help="list the presets and their settings")
     return parser
@@ -120,12 +112,10 @@ def main(argv=None) -> int:
                 from bctrain.run.repeat import parse_shard, repeat
                 shard = parse_shard(args.shard)
                 root = args.root_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}-seeds")
-                repeat(cfg, root, args.seeds, data_dir=args.data_dir, shard=shard, strategy=args.strategy,
-                       replicas=args.replicas)
+                repeat(cfg, root, args.seeds, data_dir=args.data_dir, shard=shard)
                 return 0
             from bctrain.train import train
-            train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume, strategy=args.strategy,
-                  replicas=args.replicas)
+            train(cfg, run_dir, data_dir=args.data_dir, resume=args.resume)
         except DataError as exc:
             raise ConfigError(str(exc)) from None
         except NonFiniteError as exc:

@@ -1,9 +1,17 @@
 """One frozen configuration per run, with named presets (paper §6 recipes).
 
-A run directory records its `Config` as `config.json`; export and resume read it back, so the
-architecture is never described twice. Command-line flags override preset fields. The dataset and
-preprocessing choices are the keys of their tables (`bctrain.data.registry.DATASETS`,
-`bctrain.data.preprocess.KINDS`).
+A configuration has two parts (`Config.recipe`, `Config.runtime`):
+- the recipe: everything that determines the results (architecture, data, preprocessing, optimizer,
+  schedule, binarization, seed, precision); a resume must see the same recipe;
+- the runtime: how the same training is carried out (XLA, steps per call, update kernel, evaluation
+  batch, strategy, replicas); a resume may change it. Where a change keeps the results bit-identical
+  (steps per call, update kernel, evaluation batch) it is taken silently; where it does not (XLA,
+  strategy, replicas: other kernels, sums in another order), the resume says so in one line
+  (`bctrain.run.rundir`).
+A run directory records both in `config.json` (`{"recipe": {...}, "runtime": {...}}`); export and
+resume read it back, so the architecture is never described twice. Command-line flags override
+preset fields. Every named choice is the key of one table (`bctrain.choices`, the precision, dataset
+and preprocessing tables), read here for the flags' choices and the validation.
 """
 import dataclasses
 import json
@@ -12,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 
 from bccommon import runfiles
+from bctrain import choices
 from bctrain.data.preprocess import KINDS
 from bctrain.data.registry import DATASETS
 from bctrain.step.precision import PRECISIONS
@@ -25,13 +34,27 @@ def _f(default, help_text, **kw):
     return field(default=default, metadata={"help": help_text, **kw})
 
 
+def _runtime(default, help_text, resume_note=None, **kw):
+    """A runtime field: how the training runs, not what it computes (may change on resume).
+    `resume_note`: why a change keeps the results from being bit-identical (None: they are)."""
+    return _f(default, help_text, runtime=True, resume_note=resume_note, **kw)
+
+
+def _choice(default, what, table, **runtime):
+    """A field whose value is a key of `table` (a bctrain.choices table): help and choices from it;
+    `runtime` (resume_note=...) makes it a runtime field."""
+    return (_runtime if runtime else _f)(default, f"{what}: {choices.describe(table)}", choices=tuple(table),
+                                         **runtime)
+
+
+_SUMS = "several replicas add gradients and BatchNorm's sums in another order"
+
+
 @dataclass(frozen=True)
 class Config:
     preset: str = _f("mnist", "preset the other fields started from")
-    dataset: str = _f("mnist", "dataset: mnist (full MNIST, or the bundled sample if it cannot be had) | "
-                      "mnist-sample (the bundled sample) | cifar10 | svhn", choices=tuple(DATASETS))
-    binarize: str = _f("det", "weight binarization: det | stoch | none (float baseline)",
-                       choices=("det", "stoch", "none"))
+    dataset: str = _choice("mnist", "dataset (mnist falls back to the bundled sample if it cannot be had)", DATASETS)
+    binarize: str = _choice("det", "weight binarization", choices.BINARIZE)
     input_shape: tuple = _f((784,), "input shape of one preprocessed sample")
     n_classes: int = _f(10, "number of classes")
     conv: tuple = _f((), "channels of the 3x3 binary conv layers (CNN presets)")
@@ -39,7 +62,7 @@ class Config:
     hidden: tuple = _f((2048, 2048, 2048), "units of the hidden binary dense layers")
     h: str = _f("1", "binarization scale H: a number, or 'glorot' for sqrt(1.5/(fan_in+fan_out))")
     lr_scale: str = _f("glorot", "per-layer step scale of binary weights: 'glorot' (1/sqrt(1.5/(fan_in+fan_out))) or '1'")
-    optimizer: str = _f("adam", "adam | sgd (plain, no momentum)", choices=("adam", "sgd"))
+    optimizer: str = _choice("adam", "optimizer", choices.OPTIMIZERS)
     lr_start: float = _f(1e-3, "learning rate of the first epoch")
     lr_end: float = _f(3e-6, "learning rate reached after the last epoch (decays geometrically per epoch)")
     epochs: int = _f(250, "epochs to run (all are run unless --patience; selection at the best validation epoch)")
@@ -48,42 +71,76 @@ class Config:
     batch_size: int = _f(100, "training batch size (the remainder of an epoch is dropped)")
     bn_alpha: float = _f(0.15, "BatchNorm running-average weight alpha")
     bn_eps: float = _f(1e-4, "BatchNorm epsilon, added to the standard deviation")
-    bn_stats: str = _f("global", "BatchNorm batch statistics under several replicas (--strategy): global (over the "
-                       "whole global batch, all-reduced, as on one device) | replica (each replica its own rows)",
-                       choices=("global", "replica"))
+    bn_stats: str = _choice("global", "BatchNorm batch statistics under several replicas (--strategy)",
+                            choices.BN_STATS)
     beta1: float = _f(0.9, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")
-    preprocess: str = _f("mean", "input preprocessing: mean (pixels/255 minus per-pixel training mean) | none | "
-                         "gcn_zca (GCN x55 then ZCA, CIFAR-10) | gcn_lcn (GCN then LeCun LCN, SVHN)",
-                         choices=tuple(KINDS))
+    preprocess: str = _choice("mean", "input preprocessing", KINDS)
     seed: int = _f(1, "seed of weights, batch order and stochastic binarization")
-    jit: bool = _f(True, "compile the training step with XLA (jit_compile)")
-    precision: str = _f("float32", "float32 | mixed_bfloat16 | mixed_float16: dtype of the products (latent "
-                        "weights and optimizer state stay float32)", choices=tuple(PRECISIONS))
-    update_kernel: str = _f("auto", "Adam update: auto (fused on a CPU if it can be built, except for a float32 "
-                            "XLA step of under 2 M weights; else xla) | fused "
-                            "(one pass over memory, bctrain.step.fused_update; CPU only) | xla (XLA-compiled; same "
-                            "arithmetic)", choices=("auto", "fused", "xla"))
-    eval_batch_size: int = _f(1000, "batch size for validation and test passes")
-    steps_per_call: int = _f(8, "training steps per call of the compiled step (1 to 64, unrolled in one function, "
-                             "as Keras' steps_per_execution: fewer round trips through Python, the same "
-                             "steps and results; --strategy default only, 1 under the others)")
+    precision: str = _choice("float32", "dtype of the products (latent weights and optimizer state stay float32)",
+                             PRECISIONS)
+    # -- runtime: how the same training runs (a resume may change these) --
+    jit: bool = _runtime(True, "compile the training step with XLA (jit_compile)",
+                         resume_note="XLA and TensorFlow's kernels round the products differently")
+    update_kernel: str = _choice("auto", "Adam update", choices.UPDATE_KERNELS, resume_note=None)
+    eval_batch_size: int = _runtime(1000, "batch size for validation and test passes")
+    steps_per_call: int = _runtime(8, "training steps per call of the compiled step (1 to 64, unrolled in one "
+                                   "function, as Keras' steps_per_execution: fewer round trips through Python, the "
+                                   "same steps and results; --strategy default only, 1 under the others)")
+    strategy: str = _choice("default", "where the step runs (a run may resume under another)", choices.STRATEGIES,
+                            resume_note=_SUMS)
+    replicas: int = _runtime(0, "mirrored: number of devices (0: every GPU; without a GPU the CPU is split into "
+                             "this many logical devices)", resume_note=_SUMS)
+
+    @staticmethod
+    def runtime_fields() -> tuple:
+        return tuple(f.name for f in dataclasses.fields(Config) if f.metadata.get("runtime"))
+
+    @staticmethod
+    def recipe_fields() -> tuple:
+        return tuple(f.name for f in dataclasses.fields(Config) if not f.metadata.get("runtime"))
+
+    def recipe(self) -> dict:
+        """The fields that determine the results."""
+        return {name: getattr(self, name) for name in Config.recipe_fields()}
+
+    def runtime(self) -> dict:
+        """The fields that say how the training runs."""
+        return {name: getattr(self, name) for name in Config.runtime_fields()}
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+        return json.dumps({"recipe": _plain(self.recipe()), "runtime": _plain(self.runtime())},
+                          indent=2, sort_keys=True) + "\n"
 
     @staticmethod
     def from_dict(d: dict) -> "Config":
+        """From config.json's {"recipe": ..., "runtime": ...}, or the flat object of earlier releases
+        (a missing runtime field takes its default)."""
         if not isinstance(d, dict):
             raise ConfigError(f"expected a JSON object of config fields, got {type(d).__name__}")
+        if set(d) == {"recipe", "runtime"}:
+            if not all(isinstance(d[k], dict) for k in d):
+                raise ConfigError("expected JSON objects under \"recipe\" and \"runtime\"")
+            misplaced = sorted(set(d["recipe"]) & set(Config.runtime_fields())) + sorted(
+                set(d["runtime"]) & set(Config.recipe_fields()))
+            if misplaced:
+                raise ConfigError(f"fields under the wrong heading: {', '.join(misplaced)}")
+            d = {**d["recipe"], **d["runtime"]}
         names = {f.name: f for f in dataclasses.fields(Config)}
         unknown = sorted(set(d) - set(names))
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        missing = sorted(set(Config.recipe_fields()) - set(d))
+        if missing:
+            raise ConfigError(f"missing recipe fields: {', '.join(missing)}")
         fixed = {k: tuple(v) if isinstance(names[k].default, tuple) and isinstance(v, list) else v
                  for k, v in d.items()}
         return validate(Config(**fixed))
+
+
+def _plain(fields: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
 
 
 PRESETS = {
@@ -116,6 +173,7 @@ RANGES = {
     "n_classes": (2, math.inf, True, False), "epochs": (1, math.inf, True, False),
     "batch_size": (1, math.inf, True, False), "eval_batch_size": (1, math.inf, True, False),
     "patience": (0, math.inf, True, False), "steps_per_call": (1, 64, True, True),
+    "replicas": (0, math.inf, True, False),
     "seed": (0, SEED_MAX, True, True),
     "lr_start": (0, math.inf, False, False), "lr_end": (0, math.inf, False, False),
     "bn_alpha": (0, 1, False, True), "bn_eps": (0, math.inf, False, False),

@@ -17,19 +17,23 @@ from tqdm import tqdm
 
 from bccommon import atomic, machine, runfiles
 from bctrain.run import checkpoints, finite, plots, resume as resuming, rundir, runlock
-from bctrain.step import fused_update, strategy as strategies
+from bctrain import choices
+from bctrain.step import strategy as strategies
 from bctrain.paper.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import cache, load_splits, pipeline, registry
 from bctrain.data.preprocess import mean_of, params_sha256
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer, lr_at_epoch
-from bctrain.step.steps import dataset_error_rate, make_eval_step, make_train_loop, make_train_step, step_groups
+from bctrain.step.build import make_train_step, plan_for
+from bctrain.step.evaluate import dataset_error_rate, make_eval_step
+from bctrain.step.loop import make_train_loop, step_groups
+from bctrain.step.plan import PlanError
 
 
 def eval_modes(binarize: str) -> tuple:
     """Evaluation modes of a run; the first one is used for selection and `test_error`."""
-    return {"det": ("binary",), "stoch": ("real", "binary"), "none": ("real",)}[binarize]
+    return choices.BINARIZE[binarize].eval_modes
 
 
 class RunState(tf.Module):
@@ -88,46 +92,43 @@ def epochs_without_improvement(history, key) -> int:
 
 
 def _signs(net) -> list:
-    return [w.numpy() >= 0 for w, _, _ in net.binary_params()]
+    return [p.w.numpy() >= 0 for p in net.binary_params()]
 
 
-def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop_after=None,
-          strategy="default", replicas=0):
+def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop_after=None):
     """Run (or resume) the training described by `cfg` in `run_dir`; return the summary metrics.
 
     `stop_after` ends the session after that epoch, as an interruption would (None if so).
-    `strategy` and `replicas` say where it runs (bctrain.step.strategy); a run may be resumed under
-    another strategy or number of replicas (the global batch, and so the training, is the same).
+    `cfg.strategy` and `cfg.replicas` say where it runs (bctrain.step.strategy); a run may be
+    resumed under another strategy or number of replicas (the global batch, and so the training, is
+    the same; the sums are added in another order).
     """
     out = out or sys.stdout
-    dist = strategies.make(strategy, replicas)  # first: devices and collectives precede TF's start
+    dist = strategies.make(cfg.strategy, cfg.replicas)  # first: devices and collectives precede TF's start
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(cfg.seed)
     strategies.check_batch(cfg.batch_size, dist)
     if not strategies.writes_results(dist):
         out = open(os.devnull, "w")
-    try:  # the update kernel (it may be built here): before anything is written
-        kernel = fused_update.resolve(cfg.update_kernel, fused_update.prefers_xla(cfg, strategy))
-    except RuntimeError as e:
+    try:  # the step plan (the fused op may be built here): before anything is written
+        plan = plan_for(cfg)
+    except PlanError as e:
         raise ConfigError(str(e)) from None
-    if fused_update.failure():  # auto fell back: say why, once
-        print(fused_update.failure(), file=out)
 
     # -- data (loaded before the run directory is touched, so a bad input leaves nothing behind) --
     with strategies.worker_run_dir(dist, run_dir, resume) as run_dir:
         rundir.check(run_dir, cfg, resume)
         splits, arrays, params = load_data(cfg, data_dir)
         with runlock.hold(run_dir):  # checked again under the lock, before anything is written
-            return _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after,
-                          (strategy, dist), kernel)
+            return _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, dist, plan)
 
 
-def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, distribution, kernel):
+def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, dist, plan):
     # -- run directory: config and data identity (written, or checked on resume) ----------------
     mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
     data = rundir.data_record(splits, mean)
     data["params_sha256"] = params_sha256(params)
-    rundir.prepare(run_dir, cfg, resume, data)
+    changed_runtime = rundir.prepare(run_dir, cfg, resume, data)
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
     val_batches = pipeline.eval_batches(*arrays["val"], cfg.eval_batch_size)
@@ -135,12 +136,10 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
     steps_per_epoch = len(x_train) // cfg.batch_size
 
     # -- model, optimizer, checkpoint ---------------------------------------------------------
-    name, dist = distribution
     with dist.scope():  # under a strategy: mirrored variables, one random stream per replica
         net = Net(cfg, seed=cfg.seed)
         opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                        beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps, loss_scale=net.precision.loss_scaling,
-                        kernel=kernel)
+                        beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps, loss_scale=net.precision.loss_scaling)
     state = RunState()
     ckpt = tf.train.Checkpoint(net=net, opt=opt, state=state)
     ckpt_dir = os.path.join(run_dir, runfiles.CKPT_DIR)
@@ -148,24 +147,27 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
     history = []
     if resume:  # restores, or refuses before anything is written
         history = resuming.restore(ckpt, state, run_dir, keys=_record_keys(modes))
-        if name == "multiworker":
+        if cfg.strategy == "multiworker":
             strategies.check_same_epoch(dist, int(state.epoch))
         print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
+        for line in changed_runtime:
+            print(line, file=out)
+        rundir.record_runtime(run_dir, cfg)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
         atomic.save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
                                **{"mean": mean, **params})
-    step_strategy = None if name == "default" else dist
-    train_step = make_train_step(net, opt, cfg.jit, strategy=step_strategy)
-    per_call = cfg.steps_per_call if step_strategy is None else 1
-    train_steps = make_train_loop(train_step, per_call)
-    eval_steps = {m: make_eval_step(net, m, cfg.jit, strategy=step_strategy) for m in modes}
-    where = {**strategies.record(name, dist), "update_kernel": opt.kernel, "steps_per_call": per_call}
+    step_strategy = dist if plan.replicated else None
+    train_steps = make_train_loop(make_train_step(net, opt, plan, strategy=step_strategy), plan.per_call)
+    eval_steps = {m: make_eval_step(net, m, plan, strategy=step_strategy) for m in modes}
+    where = {**strategies.record(cfg.strategy, dist), "update_kernel": plan.update, "steps_per_call": plan.per_call,
+             "step_plan": plan.describe()}
     writer = tf.summary.create_file_writer(os.path.join(run_dir, runfiles.TB_DIR))
     n_binary = count_binary_weights(net.specs)
     print(f"{cfg.preset} ({cfg.binarize}) on {splits.name}: {len(x_train)}/{len(arrays['val'][0])}/"
           f"{len(arrays['test'][0])} train/val/test, {n_binary:,} binary weights, {device_name()}, "
-          f"strategy {name} ({where['replicas']} replica{'s' if where['replicas'] != 1 else ''}), "
-          f"{opt.kernel} update", file=out)
+          f"strategy {cfg.strategy} ({where['replicas']} replica{'s' if where['replicas'] != 1 else ''}), "
+          f"{plan.describe()}", file=out)
+    print("step plan: " + "; ".join(plan.why), file=out)
 
     for epoch in range(int(state.epoch) + 1, cfg.epochs + 1):
         if cfg.patience and epochs_without_improvement(history, f"val_error_{modes[0]}") >= cfg.patience:
@@ -183,7 +185,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         start = time.perf_counter()
         batches = iter(pipeline.train_batches(x_train, y_train_pm1, cfg.batch_size, cfg.seed, epoch))
         done, shown = 0, 0
-        for n in step_groups(steps_per_epoch, per_call):  # n steps per call; the last step alone
+        for n in step_groups(steps_per_epoch, plan.per_call):  # n steps per call; the last step alone
             if done == steps_per_epoch - 1:
                 before_last_step = _signs(net)
             loss, n_wrong = train_steps(batches, n)
@@ -222,7 +224,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
             after = _signs(net)
             record["flip_ratio"] = [float(np.mean(a != b)) for a, b in zip(after, before_last_step)]
             record["flip_ratio_epoch"] = [float(np.mean(a != b)) for a, b in zip(after, at_epoch_start)]
-            record["at_bound"] = [float(np.mean(np.abs(w.numpy()) >= h)) for w, _, h in net.binary_params()]
+            record["at_bound"] = [float(np.mean(np.abs(p.w.numpy()) >= p.h)) for p in net.binary_params()]
 
         # -- log and checkpoint -----------------------------------------------------------------
         history.append(record)
@@ -235,7 +237,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
             return None
 
-    return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out, where)
+    return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out, where, plan)
 
 
 def _log_tensorboard(writer, record: dict, net, run_dir: str):
@@ -274,7 +276,7 @@ def _epoch_line(r: dict, modes) -> str:
             f"  {errors}  {r['samples_per_second']:,.0f} samples/s  {r['seconds']:.1f}s{mark}")
 
 
-def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out, where) -> dict:
+def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out, where, plan) -> dict:
     modes = eval_modes(cfg.binarize)
     best = [r for r in history if r["epoch"] == int(state.best_epoch)]
     saved = rundir.saved_best_epoch(run_dir)
@@ -292,7 +294,7 @@ def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, ou
         "test_error_binary": best.get("test_error_binary"),
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])),
         "samples_per_second": float(np.mean([r["samples_per_second"] for r in history])),
-        "device": device_name(), "tensorflow_version": tf.__version__, **where,
+        "device": device_name(), "tensorflow_version": tf.__version__, **where, "step_plan_why": list(plan.why),
     }
     atomic.write_json(os.path.join(run_dir, runfiles.METRICS_JSON), metrics)
     print(f"best epoch {metrics['best_epoch']}: val {100 * metrics['val_error']:.2f}%  "

@@ -34,7 +34,8 @@ from bctrain.data import pipeline
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer
 from bccommon import atomic
-from bctrain.step.steps import make_eval_step, make_train_step
+from bctrain.step.build import make_train_step, plan_for
+from bctrain.step.evaluate import make_eval_step
 from bctrain.train import device_name
 
 # Split sizes of the paper (PAPER.md §6): training images, evaluated images (validation + test).
@@ -86,7 +87,7 @@ def time_training(cfg, steps, warmup) -> float:
     y_pm1 = pipeline.to_pm1(rng.integers(0, cfg.n_classes, n), cfg.n_classes)
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start)
-    step = make_train_step(net, opt, cfg.jit)
+    step = make_train_step(net, opt, plan_for(cfg))  # the plan `bctrain train` would run
     for _, batch in zip(range(warmup), pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)):
         float(step(*batch)[0])
     start = time.perf_counter()
@@ -99,7 +100,7 @@ def time_training(cfg, steps, warmup) -> float:
 def time_eval(cfg, batches) -> float:
     """Seconds per evaluated image (binary weights, eval batch size of `cfg`)."""
     net = Net(cfg, seed=1)
-    step = make_eval_step(net, "binary", cfg.jit)
+    step = make_eval_step(net, "binary", plan_for(cfg))
     x = tf.random.normal((cfg.eval_batch_size, *cfg.input_shape))
     labels = tf.zeros([cfg.eval_batch_size], tf.int64)
     int(step(x, labels))

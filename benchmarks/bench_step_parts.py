@@ -25,7 +25,8 @@ from bctrain.data import pipeline
 from bctrain.paper.losses import squared_hinge
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer
-from bctrain.step.steps import make_train_step
+from bctrain.step.build import make_train_step
+from bctrain.step.plan import StepPlan
 
 BATCH = 100
 
@@ -46,8 +47,10 @@ def measure(precision, kernel, x, y_pm1, steps, rounds, wb_cache=True):
     cfg = with_overrides("mnist", precision=precision)
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                    loss_scale=net.precision.loss_scaling, kernel=kernel)
-    step = make_train_step(net, opt, True, wb_cache=wb_cache)
+                    loss_scale=net.precision.loss_scaling)
+    form = "split" if net.precision.split_step else "whole"
+    cached = {"whole": "first", "split": "all"}[form] if kernel == "fused" and wb_cache else "none"
+    step = make_train_step(net, opt, StepPlan(form, True, kernel, cached))
     xb, yb = tf.constant(x[:BATCH]), tf.constant(y_pm1[:BATCH])
     out = {"constant batch": BATCH / _median_seconds(lambda: step(xb, yb), steps, rounds)}
     batches = iter(())

@@ -46,7 +46,9 @@ from bctrain.data import pipeline
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer
 from bccommon import atomic
-from bctrain.step.steps import make_train_loop, make_train_step, step_groups
+from bctrain.step.build import make_train_step, plan_for
+from bctrain.step.loop import make_train_loop, step_groups
+from bctrain.step.plan import StepPlan
 from bctrain.train import device_name
 
 LARQ_PYTHON = ".venv-larq/bin/python"
@@ -63,27 +65,29 @@ def synthetic(batch, steps, n_in=784, n_classes=10, seed=0):
     return x, y_pm1
 
 
-def bctrain_runner(cfg, x, y_pm1, steps, warmup, split=None):
+def bctrain_runner(cfg, x, y_pm1, steps, warmup, plan=None):
     """A function that times `steps` training steps of a fresh bctrain network (samples/s), after
     `warmup` untimed ones (each time: the other rows have run in between, as the roofline's
-    measurements each run once untimed first)."""
+    measurements each run once untimed first). `plan`: the step plan (default: the run's,
+    `bctrain.step.build.plan_for`)."""
+    plan = plan or plan_for(cfg)
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                    loss_scale=net.precision.loss_scaling, kernel=fused_update.resolve(cfg.update_kernel, fused_update.prefers_xla(cfg)))
-    step = make_train_step(net, opt, cfg.jit, split=split)
+                    loss_scale=net.precision.loss_scaling)
+    step = make_train_step(net, opt, plan)
     for i, batch in zip(range(warmup), pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=0)):
         float(step(*batch)[0])
-    loop = make_train_loop(step, cfg.steps_per_call)
+    loop = make_train_loop(step, plan.per_call)
     epoch = [0]
 
     def train(n_steps):  # fed by the training pipeline, `steps_per_call` steps per call, as `bctrain train` is
         epoch[0] += 1
         batches = iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=epoch[0]))
-        for n in step_groups(n_steps, cfg.steps_per_call):
+        for n in step_groups(n_steps, plan.per_call):
             loss, _ = loop(batches, n)
         return float(tf.reduce_sum(loss))
 
-    train(min(steps, cfg.steps_per_call + 1))  # traced before timing: a full call and a call of one step
+    train(min(steps, plan.per_call + 1))  # traced before timing: a full call and a call of one step
 
     def run():
         if warmup:
@@ -173,7 +177,7 @@ def roofline_round(cfg, net):
             "stream_gbps": roofline.stream_gbps(n),
             "update_s": roofline.update_seconds(net),
             "update_fused_s": (roofline.update_seconds(net, kernel="fused")
-                               if fused_update.resolve("auto") == "fused" else None)}
+                               if fused_update.load() is not None else None)}
 
 
 def main(argv=None):
@@ -202,19 +206,21 @@ def main(argv=None):
     n_binary = count_binary_weights(net.specs)
     flops_per_sample = roofline.step_flops(net.specs, base.batch_size) / base.batch_size
     xla_update = {"update_kernel": "xla"}
-    variants = {  # name: (config, split)
+    k = base.steps_per_call
+    variants = {  # name: (config, plan; None: the config's own, as `bctrain train` chooses it)
         DEFAULT_ROW: (base, None),
         "bctrain float32, one step per call (--steps-per-call 1)": (dataclasses.replace(base, steps_per_call=1), None),
         "bctrain float32, XLA update (whole step one XLA function)": (dataclasses.replace(base, **xla_update), None),
         "bctrain float32, no XLA (fused update)": (dataclasses.replace(base, jit=False), None),
-        "bctrain float32, split (products oneDNN, fused update writes the next wb)": (base, True),
+        "bctrain float32, split (products oneDNN, fused update writes the next wb)": (
+            base, StepPlan("split", True, "fused", "all" if base.binarize == "det" else "none", k)),
         BF16_ROW: (bf16, None),
         "bctrain mixed_bfloat16, XLA update (and an XLA binarization pass)": (dataclasses.replace(bf16, **xla_update), None),
-        "bctrain mixed_bfloat16, whole step XLA": (dataclasses.replace(bf16, **xla_update), False),
+        "bctrain mixed_bfloat16, whole step XLA": (dataclasses.replace(bf16, **xla_update), StepPlan(per_call=k)),
         "bctrain mixed_bfloat16, no XLA, TensorFlow's update ops": (dataclasses.replace(bf16, jit=False, **xla_update), None),
     }
-    runners = {name: bctrain_runner(cfg, x, y_pm1, args.steps, args.warmup, split=split)
-               for name, (cfg, split) in variants.items()}
+    runners = {name: bctrain_runner(cfg, x, y_pm1, args.steps, args.warmup, plan=plan)
+               for name, (cfg, plan) in variants.items()}
     with tempfile.TemporaryDirectory() as workdir:
         larq_python = args.larq_python if os.path.exists(args.larq_python) else None
         workers = {} if args.no_fit else fit_workers(base, x, y_pm1, args.steps, args.warmup,
@@ -243,7 +249,7 @@ def main(argv=None):
     of_floor = {name: paired_fraction(v, [f[floor_key(name)] for f in round_floors], base.batch_size)
                 for name, v in rows.items() if None not in v}
     result = {"device": device_name(), "tensorflow": tf.__version__, "determinism": not args.no_determinism,
-              "default_update_kernel": fused_update.resolve(base.update_kernel, fused_update.prefers_xla(base)),
+              "default_update_kernel": plan_for(base).update, "default_step_plan": plan_for(base).describe(),
               "binarize": args.binarize, "batch_size": base.batch_size, "steps": args.steps,
               "flops_per_sample": flops_per_sample, "binary_weights": n_binary, "rounds": rows,
               "other_processes_cores": loads, "loaded": max(loads) > LOADED,

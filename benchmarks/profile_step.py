@@ -1,6 +1,6 @@
 """Where one training step's time goes: TensorFlow's profiler over a few steps, the median one shown.
 
-Profiles --steps steps of the `mnist` step (as bctrain.step.steps makes it, fed one constant batch, op
+Profiles --steps steps of the `mnist` step (as bctrain.step.build makes it, fed one constant batch, op
 determinism on) and prints, for the step of median length:
 - with --timeline, every kernel of at least --min-ms on a compute thread: start within the step,
   duration, thread, name (XLA's kernels are named after the fusion or the TensorFlow op they came
@@ -24,13 +24,13 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.bench_train import synthetic
-from bctrain.step import fused_update
+from bctrain import choices
 from bctrain.config import with_overrides
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer
-from bctrain.step.steps import make_train_step
+from bctrain.step.build import make_train_step, plan_for
 
-STEP_NAMES = ("fused_train_step", "train_step")  # the outermost tf.function of bctrain.step.steps
+STEP_NAMES = ("fused_train_step", "train_step", "reference_step")  # outermost tf.functions (bctrain.step.build)
 KINDS = ("products", "update", "other kernels")
 FRAMEWORK = ("BlockUntilReady",)  # framework events whose names have no "::"
 
@@ -117,11 +117,12 @@ def read_trace(logdir):
 
 
 def profile(precision, kernel, steps, hidden=None, warmup=5):
-    cfg = with_overrides("mnist", precision=precision, hidden=hidden)
+    cfg = with_overrides("mnist", precision=precision, hidden=hidden, update_kernel=kernel)
+    plan = plan_for(cfg)
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                    loss_scale=net.precision.loss_scaling, kernel=fused_update.resolve(kernel, fused_update.prefers_xla(cfg)))
-    step = make_train_step(net, opt, cfg.jit)
+                    loss_scale=net.precision.loss_scaling)
+    step = make_train_step(net, opt, plan)
     x, y_pm1 = synthetic(cfg.batch_size, 1, n_in=net.specs[0].n_in)
     x, y_pm1 = tf.constant(x), tf.constant(y_pm1)
     for _ in range(warmup):
@@ -132,13 +133,13 @@ def profile(precision, kernel, steps, hidden=None, warmup=5):
             loss, _ = step(x, y_pm1)
         float(loss)
         tf.profiler.experimental.stop()
-        return (opt.kernel,) + read_trace(logdir)
+        return (plan.update,) + read_trace(logdir)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
-    parser.add_argument("--update-kernel", default="auto", choices=fused_update.KINDS)
+    parser.add_argument("--update-kernel", default="auto", choices=tuple(choices.UPDATE_KERNELS))
     parser.add_argument("--steps", type=int, default=10, help="profiled steps (after 5 untimed ones)")
     parser.add_argument("--hidden", type=lambda t: tuple(int(v) for v in t.split(",")), default=None,
                         help="hidden layers instead of the preset's 2048,2048,2048 (smoke tests)")

@@ -18,6 +18,7 @@ import time
 import tensorflow as tf
 
 from bctrain.paper.optim import Optimizer
+from bctrain.step import fused_update
 
 UPDATE_BYTES_PER_WEIGHT = 28  # read w, m, v, g; write w, m, v; float32
 
@@ -82,15 +83,16 @@ def stream_gbps(n, repeats=20):
 
 def update_seconds(net, repeats=20, kernel="xla"):
     """One Adam update of every parameter of `net` (gradients fixed), as the step runs it: the XLA
-    update compiled by XLA, the fused one outside it (bctrain.paper.optim)."""
-    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=1e-3, kernel=kernel)
-    params = [w for w, _, _ in net.binary_params()] + net.other_params()
-    grads = [tf.random.stateless_normal(p.shape, seed=[i, 0]) * 1e-3 for i, p in enumerate(params)]
-    n = len(net.binary_params())
+    update compiled by XLA, the fused one outside it (bctrain.paper.optim, bctrain.step.fused_update)."""
+    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=1e-3)
+    grads = [tf.random.stateless_normal(w.shape, seed=[i, 0]) * 1e-3 for i, w in enumerate(opt.trained)]
 
-    @tf.function(jit_compile=not opt.fused)
+    @tf.function(jit_compile=kernel == "xla")
     def apply(grads):
-        opt.apply(grads[:n], grads[n:])
+        if kernel == "fused":
+            fused_update.apply(opt, grads)
+        else:
+            opt.apply(grads)
         return opt.iterations
 
     return _seconds(apply, (grads,), repeats)

@@ -22,7 +22,9 @@ from bctrain.paper.layers import relu
 from bctrain.paper.losses import squared_hinge
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer
-from bctrain.step.steps import make_eval_step, make_train_step
+from bctrain.step.build import make_train_step
+from bctrain.step.evaluate import make_eval_step
+from bctrain.step.plan import choose_plan
 from bctrain.train import train
 
 STEPS = 5
@@ -57,7 +59,7 @@ def oracle_step(net, opt, x, y_pm1, draws):
         loss = squared_hinge(tf.concat(rows, 0), y_pm1)
     grads = tape.gradient(loss, flat + direct)
     w_grads = [lin.latent_gradient(tf.add_n(grads[i::n_layers][:replicas])) for i, lin in enumerate(net.linear)]
-    opt.apply(w_grads, grads[len(flat):])
+    opt.apply(w_grads + grads[len(flat):])
 
 
 def equivalence(binarize):
@@ -69,8 +71,10 @@ def equivalence(binarize):
         opt_m = Optimizer("adam", net_m.binary_params(), net_m.other_params(), lr=cfg.lr_start)
     net_1 = Net(cfg, seed=1)
     opt_1 = Optimizer("adam", net_1.binary_params(), net_1.other_params(), lr=cfg.lr_start)
-    step_m = make_train_step(net_m, opt_m, cfg.jit, strategy=mirrored)
-    step_1 = make_train_step(net_1, opt_1, cfg.jit)
+    plan_m = choose_plan(dataclasses.replace(cfg, strategy="mirrored", update_kernel="xla"), gpu=False)
+    plan_1 = choose_plan(dataclasses.replace(cfg, update_kernel="xla"), gpu=False)
+    step_m = make_train_step(net_m, opt_m, plan_m, strategy=mirrored)
+    step_1 = make_train_step(net_1, opt_1, plan_1)
     draw = tf.function(lambda: mirrored.run(lambda: net_m.product_weights(training=True)))
     losses, draws_differ = [], []
     for x, y_pm1 in data:
@@ -91,8 +95,8 @@ def equivalence(binarize):
             key = v_m.name.split("/")[-1].split(":")[0]
             diffs[key] = max(diffs.get(key, 0.0), float(np.max(np.abs(copies[0] - v_1.numpy()))))
     net_1.load_weights_dict(net_m.weights_dict())  # the same weights, evaluated on 2 replicas and on 1
-    errors = [[int(make_eval_step(n, "binary", cfg.jit, strategy=s)(x_eval[:k], y_eval[:k])) for k in (1000, 999, 1)]
-              for n, s in ((net_m, mirrored), (net_1, None))]  # even, uneven, fewer rows than replicas
+    errors = [[int(make_eval_step(n, "binary", p, strategy=s)(x_eval[:k], y_eval[:k])) for k in (1000, 999, 1)]
+              for n, p, s in ((net_m, plan_m, mirrored), (net_1, plan_1, None))]  # even, uneven, fewer rows
     return {"diffs": diffs, "replicas_equal": bool(replicas_equal), "losses": losses,
             "draws_differ": draws_differ, "eval_errors": errors}
 
@@ -109,10 +113,10 @@ def _history(run_dir):
 
 def resume(binarize, root):
     quiet = open(os.devnull, "w")
-    cfg = tiny(binarize)
-    train(cfg, os.path.join(root, "full"), out=quiet, strategy="mirrored", replicas=2)
-    train(cfg, os.path.join(root, "cut"), out=quiet, stop_after=1, strategy="mirrored", replicas=2)
-    train(cfg, os.path.join(root, "cut"), out=quiet, resume=True, strategy="mirrored", replicas=2)
+    cfg = tiny(binarize, strategy="mirrored", replicas=2)
+    train(cfg, os.path.join(root, "full"), out=quiet)
+    train(cfg, os.path.join(root, "cut"), out=quiet, stop_after=1)
+    train(cfg, os.path.join(root, "cut"), out=quiet, resume=True)
     full, cut = _weights(os.path.join(root, "full")), _weights(os.path.join(root, "cut"))
     return {"identical": all(np.array_equal(full[k], cut[k]) for k in full),
             "losses": [[r["train_loss"] for r in _history(os.path.join(root, d))] for d in ("full", "cut")],
@@ -121,10 +125,11 @@ def resume(binarize, root):
 
 def restore_on_one(binarize, root):
     quiet = open(os.devnull, "w")
-    cfg = tiny(binarize)
-    train(cfg, os.path.join(root, "full"), out=quiet, strategy="mirrored", replicas=2)
-    train(cfg, os.path.join(root, "cut"), out=quiet, stop_after=1, strategy="mirrored", replicas=2)
-    metrics = train(cfg, os.path.join(root, "cut"), out=quiet, resume=True)  # default strategy: 1 replica
+    cfg = tiny(binarize, strategy="mirrored", replicas=2)
+    train(cfg, os.path.join(root, "full"), out=quiet)
+    train(cfg, os.path.join(root, "cut"), out=quiet, stop_after=1)
+    default = dataclasses.replace(cfg, strategy="default", replicas=0)
+    metrics = train(default, os.path.join(root, "cut"), out=quiet, resume=True)  # 1 replica
     full, cut = _history(os.path.join(root, "full")), _history(os.path.join(root, "cut"))
     return {"strategies": [(r["strategy"], r["replicas"]) for r in cut], "metrics_replicas": metrics["replicas"],
             "loss_full": [r["train_loss"] for r in full], "loss_cut": [r["train_loss"] for r in cut]}
@@ -137,16 +142,16 @@ def variants(root):
     for name, kw in [("bf16-stoch-xla", dict(precision="mixed_bfloat16", binarize="stoch", jit=True)),
                      ("f16", dict(precision="mixed_float16")), ("replica-bn", dict(bn_stats="replica"))]:
         cfg = dataclasses.replace(tiny(**{k: v for k, v in kw.items() if k == "binarize"}), epochs=1,
-                                  **{k: v for k, v in kw.items() if k != "binarize"})
-        errors[name] = train(cfg, os.path.join(root, name), out=quiet, strategy="mirrored", replicas=2)["test_error"]
+                                  strategy="mirrored", replicas=2, **{k: v for k, v in kw.items() if k != "binarize"})
+        errors[name] = train(cfg, os.path.join(root, name), out=quiet)["test_error"]
     return {"test_errors": errors}
 
 
 def multiworker(mode, run_dir):
     """One tiny 2-epoch run under multiworker: whole, stopped after epoch 1, or resumed."""
-    cfg = tiny("stoch")
+    cfg = tiny("stoch", strategy="multiworker")
     metrics = train(cfg, run_dir, out=open(os.devnull, "w"), stop_after=1 if mode == "cut" else None,
-                    resume=mode == "resume", strategy="multiworker")
+                    resume=mode == "resume")
     return {"finished": metrics is not None}
 
 

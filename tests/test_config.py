@@ -55,9 +55,41 @@ def test_mnist_small_preset_fits_a_256_kb_flash_part():
 
 
 def test_json_round_trip(tmp_path):
-    cfg = with_overrides("mnist", epochs=3, hidden=(16, 8), binarize="stoch")
+    cfg = with_overrides("mnist", epochs=3, hidden=(16, 8), binarize="stoch", steps_per_call=2)
     (tmp_path / "config.json").write_text(cfg.to_json())
     assert load_config(str(tmp_path)) == cfg
+
+
+def test_the_recipe_is_what_decides_the_results_and_the_runtime_how_they_are_computed():
+    assert Config.runtime_fields() == ("jit", "update_kernel", "eval_batch_size", "steps_per_call", "strategy",
+                                       "replicas")
+    assert {"hidden", "conv", "dataset", "preprocess", "optimizer", "lr_start", "epochs", "binarize", "seed",
+            "precision", "bn_stats", "patience"} <= set(Config.recipe_fields())
+    assert set(Config.recipe_fields()) | set(Config.runtime_fields()) == {f.name for f in dataclasses.fields(Config)}
+    data = json.loads(PRESETS["cifar10"].to_json())
+    assert set(data) == {"recipe", "runtime"} and data["runtime"]["eval_batch_size"] == 500
+
+
+def test_a_config_json_of_earlier_releases_is_read(tmp_path):
+    """Flat, without strategy and replicas: those take their defaults."""
+    cfg = with_overrides("mnist", epochs=3, hidden=(16, 8))
+    flat = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()
+            if k not in ("strategy", "replicas")}
+    (tmp_path / "config.json").write_text(json.dumps(flat))
+    assert load_config(str(tmp_path)) == cfg
+
+
+def test_a_field_under_the_wrong_heading_or_a_missing_recipe_field_is_refused(tmp_path):
+    data = json.loads(Config().to_json())
+    data["recipe"]["jit"] = data["runtime"].pop("jit")
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="config.json: fields under the wrong heading: jit"):
+        load_config(str(tmp_path))
+    data = json.loads(Config().to_json())
+    del data["recipe"]["epochs"]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="config.json: missing recipe fields: epochs"):
+        load_config(str(tmp_path))
 
 
 @pytest.mark.parametrize("change, word", [
@@ -90,7 +122,7 @@ def test_values_that_would_crash_or_give_nan_later_are_refused(field, value):
 ])
 def test_config_json_with_wrongly_typed_values_is_refused(tmp_path, field, value, words):
     data = json.loads(Config().to_json())
-    data[field] = value
+    data["runtime" if field in Config.runtime_fields() else "recipe"][field] = value
     (tmp_path / "config.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=f"config.json: {field}=.*{words}"):
         load_config(str(tmp_path))
@@ -107,12 +139,12 @@ def test_unknown_preset_and_unknown_keys_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="unknown preset"):
         with_overrides("imagenet")
     data = json.loads(Config().to_json())
-    data["colour"] = "blue"
+    data["recipe"]["colour"] = "blue"
     (tmp_path / "config.json").write_text(json.dumps(data))
-    with pytest.raises(ConfigError, match="colour"):
+    with pytest.raises(ConfigError, match="unknown config keys: colour"):
         load_config(str(tmp_path))
-    data.pop("colour")
-    data["preset"] = "imagenet"
+    data["recipe"].pop("colour")
+    data["recipe"]["preset"] = "imagenet"
     (tmp_path / "config.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="unknown preset"):
         load_config(str(tmp_path))

@@ -35,7 +35,7 @@ def test_non_finite_variables_after_a_finite_loss_are_named():
 
 
 def test_calls_of_several_steps_count_steps_not_calls():
-    """One 1-d tensor per call of several steps (bctrain.step.steps.make_train_loop), scalars for single ones."""
+    """One 1-d tensor per call of several steps (bctrain.step.loop.make_train_loop), scalars for single ones."""
     mixed = [tf.constant([0.5, 0.4, 0.3]), tf.constant([0.2, math.nan]), tf.constant(0.1)]
     assert first_nonfinite_step(mixed) == 5
     with pytest.raises(NonFiniteError, match=r"training loss nan at epoch 3, step 5 of 6;"):

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain.step import fused_update
 from bctrain.config import with_overrides
-from bctrain.paper.models import Net
+from bctrain.paper.models import BinaryParam, Net
 from bctrain.paper.optim import Optimizer
-from bctrain.step.steps import make_train_step
+from bctrain.step import fused_update
+from bctrain.step.build import make_train_step
+from bctrain.step.plan import StepPlan
+from bctrain.step.precision import PRECISIONS
 
 RNG = np.random.default_rng(7)
 B1, B2, EPS = 0.9, 0.999, 1e-8
@@ -102,11 +104,18 @@ def test_kernel_matches_numpy_oracle_on_every_code_path(kernel, bf16, h, g_div, 
                                     ptr(w), 8, ctypes.c_int64(n), p) == -1  # 8-bit wb: refused
 
 
-def _optimizer(shapes, kernel_kind, rng=RNG, h=0.5):
+def _optimizer(shapes, rng=RNG, h=0.5):
     """Binary weights of `shapes` (clip h, lr_scale 3), a bias in the other group, Adam."""
     ws = [tf.Variable(rng.uniform(-h, h, s).astype(np.float32)) for s in shapes]
     b = tf.Variable(np.zeros(shapes[0][-1], np.float32))
-    return ws, b, Optimizer("adam", [(w, 3.0, h) for w in ws], [b], lr=0.01, kernel=kernel_kind)
+    return ws, b, Optimizer("adam", [BinaryParam(i, w, 3.0, h) for i, w in enumerate(ws)], [b], lr=0.01)
+
+
+def _update(opt, kind):
+    """The optimizer's update by `kind`: "xla" (its TensorFlow ops) or "fused" (the op)."""
+    if kind == "xla":
+        return opt.apply
+    return lambda grads, divisors=None: fused_update.apply(opt, grads, divisors)
 
 
 @pytest.mark.parametrize("grad_dtype", [tf.float32, tf.bfloat16])
@@ -116,14 +125,14 @@ def test_op_matches_the_xla_update(grad_dtype):
     results = {}
     for kind in ("xla", "fused"):
         rng = np.random.default_rng(3)
-        ws, b, opt = _optimizer(shapes, kind, rng)
+        ws, b, opt = _optimizer(shapes, rng)
         grads = [[tf.cast(rng.normal(0, 1, s), grad_dtype) for s in shapes] for _ in range(4)]
         bias_grads = [tf.constant(rng.normal(0, 1, shapes[0][-1]), tf.float32) for _ in range(4)]
-        apply = tf.function(lambda g, gb: opt.apply(g, [gb], binary_divisors=[divisor] * len(shapes)),
+        update = _update(opt, kind)
+        apply = tf.function(lambda g, gb: update(g + [gb], [divisor] * len(shapes) + [1.0]),
                             jit_compile=(kind == "xla"))
         for g, gb in zip(grads, bias_grads):
             apply(g, gb)
-        assert opt.kernel == kind
         results[kind] = [v.numpy() for v in ws + [b] + opt.m + opt.v]
     for a, f in zip(results["xla"], results["fused"]):
         np.testing.assert_array_max_ulp(f, a, maxulp=1)  # bit-identical on a CPU with FMA (measured)
@@ -131,10 +140,10 @@ def test_op_matches_the_xla_update(grad_dtype):
 
 
 def test_a_value_read_before_the_update_keeps_its_value():
-    ws, b, opt = _optimizer([(16, 8)], "fused")
+    ws, b, opt = _optimizer([(16, 8)])
     before = ws[0].read_value()
     kept = before.numpy().copy()
-    opt.apply([tf.ones((16, 8))], [tf.ones(8)])
+    fused_update.apply(opt, [tf.ones((16, 8)), tf.ones(8)])
     np.testing.assert_array_equal(before.numpy(), kept)
     assert not np.array_equal(ws[0].numpy(), kept)
 
@@ -155,30 +164,50 @@ def test_op_refuses_bad_arguments():
     with pytest.raises(tf.errors.InvalidArgumentError, match="wb has shape"):
         op.bc_adam_update(w.handle, m.handle, v.handle, tf.zeros((4, 3)), 0.1,
                           [tf.Variable(tf.zeros((3, 4))).handle], **consts)
+    with pytest.raises(ValueError, match="Adam without loss scaling"):
+        fused_update.apply(Optimizer("sgd", [], [w], lr=0.1), [tf.ones((4, 3))])
+
+
+class _Cache:
+    """One cached layer (0), with the interface of bctrain.step.caches.ProductWeightCache."""
+
+    def __init__(self, variable, value):
+        self.variable, self.wb_value = variable, value
+
+    def get(self, layer):
+        return self.variable if layer == 0 else None
+
+    def value(self, layer):
+        return self.wb_value
 
 
 @pytest.mark.parametrize("dtype,d", [(tf.float32, 1.0), (tf.bfloat16, 0.5), (tf.float16, 0.5)])
 def test_op_writes_the_binary_weights_of_the_new_w(dtype, d):
-    ws, b, opt = _optimizer([(40, 30)], "fused")
+    ws, b, opt = _optimizer([(40, 30)])
     cache = tf.Variable(tf.zeros((40, 30), dtype))
     before = cache.read_value()
     grad = tf.constant(RNG.normal(size=(40, 30)), tf.float32)
-    opt.apply([grad], [tf.ones(30)], binary_divisors=[d], binary_caches=[cache])
-    h = opt.hs[0]
+    h = opt.params[0].h
+    fused_update.apply(opt, [grad, tf.ones(30)], [d, 1.0], _Cache(cache, h / d))
     want = np.where(ws[0].numpy() >= 0, h / d, -h / d)  # sign(0) = +1; h / d = 1 for the 16-bit ones
     np.testing.assert_array_equal(cache.numpy().astype(np.float32), want.astype(np.float32))
     assert set(np.unique(np.abs(cache.numpy().astype(np.float32)))) == {np.float32(h / d)}
     np.testing.assert_array_equal(before.numpy(), 0)  # the value read before is untouched
-    with pytest.raises(ValueError, match="fused"):
-        _optimizer([(40, 30)], "xla")[2].apply([grad], [tf.ones(30)], binary_caches=[cache])
+
+
+def _plan(cfg, kind, split=None) -> StepPlan:
+    """The XLA step of `cfg` with the `kind` update; the fused one with the caches it writes."""
+    split = bool(split) or PRECISIONS[cfg.precision].split_step
+    cached = "none" if kind == "xla" else "all" if split else "first"
+    return StepPlan("split" if split else "whole", True, kind, cached)
 
 
 def _train_weights(cfg, kind, split=None, steps=4):
     x = tf.constant(np.random.default_rng(5).normal(size=(20, 784)), tf.float32)
     y = tf.one_hot(np.random.default_rng(6).integers(0, 10, 20), 10) * 2 - 1
     net = Net(cfg, seed=4)
-    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=0.01, kernel=kind)
-    step = make_train_step(net, opt, jit=True, split=split)
+    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=0.01)
+    step = make_train_step(net, opt, _plan(cfg, kind, split))
     for _ in range(steps):
         step(x, y)
     return net.weights_dict()
@@ -208,41 +237,10 @@ def test_a_stale_product_weight_cache_would_be_caught(monkeypatch, precision):
     the first layer's, read by the XLA step; mixed_bfloat16: every layer's, read by the split step)."""
     cfg = with_overrides("mnist", hidden=(64, 64), precision=precision)
     want = _train_weights(cfg, "xla")
-    apply = Optimizer.apply
-    monkeypatch.setattr(Optimizer, "apply", lambda self, *a, binary_caches=None, **k: apply(self, *a, **k))
+    apply = fused_update.apply
+    monkeypatch.setattr(fused_update, "apply", lambda opt, grads, divisors=None, cache=None: apply(opt, grads, divisors))
     got = _train_weights(cfg, "fused")
     assert max(np.max(np.abs(got[key] - a)) for key, a in want.items()) > 1e-3
-
-
-def test_resolve():
-    assert fused_update.resolve("xla") == "xla"
-    assert fused_update.resolve("auto") == "fused"  # a CPU machine that can build it (this one)
-    with pytest.raises(ValueError, match="expected one of"):
-        fused_update.resolve("fast")
-
-
-@pytest.mark.parametrize("overrides, strategy, small", [
-    (dict(preset="mnist"), "default", False),                                 # 10,014,720 weights
-    (dict(preset="mnist-small"), "default", True),                            # 334,336
-    (dict(preset="mnist", hidden=(1000, 1000)), "default", True),             # 1,794,000
-    (dict(preset="mnist", hidden=(1100, 1100)), "default", False),            # 2,083,400
-    (dict(preset="mnist-small", jit=False), "default", False),                # no XLA step to keep whole
-    (dict(preset="mnist-small", precision="mixed_bfloat16"), "default", False),  # a split step
-    (dict(preset="mnist-small"), "mirrored", False),                          # split under a strategy
-])
-def test_auto_keeps_small_float32_xla_steps_whole(overrides, strategy, small):
-    preset = overrides.pop("preset")
-    cfg = with_overrides(preset, **overrides)
-    assert fused_update.prefers_xla(cfg, strategy) is small
-    assert fused_update.resolve("auto", small) == ("xla" if small else "fused")
-    assert fused_update.resolve("fused", small) == "fused"  # asked for by name: the op
-
-
-def test_unavailable_op_falls_back_or_fails_clearly(monkeypatch):
-    monkeypatch.setattr(fused_update, "_state", {"module": None, "reason": "fused update unavailable (x)"})
-    assert fused_update.resolve("auto") == "xla"
-    with pytest.raises(RuntimeError, match="unavailable"):
-        fused_update.resolve("fused")
 
 
 def test_build_without_a_compiler_says_so(tmp_path, monkeypatch):

@@ -183,13 +183,14 @@ import tensorflow as tf
 from bctrain.config import with_overrides
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer
-from bctrain.step.steps import make_train_step
+from bctrain.step.build import make_train_step
+from bctrain.step.plan import REFERENCE
 tf.config.experimental.enable_op_determinism()
 tf.random.set_seed(0)
 cfg = with_overrides("cifar10", conv=(4, 4), pool=(0, 1), hidden=(8,), jit=True)
 net = Net(cfg, seed=1)
 opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start)
-step = make_train_step(net, opt, cfg.jit)
+step = make_train_step(net, opt, REFERENCE)
 y = -tf.ones([4, 10]) + 2 * tf.one_hot([1, 2, 3, 4], 10)
 print(float(step(tf.random.normal([4, 32, 32, 3]), y)[0]))
 """

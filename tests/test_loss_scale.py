@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from bctrain.step.loss_scale import LossScale
+from bctrain.paper.models import BinaryParam
 from bctrain.paper.optim import Optimizer
 
 
@@ -30,14 +31,14 @@ def test_scale_never_drops_below_one():
 def test_optimizer_skips_a_non_finite_step_entirely():
     w = tf.Variable([0.5, -0.5])
     b = tf.Variable([1.0])
-    opt = Optimizer("adam", [(w, 2.0, 1.0)], [b], lr=0.1, loss_scale=True)
+    opt = Optimizer("adam", [BinaryParam(0, w, 2.0, 1.0)], [b], lr=0.1, loss_scale=True)
     scale = float(opt.loss_scale.scale)
     apply = tf.function(opt.apply, jit_compile=True)
-    apply([tf.constant([np.inf, 1.0])], [tf.constant([1.0])])
+    apply([tf.constant([np.inf, 1.0]), tf.constant([1.0])])
     np.testing.assert_array_equal(w.numpy(), [0.5, -0.5])
     np.testing.assert_array_equal(b.numpy(), [1.0])
     assert int(opt.iterations) == 0 and float(opt.loss_scale.scale) == scale / 2
-    apply([tf.constant([scale, -scale])], [tf.constant([scale])])  # gradients of the scaled loss
+    apply([tf.constant([scale, -scale]), tf.constant([scale])])  # gradients of the scaled loss
     assert int(opt.iterations) == 1
     # Adam's first step is lr * g / |g| (up to eps): lr_scale 2 for w, 1 for b.
     np.testing.assert_allclose(w.numpy(), [0.5 - 0.2, -0.5 + 0.2], rtol=1e-6)

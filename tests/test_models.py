@@ -41,7 +41,8 @@ def test_cnn_blocks_flatten_to_the_first_dense_layer():
 
 def test_parameter_groups_and_initialisation():
     det = Net(with_overrides("mnist", hidden=(64,)), seed=3)
-    assert [w for w, _, _ in det.binary_params()] == [det.linear[0].w, det.linear[1].w]
+    assert [p.w for p in det.binary_params()] == [det.linear[0].w, det.linear[1].w]
+    assert [p.layer for p in det.binary_params()] == [0, 1]
     assert all(np.abs(lin.w.numpy()).max() <= 1.0 for lin in det.linear)
     assert np.abs(det.linear[0].w.numpy()).max() > 0.99  # U(-1, 1), not a narrower range
     none = Net(with_overrides("mnist", hidden=(64,), binarize="none"), seed=3)
@@ -66,16 +67,17 @@ def test_a_few_steps_of_each_cnn_preset_lower_the_loss(preset):
     of 10 images (the preset's batch is 50; 10 keeps the test to a few seconds on a CPU)."""
     from bctrain.data.pipeline import to_pm1
     from bctrain.paper.optim import Optimizer
-    from bctrain.step.steps import make_train_step
+    from bctrain.step.build import make_train_step
+    from bctrain.step.plan import choose_plan
     cfg = dataclasses.replace(PRESETS[preset], jit=False)
     tf.random.set_seed(0)
     net = Net(cfg, seed=1)
     opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
                     beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps)
-    step = make_train_step(net, opt, cfg.jit)
+    step = make_train_step(net, opt, choose_plan(dataclasses.replace(cfg, update_kernel="xla"), gpu=False))
     rng = np.random.default_rng(0)
     x = tf.constant(rng.standard_normal((10, 32, 32, 3)).astype(np.float32))
     y = tf.constant(to_pm1(rng.integers(0, 10, 10)))
     losses = [float(step(x, y)[0]) for _ in range(5)]
     assert losses[-1] < 0.8 * losses[0], losses
-    assert all(np.abs(w.numpy()).max() <= 1.0 for w, _, _ in net.binary_params())
+    assert all(np.abs(p.w.numpy()).max() <= 1.0 for p in net.binary_params())

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bctrain.paper.models import BinaryParam
 from bctrain.paper.optim import Optimizer, lr_at_epoch, lr_decay
 
 RNG = np.random.default_rng(0)
@@ -23,6 +24,10 @@ def test_lr_decay_rejects_bad_input():
         lr_decay(0.0, 1e-3, 10)
     with pytest.raises(ValueError, match="epochs"):
         lr_decay(1e-3, 1e-4, 0)
+
+
+def _bp(w, lr_scale, h, layer=0):
+    return BinaryParam(layer, w, lr_scale, h)
 
 
 def _var(value, dtype=tf.float32):
@@ -48,11 +53,8 @@ def _numpy_adam(p, grads, lr, b1=0.9, b2=0.999, eps=1e-8, scale=1.0, h=None):
 def _run(kind, binary, other, grads, lr, **kw):
     """Apply `grads` (a list of per-step lists, binary first) with a fresh optimizer; final values."""
     opt = Optimizer(kind, binary, other, lr=lr, **kw)
-    params = opt.binary_vars + opt.other_vars
-    n = len(binary)
     for step in grads:
-        step = [tf.constant(g, p.dtype) for g, p in zip(step, params)]
-        opt.apply(step[:n], step[n:])
+        opt.apply([tf.constant(g, w.dtype) for g, w in zip(step, opt.trained)])
     return opt
 
 
@@ -63,7 +65,7 @@ def test_scaled_step_is_exactly_scale_times_plain_step(kind):
     deltas = []
     for scale in (1.0, 2.0):
         w = _var(start, tf.float64)
-        _run(kind, [(w, scale, 10.0)], [], grads, lr=0.01)
+        _run(kind, [_bp(w, scale, 10.0)], [], grads, lr=0.01)
         deltas.append(w.numpy() - start)
     assert np.all(np.abs(deltas[0]) > 1e-4)
     np.testing.assert_allclose(deltas[1], 2.0 * deltas[0], rtol=1e-6)
@@ -75,10 +77,9 @@ def test_binary_group_is_clipped_and_other_group_is_free(kind):
     w = _var(RNG.uniform(-h, h, size=(20, 8)))
     b = _var(np.zeros(8))
     gamma = _var(np.full(8, 5.0))
-    opt = Optimizer(kind, [(w, 30.0, h)], [b, gamma], lr=0.1)
+    opt = Optimizer(kind, [_bp(w, 30.0, h)], [b, gamma], lr=0.1)
     for _ in range(5):
-        opt.apply([tf.constant(RNG.normal(size=(20, 8)), tf.float32)],
-                  [tf.ones(8), -tf.ones(8)])
+        opt.apply([tf.constant(RNG.normal(size=(20, 8)), tf.float32), tf.ones(8), -tf.ones(8)])
         assert np.max(np.abs(w.numpy())) <= np.float32(h)
     assert np.mean(np.abs(w.numpy()) == np.float32(h)) > 0.5
     assert np.all(gamma.numpy() > 5.4) and np.all(b.numpy() < -0.4)
@@ -90,7 +91,7 @@ def test_adam_matches_numpy_for_three_steps():
     start = [RNG.uniform(-h, h, size=shapes[0]), RNG.normal(size=4), np.full(4, 5.0)]
     grads = _grads(shapes, 3)
     w, b, gamma = (_var(s) for s in start)
-    opt = _run("adam", [(w, scale, h)], [b, gamma], grads, lr=lr)
+    opt = _run("adam", [_bp(w, scale, h)], [b, gamma], grads, lr=lr)
     assert int(opt.iterations.numpy()) == 3
     expected_w = _numpy_adam(start[0], [g[0] for g in grads], lr, scale=scale, h=h)
     np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-5)
@@ -104,7 +105,7 @@ def test_sgd_is_w_minus_lr_g():
     start = [RNG.uniform(-h, h, size=(5, 3)), RNG.normal(size=3)]
     grads = _grads([(5, 3), (3,)], 1, scale=4.0)
     w, b = _var(start[0]), _var(start[1])
-    _run("sgd", [(w, scale, h)], [b], grads, lr=lr)
+    _run("sgd", [_bp(w, scale, h)], [b], grads, lr=lr)
     expected_w = np.clip(start[0] - scale * lr * grads[0][0], -h, h)
     np.testing.assert_allclose(w.numpy(), expected_w, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(b.numpy(), start[1] - lr * grads[0][1], rtol=1e-6, atol=1e-7)
@@ -117,11 +118,11 @@ def test_xla_step_matches_eager_and_follows_lr_variable():
     for jit in (None, True):
         w, b = _var(start), _var(np.zeros(8))
         lr = tf.Variable(0.01, trainable=False)
-        opt = Optimizer("adam", [(w, 2.0, 1.0)], [b], lr=lr)
+        opt = Optimizer("adam", [_bp(w, 2.0, 1.0)], [b], lr=lr)
         apply = opt.apply if jit is None else tf.function(opt.apply, jit_compile=True)
         for i, (gw, gb) in enumerate(grads):
             lr.assign(0.01 * 0.5 ** i)
-            apply([tf.constant(gw, tf.float32)], [tf.constant(gb, tf.float32)])
+            apply([tf.constant(gw, tf.float32), tf.constant(gb, tf.float32)])
         results.append((w.numpy(), b.numpy()))
     for eager, xla in zip(*results):
         np.testing.assert_allclose(xla, eager, rtol=1e-5, atol=1e-7)
@@ -129,12 +130,12 @@ def test_xla_step_matches_eager_and_follows_lr_variable():
 
 def test_state_round_trips_through_a_checkpoint(tmp_path):
     w = _var(RNG.uniform(-1, 1, size=(3, 2)))
-    opt = Optimizer("adam", [(w, 1.0, 1.0)], [], lr=0.01)
-    opt.apply([tf.ones((3, 2))], [])
-    path = tf.train.Checkpoint(optimizer=opt).save(str(tmp_path / "ckpt"))
+    opt = Optimizer("adam", [_bp(w, 1.0, 1.0)], [], lr=0.01)
+    opt.apply([tf.ones((3, 2))])
+    path = tf.train.Checkpoint(optimizer=opt, w=w).save(str(tmp_path / "ckpt"))  # w: the network's
     saved = [v.numpy() for v in (opt.m[0], opt.v[0], w)]
-    opt.apply([tf.ones((3, 2))], [])
-    tf.train.Checkpoint(optimizer=opt).restore(path).assert_consumed()
+    opt.apply([tf.ones((3, 2))])
+    tf.train.Checkpoint(optimizer=opt, w=w).restore(path).assert_consumed()
     assert int(opt.iterations.numpy()) == 1
     for var, value in zip((opt.m[0], opt.v[0], w), saved):
         np.testing.assert_array_equal(var.numpy(), value)
@@ -143,9 +144,9 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
 def test_bad_arguments():
     w = _var(np.zeros(3))
     with pytest.raises(ValueError, match="optimizer 'momentum'"):
-        Optimizer("momentum", [(w, 1.0, 1.0)], [], lr=0.1)
-    opt = Optimizer("sgd", [(w, 1.0, 1.0)], [], lr=0.1)
+        Optimizer("momentum", [_bp(w, 1.0, 1.0)], [], lr=0.1)
+    opt = Optimizer("sgd", [_bp(w, 1.0, 1.0)], [], lr=0.1)
     with pytest.raises(ValueError, match="no gradient"):
-        opt.apply([None], [])
+        opt.apply([None])
     with pytest.raises(ValueError, match="1 parameters"):
-        opt.apply([], [])
+        opt.apply([])

@@ -10,7 +10,9 @@ from bctrain.paper.layers import BinaryConv2D, BinaryDense
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer
 from bctrain.step.precision import PRECISIONS
-from bctrain.step.steps import make_eval_step, make_train_step
+from bctrain.step.build import make_train_step
+from bctrain.step.evaluate import make_eval_step
+from bctrain.step.plan import choose_plan
 
 RNG = np.random.default_rng(0)
 BF16_EPS = 2.0 ** -8  # spacing of bfloat16 numbers in [1, 2): a rounding is at most half of it
@@ -74,15 +76,16 @@ def test_a_few_mixed_steps_lower_the_loss_and_keep_float32_state(precision, bina
     net = Net(cfg, seed=1)
     opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=3e-3,
                     loss_scale=net.precision.loss_scaling)
-    step = make_train_step(net, opt, cfg.jit)
+    plan = choose_plan(dataclasses.replace(cfg, update_kernel="xla"), gpu=False)
+    step = make_train_step(net, opt, plan)
     x, y_pm1 = _batch()
     losses = [float(step(x, y_pm1)[0]) for _ in range(12)]
     assert losses[-1] < 0.7 * losses[0], losses  # stoch on AMD Zen 3: 0.70 after 8 steps, 0.59 after 12
     assert int(opt.iterations) == 12
     assert all(v.dtype == tf.float32 for v in net.variables if v.dtype.is_floating)
     assert all(v.dtype == tf.float32 for v in opt.m + opt.v)
-    assert all(np.abs(w.numpy()).max() <= h for w, _, h in net.binary_params())
-    errors = int(make_eval_step(net, "binary", cfg.jit)(x, tf.argmax(y_pm1, axis=1)))
+    assert all(np.abs(p.w.numpy()).max() <= p.h for p in net.binary_params())
+    errors = int(make_eval_step(net, "binary", plan)(x, tf.argmax(y_pm1, axis=1)))
     assert errors < 100  # of 200: far from chance after the loss fell
 
 
@@ -92,10 +95,11 @@ def test_bfloat16_gradients_match_the_float32_step():
     moved = {}
     for precision in ("float32", "mixed_bfloat16"):
         net = Net(_tiny(precision, optimizer="sgd"), seed=1)
-        start = [w.numpy() for w, _, _ in net.binary_params()]
+        start = [p.w.numpy() for p in net.binary_params()]
         opt = Optimizer("sgd", net.binary_params(), net.other_params(), lr=1e-3)
-        make_train_step(net, opt, jit=False)(x, y_pm1)
-        moved[precision] = [w.numpy() - s for (w, _, _), s in zip(net.binary_params(), start)]
+        cfg = _tiny(precision, optimizer="sgd")
+        make_train_step(net, opt, choose_plan(dataclasses.replace(cfg, update_kernel="xla"), gpu=False))(x, y_pm1)
+        moved[precision] = [p.w.numpy() - s for p, s in zip(net.binary_params(), start)]
     for f32, bf16 in zip(moved["float32"], moved["mixed_bfloat16"]):
         assert np.linalg.norm(bf16 - f32) <= 0.02 * np.linalg.norm(f32)
 
@@ -104,7 +108,8 @@ def test_float16_overflow_step_is_skipped_and_training_goes_on():
     cfg = _tiny("mixed_float16")
     net = Net(cfg, seed=1)
     opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=3e-3, loss_scale=True)
-    step = make_train_step(net, opt, cfg.jit)
+    plan = choose_plan(dataclasses.replace(cfg, update_kernel="xla"), gpu=False)
+    step = make_train_step(net, opt, plan)
     x, y_pm1 = _batch()
     opt.loss_scale.scale.assign(2.0 ** 40)  # the scaled loss's gradients overflow float16 (max 65504)
     before = [v.numpy() for v in net.trainable_variables]

@@ -69,9 +69,9 @@ def test_two_seeds_train_then_a_second_call_skips_them(tmp_path, monkeypatch):
     errors = [summary["runs"][s]["test_error"] for s in ("1", "2")]
     assert errors[0] != errors[1]  # different seeds, different runs
     assert summary["stats"]["test_error"]["mean"] == pytest.approx(sum(errors) / 2)
-    assert summary["config"]["hidden"] == [16]
+    assert summary["config"]["recipe"]["hidden"] == [16]
     for seed in (1, 2):
-        assert json.load(open(os.path.join(root, f"seed-{seed}", "config.json")))["seed"] == seed
+        assert json.load(open(os.path.join(root, f"seed-{seed}", "config.json")))["recipe"]["seed"] == seed
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished seed was trained again")

@@ -209,7 +209,7 @@ def test_a_tensorboard_write_error_stops_in_one_line_and_the_run_resumes(runs, t
 
 def test_a_resumed_xla_step_with_the_fused_update_continues_bit_identically(tmp_path):
     """The float32 XLA step with the fused update reads the first layer's ±1 weights from a variable
-    the update writes (bctrain/step/steps.py); a resume must seed it from the restored weights."""
+    the update writes (bctrain.step.caches); a resume must seed it from the restored weights."""
     cfg = with_overrides("mnist", dataset="mnist-sample", hidden=(16,), batch_size=200, epochs=3,
                          jit=True, update_kernel="fused")
     train(cfg, str(tmp_path / "full"), out=quiet())

@@ -11,7 +11,6 @@ a directory of other files): it is reported (`CacheConflict`) and never deleted 
 URLs). Pure stdlib.
 """
 
-import hashlib
 import http.client
 import os
 import shutil

@@ -119,6 +119,7 @@ def _graph_gcn_lcn(pixels, params):
 @dataclass(frozen=True)
 class Kind:
     name: str
+    help: str               # one line for --help
     fit: Callable           # uint8 images [N, *shape] -> {name: float32 array}
     apply: Callable         # (uint8 images, params, dtype=float32) -> [N, D] in dtype
     graph: Callable         # (float32 pixel tensor [N, *shape], params) -> float32 tensor [N, D]
@@ -128,14 +129,16 @@ class Kind:
 
 
 KINDS = {k.name: k for k in (
-    Kind("mean", lambda x: {"mean": fit_mean(x)}, lambda x, p, dtype=np.float32: apply_mean(x, p["mean"], dtype),
+    Kind("mean", "pixels/255 minus the per-pixel training mean", lambda x: {"mean": fit_mean(x)},
+         lambda x, p, dtype=np.float32: apply_mean(x, p["mean"], dtype),
          _graph_mean, lambda d: {"mean": (d,)}),
-    Kind("none", lambda x: {}, lambda x, p, dtype=np.float32: apply_none(x, dtype), _graph_none, lambda d: {}),
-    Kind("gcn_zca", _fit_gcn_zca, _apply_gcn_zca, _graph_gcn_zca,
+    Kind("none", "pixels/255", lambda x: {}, lambda x, p, dtype=np.float32: apply_none(x, dtype), _graph_none,
+         lambda d: {}),
+    Kind("gcn_zca", "GCN x55 then ZCA, CIFAR-10", _fit_gcn_zca, _apply_gcn_zca, _graph_gcn_zca,
          lambda d: {"zca_mean": (d,), "zca_p": (d, d)},
          settings={"gcn_scale": CIFAR_GCN_SCALE, "gcn_min_divisor": gcn.MIN_DIVISOR, "zca_bias": zca.BIAS},
          cached=True),
-    Kind("gcn_lcn", lambda x: {}, _apply_gcn_lcn, _graph_gcn_lcn, lambda d: {},
+    Kind("gcn_lcn", "GCN then LeCun LCN, SVHN", lambda x: {}, _apply_gcn_lcn, _graph_gcn_lcn, lambda d: {},
          settings={"gcn_scale": SVHN_GCN_SCALE, "gcn_min_divisor": gcn.MIN_DIVISOR, "lcn_kernel": lcn.KERNEL,
                    "lcn_sigma": lcn.SIGMA, "lcn_threshold": lcn.THRESHOLD},
          cached=True),

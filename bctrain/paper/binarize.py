@@ -19,8 +19,7 @@ chooses, for either mode. The Glorot scale of §3 is `bctrain.paper.arch.glorot_
 """
 import tensorflow as tf
 
-MODES = ("det", "stoch", "none")
-EVAL_MODES = ("real", "binary")
+from bctrain import choices
 
 
 def hard_sigmoid(x):
@@ -53,10 +52,8 @@ def uniform16(gen, shape):
 
 
 def _check_mode(mode, eval_mode):
-    if mode not in MODES:
-        raise ValueError(f"binarization mode {mode!r}: expected one of {', '.join(MODES)}")
-    if eval_mode not in EVAL_MODES:
-        raise ValueError(f"eval_mode {eval_mode!r}: expected one of {', '.join(EVAL_MODES)}")
+    choices.check("binarization mode", mode, choices.BINARIZE)
+    choices.check("eval_mode", eval_mode, choices.EVAL_MODES)
 
 
 def binarize(w, mode, h, training, gen=None, eval_mode="binary"):
@@ -67,7 +64,7 @@ def binarize(w, mode, h, training, gen=None, eval_mode="binary"):
     """
     _check_mode(mode, eval_mode)
     w = tf.convert_to_tensor(w)
-    if mode == "none" or (not training and eval_mode == "real"):
+    if not choices.BINARIZE[mode].binary or (not training and eval_mode == "real"):
         return w
     h = tf.cast(h, w.dtype)
     if training and mode == "stoch":

@@ -24,7 +24,8 @@ float32, so BatchNorm computes its statistics and running averages in float32 (a
 """
 import tensorflow as tf
 
-from bctrain.paper.binarize import MODES, binarize
+from bctrain import choices
+from bctrain.paper.binarize import binarize
 
 # sigma = sqrt(var) has an infinite derivative at var = 0, which turns the (zero) gradient of a
 # constant channel into NaN. Flooring var here keeps the gradient finite; the forward value
@@ -33,8 +34,7 @@ _VAR_FLOOR = 1e-30
 
 
 def _check_binary_args(mode, h, lr_scale):
-    if mode not in MODES:
-        raise ValueError(f"binarization mode {mode!r}: expected one of {', '.join(MODES)}")
+    choices.check("binarization mode", mode, choices.BINARIZE)
     if h is None or not h > 0:
         raise ValueError(f"binarization scale h={h!r}: expected a positive number")
     if lr_scale is None or not lr_scale > 0:
@@ -69,7 +69,7 @@ class _BinaryLinear(tf.Module):
 
     @property
     def is_binary(self) -> bool:
-        return self.mode != "none"
+        return choices.BINARIZE[self.mode].binary
 
     def product_weights(self, training, eval_mode="binary"):
         """The weights the product uses: wb in float32, or wb / h in a 16-bit compute dtype."""
@@ -128,7 +128,6 @@ class BinaryConv2D(_BinaryLinear):
         return tf.nn.conv2d(x, wb, strides=1, padding="SAME")
 
 
-BN_STATS = ("global", "replica")
 # How the replicas' running averages combine: equal everywhere (global statistics), or averaged.
 _RUNNING_AGGREGATION = {"global": tf.VariableAggregation.ONLY_FIRST_REPLICA, "replica": tf.VariableAggregation.MEAN}
 
@@ -140,8 +139,7 @@ class BatchNorm(tf.Module):
         super().__init__(name=name)
         if not 0 < alpha <= 1:
             raise ValueError(f"BatchNorm alpha={alpha!r}: expected a number in (0, 1]")
-        if stats not in BN_STATS:
-            raise ValueError(f"BatchNorm stats={stats!r}: expected one of {', '.join(BN_STATS)}")
+        choices.check("BatchNorm stats", stats, choices.BN_STATS)
         self.n, self.alpha, self.eps, self.stats = int(n), float(alpha), float(eps), stats
         aggregation = _RUNNING_AGGREGATION[stats]
         with self.name_scope:

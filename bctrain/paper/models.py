@@ -6,14 +6,25 @@ The architecture itself is plain data in `bctrain.paper.arch` (`layer_specs`, Te
 builds the tf.Modules from it.
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from bctrain import choices
 from bctrain.paper import layers
 from bctrain.paper.arch import WEIGHT_KEYS, init_limit, layer_specs
 from bctrain.config import Config
 from bctrain.step.precision import PRECISIONS
+
+
+@dataclass(frozen=True)
+class BinaryParam:
+    """A binary layer's latent weights and what the paper's update needs of them (§1, §3)."""
+    layer: int           # index in Net.linear
+    w: tf.Variable       # latent weights, clipped to [-h, h]
+    lr_scale: float      # multiplies the optimizer's step (Glorot scaling, §3)
+    h: float             # binarization scale and clip bound
 
 
 class Net(tf.Module):
@@ -26,9 +37,8 @@ class Net(tf.Module):
         self.precision = PRECISIONS[cfg.precision]
         self.compute_dtype = tf.as_dtype(self.precision.compute)
         init = tf.random.Generator.from_seed(seed)
-        # Stochastic binarization draws: threefry is faster than philox under XLA on CPU, but
-        # TensorFlow runs it only in XLA-compiled code.
-        self.gen = tf.random.Generator.from_seed(seed + 1, alg="threefry" if cfg.jit else "philox")
+        # Stochastic binarization draws (bctrain.choices.draw_algorithm)
+        self.gen = tf.random.Generator.from_seed(seed + 1, alg=choices.draw_algorithm(cfg.jit))
         self.linear, self.bn = [], []
         for i, s in enumerate(self.specs):
             kw = dict(mode=cfg.binarize, h=s.h, lr_scale=s.lr_scale, gen=self.gen,
@@ -62,17 +72,17 @@ class Net(tf.Module):
         """The weights each layer's product uses in this pass (`_BinaryLinear.product_weights`)."""
         return [lin.product_weights(training, eval_mode) for lin in self.linear]
 
-    def binary_params(self):
-        """(w, lr_scale, h) of every binary layer: the scaled and clipped parameter group."""
-        if self.mode == "none":
+    def binary_params(self) -> list:
+        """A `BinaryParam` per binary layer: the scaled and clipped parameter group."""
+        if not choices.BINARIZE[self.mode].binary:
             return []
-        return [(lin.w, s.lr_scale, s.h) for s, lin in zip(self.specs, self.linear)]
+        return [BinaryParam(i, lin.w, s.lr_scale, s.h) for i, (s, lin) in enumerate(zip(self.specs, self.linear))]
 
     def other_params(self):
         """Everything else trainable: biases, BN gamma/beta (and w of a float baseline)."""
         out = []
         for lin, bn in zip(self.linear, self.bn):
-            out += ([lin.w] if self.mode == "none" else []) + [lin.b, bn.gamma, bn.beta]
+            out += ([] if choices.BINARIZE[self.mode].binary else [lin.w]) + [lin.b, bn.gamma, bn.beta]
         return out
 
     def weights_dict(self) -> dict:

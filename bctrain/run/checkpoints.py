@@ -59,6 +59,16 @@ def save(ckpt, ckpt_dir: str, epoch: int):
         _remove(ckpt_dir, e)
 
 
+def _after_restore(ckpt):
+    """Let each checkpointed object re-seed what it derives from the restored variables (the ±1
+    caches the optimizer owns: bctrain.step.caches), so a step may be made before or after a restore."""
+    import tensorflow as tf
+
+    for obj in tf.train.TrackableView(ckpt).children(ckpt).values():
+        if callable(getattr(obj, "after_restore", None)):
+            obj.after_restore()
+
+
 def restore_newest(ckpt, ckpt_dir: str, err=None):
     """Restore the newest readable checkpoint into `ckpt`; return its epoch, or None if `ckpt_dir`
     holds no checkpoint at all. Unreadable ones are skipped with a notice on `err` (stderr)."""
@@ -78,6 +88,7 @@ def restore_newest(ckpt, ckpt_dir: str, err=None):
         if failures:
             print(f"notice: {ckpt_dir}: unreadable {', '.join(failures)}; resuming from ckpt-{epoch}",
                   file=err)
+        _after_restore(ckpt)
         return epoch
     if found:
         raise CheckpointError(f"{ckpt_dir}: no readable checkpoint ({'; '.join(failures)}); "

@@ -22,7 +22,7 @@ def _float_variables(variables) -> list:
 
 def per_step(values: list):
     """The per-step values of an epoch as one 1-d tensor: `values` holds, in order, one scalar per
-    step or one 1-d tensor per call of several steps (bctrain.step.steps.make_train_loop)."""
+    step or one 1-d tensor per call of several steps (bctrain.step.loop.make_train_loop)."""
     return tf.concat([tf.reshape(v, [-1]) for v in values], axis=0)
 
 

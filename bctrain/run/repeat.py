@@ -21,7 +21,6 @@ import os
 import sys
 
 from bccommon import atomic, runfiles
-from bctrain.run import rundir
 from bctrain.config import Config, ConfigError
 
 # (metrics.json key, column title, shown as a percentage)
@@ -111,14 +110,12 @@ def table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def repeat(cfg: Config, root: str, n_seeds: int, data_dir=None, shard=(0, 1), out=None, **where) -> dict:
-    """Train (or resume, or skip) each seed of the repeat, then write and return the summary.
-
-    `where` (strategy, replicas) is passed on to `bctrain.train.train`."""
+def repeat(cfg: Config, root: str, n_seeds: int, data_dir=None, shard=(0, 1), out=None) -> dict:
+    """Train (or resume, or skip) each seed of the repeat, then write and return the summary."""
     seeds = seeds_of(cfg, n_seeds)
     from bctrain.step.strategy import task_writes_results
     from bctrain.train import train  # TensorFlow loads here, after the arguments are checked
-    writes = task_writes_results(where.get("strategy", "default"))  # multiworker: the chief only
+    writes = task_writes_results(cfg.strategy)  # multiworker: the chief only
     out = out or sys.stdout
     if not writes:
         out = open(os.devnull, "w")
@@ -132,7 +129,7 @@ def repeat(cfg: Config, root: str, n_seeds: int, data_dir=None, shard=(0, 1), ou
             continue
         resume = os.path.isfile(os.path.join(run_dir, runfiles.CONFIG_JSON))
         print(f"seed {seed}: {'resuming' if resume else 'training'} in {run_dir}", file=out, flush=True)
-        train(dataclasses.replace(cfg, seed=seed), run_dir, data_dir=data_dir, resume=resume, out=out, **where)
+        train(dataclasses.replace(cfg, seed=seed), run_dir, data_dir=data_dir, resume=resume, out=out)
     summary = summarise(cfg, root, seeds)
     if not writes:
         return summary

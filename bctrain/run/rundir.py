@@ -1,7 +1,10 @@
-"""The run directory: config check, the JSON-lines history and the summary (atomic writes: bccommon.atomic).
+"""The run directory: recipe check, runtime changes on resume, data identity, the JSON-lines history.
 
-Everything a run writes goes through a temporary file and a rename, so an interrupted run never
-leaves a half-written file; a directory that holds a different run is refused, never overwritten.
+Everything a run writes goes through a temporary file and a rename (bccommon.atomic), so an
+interrupted run never leaves a half-written file; a directory that holds a different run (another
+recipe, `bctrain.config`) is refused, never overwritten. A resume may change the runtime: it is
+recorded in config.json and each change is named in one line, saying whether the results stay
+bit-identical to an uninterrupted run.
 """
 import dataclasses
 import hashlib
@@ -14,13 +17,27 @@ import numpy as np
 
 from bccommon import runfiles
 from bccommon import atomic
+from bctrain import choices
 from bctrain.config import Config, ConfigError, load_config
 
 
-def _differences(a: Config, b: Config) -> str:
-    diffs = [f"{f.name} {getattr(a, f.name)!r} != {getattr(b, f.name)!r}"
-             for f in dataclasses.fields(Config) if getattr(a, f.name) != getattr(b, f.name)]
-    return ", ".join(diffs)
+def _recipe_differences(a: Config, b: Config) -> str:
+    a, b = a.recipe(), b.recipe()
+    return ", ".join(f"{name} {a[name]!r} != {b[name]!r}" for name in a if a[name] != b[name])
+
+
+def runtime_changes(stored: Config, cfg: Config) -> list:
+    """One line per runtime field that `cfg` changes from the stored run's, saying whether the
+    results stay bit-identical to an uninterrupted run (`Config` field metadata `resume_note`)."""
+    lines = []
+    for f in dataclasses.fields(Config):
+        old, new = getattr(stored, f.name), getattr(cfg, f.name)
+        if f.metadata.get("runtime") and old != new:
+            note = f.metadata.get("resume_note")
+            lines.append(f"resuming with {f.name} {new!r} (the run had {old!r}): "
+                         + (f"the results will differ slightly from an uninterrupted run's ({note})" if note
+                            else "the same steps and results"))
+    return lines
 
 
 def data_record(splits, mean) -> dict:
@@ -48,11 +65,17 @@ def _refuse_non_directory(run_dir: str):
 
 def check_same_run(run_dir: str, cfg: Config):
     """Refuse (one-line ConfigError naming the differing fields) a run directory whose config.json
-    describes another run than `cfg`; `bctrain train` and `bctrain repeat` both ask this."""
+    holds another recipe than `cfg` (the runtime may differ); return the stored config.
+    `bctrain train` and `bctrain repeat` both ask this."""
     stored = load_config(run_dir)
-    if stored != cfg:
-        raise ConfigError(f"{run_dir} holds a different run ({_differences(stored, cfg)}); "
+    if stored.recipe() != cfg.recipe():
+        raise ConfigError(f"{run_dir} holds a different run ({_recipe_differences(stored, cfg)}); "
                           "choose another --run-dir (RUN_DIR=...) or the same settings")
+    if cfg.binarize == "stoch" and choices.draw_algorithm(stored.jit) != choices.draw_algorithm(cfg.jit):
+        raise ConfigError(f"jit={cfg.jit}: {run_dir} draws its stochastic weights with "
+                          f"{choices.draw_algorithm(stored.jit)}, which needs jit={stored.jit} "
+                          "(bctrain.choices.draw_algorithm); resume with the jit it had")
+    return stored
 
 
 def check(run_dir: str, cfg: Config, resume: bool):
@@ -71,10 +94,13 @@ def check(run_dir: str, cfg: Config, resume: bool):
         raise ConfigError(f"{run_dir} is not empty and is not a run directory; choose another --run-dir")
 
 
-def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None):
-    """Create `run_dir` for `cfg`, or check that it holds the same config (and data) when resuming."""
+def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None) -> list:
+    """Create `run_dir` for `cfg`, or check that it holds the same recipe (and data) when resuming.
+    Return the lines to show about a resume's changed runtime (`record_runtime` writes it, once the
+    checkpoint is restored)."""
     check(run_dir, cfg, resume)
     data_path = os.path.join(run_dir, runfiles.DATA_JSON)
+    config_path = os.path.join(run_dir, runfiles.CONFIG_JSON)
     if resume:
         if data is not None:
             stored_data = read_data_record(run_dir)
@@ -83,11 +109,20 @@ def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None):
                                   for k in data if stored_data.get(k) != data[k])
                 raise ConfigError(f"{run_dir} was trained on other data ({diffs}); "
                                   "resume with the same data (--dataset, --data-dir)")
-        return
+        return runtime_changes(load_config(run_dir), cfg)
     os.makedirs(run_dir, exist_ok=True)
     if data is not None:
         atomic.write_json(data_path, data)
-    atomic.write_text(os.path.join(run_dir, runfiles.CONFIG_JSON), cfg.to_json())
+    atomic.write_text(config_path, cfg.to_json())
+    return []
+
+
+def record_runtime(run_dir: str, cfg: Config):
+    """config.json records the runtime of the latest session (a resume may change it; same recipe)."""
+    check_same_run(run_dir, cfg)
+    path = os.path.join(run_dir, runfiles.CONFIG_JSON)
+    if load_config(run_dir) != cfg:
+        atomic.write_text(path, cfg.to_json())
 
 
 def _short(value) -> str:

@@ -13,6 +13,9 @@ flags, and loads it; `make venv` builds it ahead. Where that is impossible (no c
 operating system) `load()` returns None and `reason()` says why: the XLA update is used instead.
 There is no GPU kernel: on a GPU, XLA fuses the update itself.
 
+`apply` runs the update of an Optimizer with it. Whether a step uses it is the step plan's choice
+(bctrain.step.plan).
+
     python -m bctrain.step.fused_update      build (if needed) and print the library's path and code path
 """
 import hashlib
@@ -28,7 +31,6 @@ SRC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 SOURCES = ("bc_adam_kernel.h", "bc_adam_kernel.c", "bc_adam_op.cc")
 C_FLAGS = ["-O3", "-fPIC", "-std=c99", "-fno-math-errno", "-ffp-contract=off"]
 CXX_FLAGS = ["-O2", "-fPIC", "-shared", "-Wno-deprecated-declarations"]
-KINDS = ("auto", "fused", "xla")
 
 _state = {}
 
@@ -110,43 +112,33 @@ def failure() -> str:
     return _state.get("reason", "")
 
 
-# Below this many latent weights, `auto` leaves a float32 XLA step whole (XLA's update inside it):
-# there the step's two halves and their hand-over cost more than the fused update saves. Measured
-# with `benchmarks.bench_train --no-fit --hidden N,N,N` (docs/BENCHMARKS.md): the whole-XLA step
-# 1.18x and 1.28x faster at 0.33 M and 0.93 M weights, the same within the noise at 2.9 M (1.03x
-# either way in two runs), the fused one 1.04x and 1.07x faster at 5.9 M and 10 M.
-AUTO_MIN_WEIGHTS = 2_000_000
-
-
-def prefers_xla(cfg, strategy: str = "default") -> bool:
-    """True where `auto` takes XLA's update though the fused op is there: a float32 step compiled
-    whole by XLA (`cfg.jit`, not split by the precision or a strategy) of a network with fewer than
-    AUTO_MIN_WEIGHTS latent weights in its dense and convolutional layers."""
-    from bctrain.paper.arch import count_binary_weights, layer_specs
-    from bctrain.step.precision import PRECISIONS
-    split = strategy != "default" or PRECISIONS[cfg.precision].split_step
-    return bool(cfg.jit) and not split and count_binary_weights(layer_specs(cfg)) < AUTO_MIN_WEIGHTS
-
-
-def resolve(kind: str, prefer_xla: bool = False) -> str:
-    """The update a run uses for `--update-kernel kind`: "fused" or "xla".
-
-    auto: fused if the op loads and no GPU is visible (the variables would live there), unless
-    `prefer_xla` (`prefers_xla(cfg)`: a small float32 XLA step); fused: the op, or an error if it
-    cannot be had; xla: always XLA."""
-    if kind not in KINDS:
-        raise ValueError(f"update kernel {kind!r}: expected one of {', '.join(KINDS)}")
-    if kind == "xla" or (kind == "auto" and prefer_xla):
-        return "xla"
-    if tf.config.list_logical_devices("GPU"):
-        if kind == "fused":
-            raise RuntimeError("--update-kernel fused: the fused update is CPU-only and a GPU is visible")
-        return "xla"
-    if load() is None:
-        if kind == "fused":
-            raise RuntimeError(f"--update-kernel fused: {reason()}")
-        return "xla"
-    return "fused"
+def apply(opt, grads, divisors=None, cache=None):
+    """The update of `opt` (a bctrain.paper.optim.Optimizer, Adam, no loss scaling) by the fused op:
+    the same float32 arithmetic as `opt.apply(grads, divisors)`, one pass over memory per parameter.
+    With a `cache` (bctrain.step.caches), the op also writes the cached layers' next product weights."""
+    if opt.kind != "adam" or opt.loss_scale is not None:
+        raise ValueError("the fused update is Adam without loss scaling")
+    op = load()
+    if op is None:
+        raise RuntimeError(reason())
+    grads = list(grads)
+    divisors = [1.0] * len(grads) if divisors is None else [float(d) for d in divisors]
+    if not len(grads) == len(divisors) == len(opt.params):
+        raise ValueError(f"{len(grads)} gradients and {len(divisors)} divisors for {len(opt.params)} parameters")
+    opt.iterations.assign_add(1)
+    size = opt.step_size()
+    consts = dict(beta1=opt.beta1, one_minus_beta1=1.0 - opt.beta1, beta2=opt.beta2,
+                  one_minus_beta2=1.0 - opt.beta2, eps=opt.eps)
+    for p, g, d in zip(opt.params, grads, divisors):
+        if g is None:
+            raise ValueError(f"parameter {p.w.name}: no gradient (not used by the loss?)")
+        g = tf.convert_to_tensor(g)
+        target = None if cache is None or p.layer is None else cache.get(p.layer)
+        wb = {"wb": []} if target is None else {"wb": [target.handle], "wb_value": cache.value(p.layer)}
+        if g.dtype not in (tf.float32, tf.bfloat16):
+            g, d = tf.cast(g, tf.float32) / d, 1.0
+        op.bc_adam_update(p.w.handle, p.m.handle, p.v.handle, g, tf.cast(p.lr_scale * size, tf.float32),
+                          h=p.h if p.binary else 0.0, g_div=d, **wb, **consts)
 
 
 def main():

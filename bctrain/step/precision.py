@@ -10,7 +10,7 @@ result by h, and BatchNorm computes its statistics from the float32 product (bct
 loss and the gradients of the float32 variables are float32.
 
 `split_step`: the step runs its products in TensorFlow's own kernels (oneDNN on a CPU, cuBLAS on a
-GPU) and only its elementwise parts (binarization, update) under XLA (bctrain.step.steps): XLA's CPU
+GPU) and only its elementwise parts (binarization, update) under XLA (bctrain.step.build): XLA's CPU
 back end runs a bfloat16 dot at float32 speed, oneDNN at bfloat16 speed (docs/BENCHMARKS.md).
 TensorFlow-free (stdlib only), so that `bctrain.config` can list the choices.
 """
@@ -20,13 +20,16 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Precision:
     name: str
+    help: str            # one line for --help
     compute: str         # dtype name of the products' operands and of the activations fed to them
     loss_scaling: bool   # dynamic loss scaling (bctrain.step.loss_scale)
     split_step: bool     # products outside XLA, elementwise parts in XLA (see above)
 
 
 PRECISIONS = {p.name: p for p in (
-    Precision("float32", "float32", loss_scaling=False, split_step=False),
-    Precision("mixed_bfloat16", "bfloat16", loss_scaling=False, split_step=True),
-    Precision("mixed_float16", "float16", loss_scaling=True, split_step=True),
+    Precision("float32", "every tensor in float32", "float32", loss_scaling=False, split_step=False),
+    Precision("mixed_bfloat16", "products in bfloat16, state float32", "bfloat16", loss_scaling=False,
+              split_step=True),
+    Precision("mixed_float16", "products in float16 with loss scaling, state float32", "float16",
+              loss_scaling=True, split_step=True),
 )}

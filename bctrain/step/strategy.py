@@ -7,7 +7,7 @@ TensorFlow's distribution engine is the engine; this module chooses it and says 
 
 `Config.batch_size` is the global batch: every worker feeds the same global batch (the order depends
 only on (seed, epoch)) and replica r of R takes rows [r*n/R, (r+1)*n/R) of it (`slice_bounds`), so
-each sample is used once per step and counted once in evaluation. The step (bctrain.step.steps) averages
+each sample is used once per step and counted once in evaluation. The step (bctrain.step.build) averages
 the loss over the global batch, all-reduces the gradients and applies the update once per variable
 on every replica's copy; BatchNorm all-reduces its statistics (bctrain.paper.layers). Under multiworker
 the chief (task "chief", else worker 0) writes the run directory; every other worker runs the same
@@ -22,9 +22,9 @@ import tempfile
 import tensorflow as tf
 
 from bccommon import runfiles
+from bctrain.choices import STRATEGIES
 from bctrain.config import ConfigError
 
-STRATEGIES = ("default", "mirrored", "multiworker")
 _ONE_PER_PROCESS = {}
 
 

@@ -1,4 +1,5 @@
-"""bctrain.step.steps.make_train_loop: several steps per call train exactly as one step per call."""
+"""bctrain.step.loop: several steps per call train exactly as one step per call (the steps of a
+plan with 4 per call against its canonical plan: tests/test_plan.py)."""
 import dataclasses
 import json
 import os
@@ -7,15 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bctrain.step import fused_update
 from bctrain.config import ConfigError, with_overrides
-from bctrain.data import pipeline
-from bctrain.paper.models import Net
-from bctrain.paper.optim import Optimizer
-from bctrain.step.steps import make_train_loop, make_train_step, step_groups
+from bctrain.step.loop import make_train_loop, step_groups
 from bctrain.train import train
-
-STEPS = 11
 
 
 @pytest.mark.parametrize("n, per_call, groups", [
@@ -28,44 +23,6 @@ def test_step_groups_cover_the_epoch_and_end_with_a_single_step(n, per_call, gro
 def test_step_groups_refuse_empty_epochs_and_calls(n, per_call):
     with pytest.raises(ValueError, match="at least 1"):
         step_groups(n, per_call)
-
-
-def _trained(cfg, kernel, per_call):
-    """Weights, optimizer state, per-step losses and errors after STEPS steps, `per_call` per call."""
-    tf.config.experimental.enable_op_determinism()
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(STEPS * cfg.batch_size, 784)).astype(np.float32)
-    y_pm1 = pipeline.to_pm1(rng.integers(0, 10, len(x)))
-    net = Net(cfg, seed=4)
-    opt = Optimizer("adam", net.binary_params(), net.other_params(), lr=0.01, kernel=kernel)
-    step = make_train_step(net, opt, cfg.jit)
-    batches = iter(pipeline.train_batches(x, y_pm1, cfg.batch_size, seed=1, epoch=1))
-    if per_call == 1:  # the oracle: the step itself, batch by batch
-        out = [step(*next(batches)) for _ in range(STEPS)]
-        losses, errors = [float(a) for a, _ in out], [int(b) for _, b in out]
-    else:
-        loop = make_train_loop(step, per_call)
-        out = [loop(batches, n) for n in step_groups(STEPS, per_call)]
-        losses = np.concatenate([a.numpy() for a, _ in out]).tolist()
-        errors = np.concatenate([b.numpy() for _, b in out]).tolist()
-    state = {v.name + str(i): v.numpy() for i, v in enumerate(opt.variables)}
-    return net.weights_dict(), state, losses, errors
-
-
-@pytest.mark.parametrize("binarize, precision, kernel, jit", [
-    ("det", "float32", "auto", True), ("stoch", "float32", "auto", True), ("det", "float32", "xla", False),
-    ("det", "mixed_bfloat16", "auto", True)])
-def test_several_steps_per_call_train_exactly_as_one(binarize, precision, kernel, jit):
-    cfg = with_overrides("mnist", hidden=(48, 32), batch_size=20, binarize=binarize, precision=precision, jit=jit)
-    kernel = fused_update.resolve(kernel)
-    one = _trained(cfg, kernel, 1)
-    four = _trained(cfg, kernel, 4)
-    assert len(four[2]) == STEPS and four[2] == one[2] and four[3] == one[3]
-    assert len(set(one[2])) > 1  # the steps did train
-    for got, want in ((four[0], one[0]), (four[1], one[1])):
-        assert got.keys() == want.keys()
-        for key in want:
-            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
 def test_training_records_the_same_epochs_whatever_the_steps_per_call(tmp_path):
