@@ -46,13 +46,20 @@ def _refuse_non_directory(run_dir: str):
         raise ConfigError(f"{run_dir}: exists and is not a directory")
 
 
-def check_same_run(run_dir: str, cfg: Config):
-    """Refuse (one-line ConfigError naming the differing fields) a run directory whose config.json
-    describes another run than `cfg`; `bctrain train` and `bctrain repeat` both ask this."""
-    stored = load_config(run_dir)
+RUN_DIR_ADVICE = "choose another --run-dir (RUN_DIR=...) or the same settings"
+
+
+def check_same_config(stored: Config, cfg: Config, where: str, advice: str = RUN_DIR_ADVICE):
+    """Refuse (one-line ConfigError naming `where` and the differing fields) a recorded config that
+    describes another run than `cfg`: the one comparison of configurations."""
     if stored != cfg:
-        raise ConfigError(f"{run_dir} holds a different run ({_differences(stored, cfg)}); "
-                          "choose another --run-dir (RUN_DIR=...) or the same settings")
+        raise ConfigError(f"{where} holds a different run ({_differences(stored, cfg)}); {advice}")
+
+
+def check_same_run(run_dir: str, cfg: Config, advice: str = RUN_DIR_ADVICE):
+    """Refuse a run directory whose config.json describes another run than `cfg`;
+    `bctrain train` and `bctrain repeat` (for each seed) both ask this."""
+    check_same_config(load_config(run_dir), cfg, run_dir, advice)
 
 
 def check(run_dir: str, cfg: Config, resume: bool):
