@@ -99,8 +99,16 @@ def get(name: str) -> Dataset:
     return DATASETS[name]
 
 
-def _check_data_dir(directory: Path):
-    """A data directory that is missing, a file, a symbolic-link loop or unreadable, said as such."""
+def check_data_dir(dataset: str, data_dir: str | Path | None):
+    """Refuse (DataError) a data directory `dataset` cannot use: given for a bundled dataset, or
+    missing, a file, a symbolic-link loop or unreadable. Cheap, so callers ask before loading TensorFlow."""
+    entry = get(dataset)
+    if data_dir is None:
+        return
+    if not entry.files:  # it would be ignored, yet recorded in metrics.json
+        raise DataError(f"data directory {data_dir}: {dataset} is bundled and reads none (--data-dir is "
+                        f"for {', '.join(d.name for d in DATASETS.values() if d.files)})")
+    directory = Path(data_dir)
     try:
         if directory.is_dir():
             return
@@ -118,13 +126,10 @@ def load_splits(dataset: str = "mnist", data_dir: str | Path | None = None,
     download (if `allow_download`), else the entry's fallback (if `allow_sample`), announced on stderr."""
     entry = get(dataset)
     read = entry.read_function()
+    check_data_dir(dataset, data_dir)
     if not entry.files:
-        if data_dir is not None:  # it would be ignored, yet recorded in metrics.json
-            raise DataError(f"data directory {data_dir}: {dataset} is bundled and reads none (--data-dir is "
-                            f"for {', '.join(d.name for d in DATASETS.values() if d.files)})")
         return read()
     if data_dir is not None:
-        _check_data_dir(Path(data_dir))
         return read(Path(data_dir), source=f"{entry.title} files in {data_dir}")
     try:
         directory = download.ensure_files(entry.name, entry.files, allow_download=allow_download)
