@@ -73,6 +73,9 @@ def test_unpickler_refuses_arbitrary_globals(tmp_path):
     ("data_batch_5", py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [1]}), "1 labels for 2 images"),
     ("test_batch", py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [1, 10]}),
      r"label 10 at index 1 outside 0..9"),
+    # D5: a label beyond int64 crashed with OverflowError
+    ("data_batch_1", py2_pickle({"data": np.zeros((3, 3072), np.uint8), "labels": [1, 2 ** 70, -2 ** 70]}),
+     r"label 1180591620717411303424 at index 1 outside 0..9 \(2 such labels\)"),
 ])
 def test_malformed_batches_are_one_line_errors(tmp_path, member, payload, message):
     write_cifar_archive(tmp_path / cifar10.ARCHIVE, cifar_arrays(), override={member: payload})

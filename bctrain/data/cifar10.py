@@ -75,13 +75,14 @@ def parse_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{where}: data is {shape}, expected uint8 [N, {ROW}]")
     if not isinstance(labels, list) or not all(type(v) is int for v in labels):
         raise DataError(f"{where}: labels must be a list of ints")
+    if len(labels) != len(x):
+        raise DataError(f"{where}: {len(labels)} labels for {len(x)} images")
+    # Checked as Python ints, before NumPy sees them: a label of 2**70 does not fit an int64.
+    bad = [i for i, v in enumerate(labels) if not 0 <= v < N_CLASSES]
+    if bad:
+        raise DataError(f"{where}: label {labels[bad[0]]} at index {bad[0]} outside 0..{N_CLASSES - 1} "
+                        f"({len(bad)} such labels)")
     y = np.asarray(labels, dtype=np.int64)
-    if len(y) != len(x):
-        raise DataError(f"{where}: {len(y)} labels for {len(x)} images")
-    bad = np.flatnonzero((y < 0) | (y >= N_CLASSES))
-    if bad.size:
-        raise DataError(f"{where}: label {y[bad[0]]} at index {bad[0]} outside 0..{N_CLASSES - 1} "
-                        f"({bad.size} such labels)")
     # Channel-major rows -> NHWC.
     return x.reshape(-1, CHANNELS, SIDE, SIDE).transpose(0, 2, 3, 1).copy(), y
 
