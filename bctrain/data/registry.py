@@ -120,6 +120,22 @@ def check_data_dir(dataset: str, data_dir: str | Path | None):
     raise DataError(f"{directory}: not a directory; expected a data directory")
 
 
+def unofficial(entry: Dataset, file_sha256) -> list:
+    """The paths of `file_sha256` ((path, SHA-256), ...) that carry an official file's name but
+    not its published SHA-256 (files under other names have no published checksum to compare)."""
+    published = {f.name: f.sha256 for f in entry.files}
+    return [path for path, sha256 in file_sha256 if published.get(Path(path).name, sha256) != sha256]
+
+
+def notice_unofficial(entry: Dataset, file_sha256, out=None):
+    """One notice line when data-directory files are not the official ones; they are used as given
+    (a user's own files in the official format are allowed)."""
+    other = unofficial(entry, file_sha256)
+    if other:
+        print(f"notice: {', '.join(other)}: not the official {entry.title} file{'s' if len(other) > 1 else ''} "
+              "(SHA-256 other than the published one, data/SOURCES.md); used as given", file=out or sys.stderr)
+
+
 def load_splits(dataset: str = "mnist", data_dir: str | Path | None = None,
                 allow_download: bool = True, allow_sample: bool = True) -> Splits:
     """The splits of `dataset`, from `data_dir` (never falling back), else the verified cache, else a
@@ -130,7 +146,9 @@ def load_splits(dataset: str = "mnist", data_dir: str | Path | None = None,
     if not entry.files:
         return read()
     if data_dir is not None:
-        return read(Path(data_dir), source=f"{entry.title} files in {data_dir}")
+        splits = read(Path(data_dir), source=f"{entry.title} files in {data_dir}")
+        notice_unofficial(entry, splits.file_sha256)
+        return splits
     try:
         directory = download.ensure_files(entry.name, entry.files, allow_download=allow_download)
     except DataError as e:
