@@ -138,8 +138,9 @@ def notice_unofficial(entry: Dataset, file_sha256, out=None):
 
 def load_splits(dataset: str = "mnist", data_dir: str | Path | None = None,
                 allow_download: bool = True, allow_sample: bool = True) -> Splits:
-    """The splits of `dataset`, from `data_dir` (never falling back), else the verified cache, else a
-    download (if `allow_download`), else the entry's fallback (if `allow_sample`), announced on stderr."""
+    """The splits of `dataset`, from `data_dir` (never falling back; files that are not the official
+    ones get a notice), else the verified cache, else a download (if `allow_download`), else the
+    entry's fallback (if `allow_sample`), announced on stderr."""
     entry = get(dataset)
     read = entry.read_function()
     check_data_dir(dataset, data_dir)
