@@ -52,6 +52,7 @@ def session(model_or_path, threads=None) -> onnxruntime.InferenceSession:
     refuses is an ExportError."""
     src = model_or_path if isinstance(model_or_path, (str, bytes)) else model_or_path.SerializeToString()
     opts = onnxruntime.SessionOptions()
+    opts.log_severity_level = 3  # errors only: its warnings (an unused initializer removed) are noise here
     if threads:
         opts.intra_op_num_threads = opts.inter_op_num_threads = threads
     try:
