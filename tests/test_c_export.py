@@ -107,12 +107,22 @@ def test_verify_checks_both_c_entry_points(c_exported_mlp, tmp_path):
     assert "c/bcnn_model.c" in report["sizes"]["files"]
 
 
-def test_verify_checks_the_c_conv_model(exported_cnn_dir, tmp_path):
+@pytest.fixture(scope="module")
+def c_exported_cnn(exported_cnn_dir, tmp_path_factory):
+    """The exported CNN run directory after `bcexport c --tile 3` (copy it before changing it)."""
     require("cc")
-    run_dir = _copy(exported_cnn_dir, tmp_path)
-    export_c(run_dir, tile=3)
-    report = _verify(run_dir, cnn_config())
+    run_dir = shutil.copytree(exported_cnn_dir, tmp_path_factory.mktemp("c-cnn") / "run")
+    export_c(str(run_dir), tile=3)
+    return str(run_dir)
+
+
+def test_verify_checks_the_c_conv_model(c_exported_cnn, tmp_path):
+    report = _verify(_copy(c_exported_cnn, tmp_path), cnn_config())
     assert report["passed"] and {"c", "c_raw"} <= set(report["backends"])
+    for name in ("c", "c_raw"):
+        assert report["backends"][name]["weight_problems"] == []
+        assert report["backends"][name]["stored_weights"] == {
+            "reader": "c_bits", "form": "bits", "bytes": read_c_export(c_exported_cnn)["weight_bytes"]}
 
 
 def _flip_bit(source: str, block: int, k: int, n: int, n_in: int) -> str:
@@ -141,6 +151,47 @@ def test_one_flipped_weight_bit_in_the_c_source_fails(c_exported_mlp, tmp_path):
     assert not report["passed"]
     assert not report["backends"]["c"]["passed"] and not report["backends"]["c_raw"]["passed"]
     assert all(report["backends"][k]["passed"] for k in ("tf_net", "onnx", "onnx_packed", "onnx_raw"))
+    assert report["backends"]["c"]["weight_problems"] == [
+        "block2_w (block 2): 1 of 512 bits differ from the trained signs (first in byte "
+        f"{(unit // 4) * 16})"]
+
+
+def _rerecord_c(run_dir):
+    """c/export.json with its SHA-256 record made to match the files now (a careful tamperer's rewrite)."""
+    from bccommon import digests
+    path = os.path.join(run_dir, "c", "export.json")
+    with open(path) as fh:
+        summary = json.load(fh)
+    summary["sha256"] = digests.record(run_dir, summary["sha256"])
+    with open(path, "w") as fh:
+        json.dump(summary, fh)
+
+
+def test_a_flipped_weight_bit_the_logits_cannot_see_fails(c_exported_cnn, tmp_path):
+    """A sign flip from a hidden unit that never fires leaves every logit as it was; the stored bits
+    still have to be exactly the trained signs."""
+    run_dir = _copy(c_exported_cnn, tmp_path)
+    dep = load_deployment(run_dir)
+    pixels, _, _ = synthetic_test_data(cnn_config())
+    probes = np.random.default_rng(0).integers(0, 256, (256,) + pixels.shape[1:], dtype=np.uint8)  # verify's
+    x = apply_mean(np.concatenate([pixels, probes]), dep.mean).reshape((-1,) + dep.input_shape)
+    hidden = reference.forward(dataclasses.replace(dep, blocks=dep.blocks[:-1]), x)
+    unit = int(np.argmin((hidden > 0).mean(axis=0)))
+    assert np.all(hidden[:, unit] == 0)  # the fixture has a unit that never fires (16 units, seed 0)
+    path = os.path.join(run_dir, "c", "bcnn_model.c")
+    with open(path) as fh:
+        source = fh.read()
+    with open(path, "w") as fh:
+        fh.write(_flip_bit(source, 3, unit, 2, 16))
+    _rerecord_c(run_dir)
+    report = _verify(run_dir, cnn_config())
+    assert not report["passed"] and report["changed_since_export"] == []
+    for name in ("c", "c_raw"):
+        result = report["backends"][name]
+        assert result["logits_within_tol"] and result["argmax_disagreements"] == 0
+        assert not result["passed"]
+        assert result["weight_problems"] == [
+            f"block3_w (block 3): 1 of 512 bits differ from the trained signs (first in byte {(unit // 4) * 16 + 2})"]
 
 
 def test_listed_c_source_must_exist(c_exported_mlp, tmp_path):

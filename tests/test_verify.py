@@ -181,8 +181,8 @@ def test_packed_file_must_store_each_block_as_its_bits(exported_mlp_dir, tmp_pat
     model.graph.initializer.append(numpy_helper.from_array(np.zeros(4, np.uint8), "dummy" + BITS_SUFFIX))
     onnx.save(model, path)
     report = _verify(run_dir, mlp_config())
-    assert not report["passed"] and not report["size_passed"]
-    assert any("dummy" in p for p in report["sizes"]["packed_problems"])
+    assert not report["passed"] and not report["backends"]["onnx_packed"]["passed"]
+    assert "dummy__bits holds the bits of no block" in report["backends"]["onnx_packed"]["weight_problems"]
 
 
 def test_a_float_model_in_place_of_the_packed_one_fails(exported_mlp_dir, tmp_path):
