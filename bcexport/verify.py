@@ -59,8 +59,9 @@ from bctrain.data import DATASETS, load_splits
 from bctrain.data.preprocess import KINDS
 from bccommon import runfiles
 from bccommon import atomic
-from bcexport import ExportError, backends, reference, stored_weights
+from bcexport import ExportError, backends, lock, reference
 from bccommon import digests
+from bcexport.c import swap
 from bcexport.c.export import read_c_export
 from bcexport.pack import Deployment, load_deployment
 from bcexport.rundir import read_export, read_metrics
@@ -130,15 +131,29 @@ def compare(ref, other, tol, labels) -> dict:
             "logits_within_tol": within, "passed": within and bad == 0}
 
 
-def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
+def verify_run(run_dir: str, data_dir=None, load_test=None, out=None, err=None) -> dict:
     """Run every back end on the whole test set, write verify.json, return it (key 'passed').
 
     `load_test(run_dir, data_dir) -> (pixels uint8, labels, name)` defaults to `load_test_data`.
+    Holds the run directory's lock (`bcexport.lock`) throughout; under it, a `c/` that a killed
+    `bcexport c` left moved aside is restored first (`bcexport.c.swap.recover`), with a notice on
+    `err` (stderr), and what a killed verify left (`.verify.json.*.tmp`) is removed.
     """
     stale = os.path.join(run_dir, runfiles.VERIFY_JSON)
     if os.path.exists(stale):  # a failed or refused verification must not leave an old pass behind
         os.remove(stale)
     dep = load_deployment(run_dir)
+    err = err or sys.stderr
+    with lock.hold(run_dir):
+        restored = swap.recover(run_dir)
+        if restored:
+            print(restored, file=err)
+        lock.report_removed(atomic.remove_temporaries(run_dir, [runfiles.VERIFY_JSON]), run_dir,
+                            "`bcexport verify`", err)
+        return _verify(run_dir, dep, data_dir, load_test, out)
+
+
+def _verify(run_dir: str, dep: Deployment, data_dir, load_test, out) -> dict:
     exported, c_exported = read_export(run_dir), read_c_export(run_dir) or {}
     recorded = {**exported["sha256"], **c_exported.get("sha256", {})}
     todo = backends.present(run_dir, list(exported["files"]) + list(c_exported.get("files", {})))

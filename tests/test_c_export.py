@@ -6,6 +6,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -211,3 +214,99 @@ def test_a_c_file_changed_since_export_is_named(c_exported_mlp, tmp_path):
     report = _verify(run_dir, mlp_config())
     assert not report["passed"]
     assert [p.split(":")[0] for p in report["changed_since_export"]] == ["c/harness.c"]
+
+
+def _c_entries(run_dir):
+    """What `bcexport c` has in the run directory besides export.c.json: c/ and any leftovers."""
+    return sorted(n for n in os.listdir(run_dir) if n == "c" or n.startswith((".c.", "c.old", ".export.c")))
+
+
+def _swap_killed_between_its_renames(run_dir):
+    """The run directory as a SIGKILL between the two renames of `bcexport.c.swap.install` leaves it:
+    the earlier export moved aside, the new one complete in its temporary directory, no c/."""
+    os.rename(os.path.join(run_dir, "c"), os.path.join(run_dir, ".c.old-k1ll3d.tmp"))
+    shutil.copytree(os.path.join(run_dir, ".c.old-k1ll3d.tmp"), os.path.join(run_dir, ".c.n3wxprt.tmp"))
+
+
+def test_a_swap_killed_between_its_renames_is_rolled_back_by_verify_and_export(c_exported_mlp, tmp_path):
+    run_dir = _copy(c_exported_mlp, tmp_path)
+    before = open(os.path.join(run_dir, "c", "bcnn_model.c")).read()
+    _swap_killed_between_its_renames(run_dir)
+    err = io.StringIO()
+    report = verify_run(run_dir, load_test=synthetic_loader(mlp_config()), out=io.StringIO(), err=err)
+    assert report["passed"] and {"c", "c_raw"} <= set(report["backends"])
+    assert err.getvalue() == (f"notice: {run_dir}/c: restored from .c.old-k1ll3d.tmp, where an interrupted "
+                              "`bcexport c` had moved it\n")
+    assert open(os.path.join(run_dir, "c", "bcnn_model.c")).read() == before
+    err = io.StringIO()
+    export_c(run_dir, err=err)
+    assert err.getvalue() == (f"notice: {run_dir}: removed 1 leftover(s) of an interrupted `bcexport c`: "
+                              ".c.n3wxprt.tmp\n")
+    assert _c_entries(run_dir) == ["c"]
+
+
+@pytest.mark.slow
+def test_a_real_kill_between_the_renames_leaves_an_export_the_next_one_completes(c_exported_mlp, tmp_path):
+    run_dir = _copy(c_exported_mlp, tmp_path)
+    before = open(os.path.join(run_dir, "c", "export.json")).read()
+    script = ("import os, signal, sys\n"
+              "from bcexport.c.export import export_c\n"
+              "real, calls = os.rename, []\n"
+              "def rename(a, b):\n"
+              "    calls.append(b)\n"
+              "    if len(calls) == 2:\n"
+              "        os.kill(os.getpid(), signal.SIGKILL)\n"
+              "    real(a, b)\n"
+              "os.rename = rename\n"
+              "export_c(sys.argv[1], tile=5)\n")
+    proc = subprocess.run([sys.executable, "-c", script, run_dir], env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert proc.returncode == -signal.SIGKILL
+    assert not os.path.exists(os.path.join(run_dir, "c"))  # the window this test is about
+    err = io.StringIO()
+    assert export_c(run_dir, tile=2, err=err)["tile"] == 2
+    lines = err.getvalue().splitlines()
+    assert lines[0].startswith(f"notice: {run_dir}/c: restored from .c.old-") and len(lines) == 2
+    assert lines[1].startswith(f"notice: {run_dir}: removed 1 leftover(s) of an interrupted `bcexport c`: .c.")
+    assert _c_entries(run_dir) == ["c"]
+    assert open(os.path.join(run_dir, "c", "export.json")).read() != before
+    assert _verify(run_dir, mlp_config())["passed"]
+
+
+@pytest.mark.parametrize("damage", ["removed", "emptied"])
+def test_verify_refuses_a_recorded_c_export_that_is_gone(c_exported_mlp, tmp_path, damage):
+    run_dir = _copy(c_exported_mlp, tmp_path)
+    c_dir = os.path.join(run_dir, "c")
+    shutil.rmtree(c_dir)
+    if damage == "emptied":
+        os.mkdir(c_dir)
+    with pytest.raises(ExportError, match=rf"^{re.escape(c_dir)}: no complete C export \(no export.json\), but "
+                                          rf"export.c.json records one; run `bcexport c {re.escape(run_dir)}` again$"):
+        _verify(run_dir, mlp_config())
+
+
+def test_leftovers_of_killed_exports_are_removed_by_the_next_one_in_one_line(c_exported_mlp, tmp_path):
+    run_dir = _copy(c_exported_mlp, tmp_path)
+    for name in (".c.abcd1234.tmp", ".c.old-efgh5678.tmp", "c.old-ijkl9012"):  # the last: earlier versions
+        shutil.copytree(os.path.join(run_dir, "c"), os.path.join(run_dir, name))
+    with open(os.path.join(run_dir, ".export.c.json.mnop.tmp"), "w") as fh:
+        fh.write("{")
+    err = io.StringIO()
+    export_c(run_dir, err=err)
+    assert err.getvalue() == (f"notice: {run_dir}: removed 4 leftover(s) of an interrupted `bcexport c`: "
+                              ".c.abcd1234.tmp, .c.old-efgh5678.tmp, .export.c.json.mnop.tmp, c.old-ijkl9012\n")
+    assert _c_entries(run_dir) == ["c"]
+
+
+def test_an_export_or_verify_of_a_run_directory_in_use_is_refused(c_exported_mlp, tmp_path):
+    from bcexport import lock
+    from bcexport.onnx.export import export_run
+    run_dir = _copy(c_exported_mlp, tmp_path)
+    before = sorted(os.listdir(run_dir))
+    with lock.hold(run_dir):
+        for command in (lambda: export_c(run_dir), lambda: _verify(run_dir, mlp_config()),
+                        lambda: export_run(run_dir)):
+            with pytest.raises(ExportError, match=rf"^{re.escape(run_dir)} is in use by another process "
+                                                  rf"\(pid {os.getpid()}\)"):
+                command()
+    assert sorted(os.listdir(run_dir)) == [n for n in before if n != "verify.json"]
+    assert export_c(run_dir)["tile"]  # the lock dies with its holder

@@ -287,3 +287,14 @@ def test_an_export_json_without_digests_is_refused(exported_mlp_dir, tmp_path):
         json.dump(exported, fh)
     with pytest.raises(ExportError, match="no valid 'sha256' record"):
         _verify(run_dir, mlp_config())
+
+
+def test_a_killed_verification_s_leftover_is_removed_in_one_line(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    with open(os.path.join(run_dir, ".verify.json.x7.tmp"), "w") as fh:
+        fh.write('{"passed": tr')
+    err = io.StringIO()
+    assert verify_run(run_dir, load_test=synthetic_loader(mlp_config()), out=io.StringIO(), err=err)["passed"]
+    assert err.getvalue() == (f"notice: {run_dir}: removed 1 leftover(s) of an interrupted `bcexport verify`: "
+                              ".verify.json.x7.tmp\n")
+    assert not [n for n in os.listdir(run_dir) if n.endswith(".tmp")]
