@@ -11,6 +11,7 @@ so a block is y = a ⊙ pool(x ∗ wb) + c. Stages, one module each:
     backends        the table of back ends verify compares, and how each is run and read
     stored_weights  the stored ±1 weights and sign bits of each back end (one reader each: ONNX bits,
                     ONNX floats, the arrays of the generated C), against the trained signs
+    lock            one writer per run directory: every command holds training's lock
     verify          the parity gate over the whole test set (verify.json)
     cli             `bcexport onnx RUN_DIR`, `bcexport c RUN_DIR`, `bcexport verify RUN_DIR`
 """

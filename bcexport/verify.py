@@ -11,7 +11,7 @@ the packed weights (`bcexport.reference`):
                  and called through ctypes               (preprocessed float32 input)
     c_raw        its pixel entry point                  (raw uint8 pixels, preprocessing in C)
 Every back end whose file exists is verified, whatever export.json lists; the C entries record the
-kernel path they ran.
+kernel path they ran. A C export that export.c.json records must be there whole (`bcexport.c.swap`).
 
 The test data is the run's dataset (metrics.json, `bctrain.data.registry`), preprocessed with the
 run's kind and parameters (preprocess.npz, `bctrain.data.preprocess.KINDS`). Each back end is
