@@ -28,6 +28,7 @@ MODEL_RAW_ONNX = "model.raw.onnx"
 EXPORT_JSON = "export.json"
 VERIFY_JSON = "verify.json"
 C_DIR = "c"                          # generated C sources (bcexport c), replaced as a whole
+C_RECORD = "export.c.json"           # a C export was made: c/ must hold it whole (bcexport.c.swap)
 
 # inside C_DIR, written by `bcexport c`
 C_HEADER = "bcnn_model.h"            # the model's API: sizes, scratch, entry points

@@ -9,7 +9,9 @@ so a block is y = a ⊙ pool(x ∗ wb) + c. Stages, one module each:
     onnx/           model.onnx, model.raw.onnx and model.packed.onnx (tf2onnx), export.json
     c/              C99 sources (bcnn_model.h/.c, harness.c), their build and RUN_DIR/c/
     backends        the table of back ends verify compares, and how each is run and read
-    stored_weights  the stored ±1 weights and sign bits of each back end, against the trained signs
+    stored_weights  the stored ±1 weights and sign bits of each back end (one reader each: ONNX bits,
+                    ONNX floats, the arrays of the generated C), against the trained signs
+    lock            one writer per run directory: every command holds training's lock
     verify          the parity gate over the whole test set (verify.json)
     cli             `bcexport onnx RUN_DIR`, `bcexport c RUN_DIR`, `bcexport verify RUN_DIR`
 """

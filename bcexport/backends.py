@@ -2,11 +2,13 @@
 
 Each entry says which run-directory file it runs (None: the training code itself), what it is fed
 ("x": the preprocessed float32 input [N, *input_shape]; "pixels": raw uint8 images, preprocessing
-inside the model), how to get its logits, and how its file stores the binary weights (checked by
-`bcexport.stored_weights`). A back end whose file exists is always verified (unless its `available`
-test says the file lacks it, as a C model without a pixel entry point); a `required` one, or one
-that export.json or c/export.json lists, must exist. `details` adds facts to its verify.json entry
-(the C kernel path). Adding a back end is one entry here.
+inside the model), how to get its logits, and how to read the binary weights its file stores: a
+reader of `bcexport.stored_weights` that compares them with the trained signs exactly, without
+trusting any logit (None only for the training code path, which runs best.npz itself). A back end
+whose file exists is always verified (unless its `available` test says the file lacks it, as a C
+model without a pixel entry point); a `required` one, or one that export.json or c/export.json
+lists, must exist. `details` adds facts to its verify.json entry (the C kernel path). Adding a back
+end is one entry here.
 """
 import functools
 import hashlib
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bccommon import runfiles
-from bcexport import ExportError
+from bcexport import ExportError, stored_weights
 
 FEEDS = ("x", "pixels")
 
@@ -29,7 +31,7 @@ class Backend:
     feed: str               # "x" | "pixels"
     logits: Callable        # (path, dep, inputs, batch, run_dir) -> float logits [N, n_classes]
     required: bool = True   # must exist after `bcexport onnx`
-    weights: str | None = None  # how its file stores the binary weights: "float" (exact ±1) | "bits"
+    stored: Callable | None = None      # (path, dep) -> stored_weights.Stored: its binary weights, read
     available: Callable | None = None   # (run_dir) -> False: skip it although its file exists
     details: Callable | None = None     # (run_dir) -> dict recorded in verify.json
 
@@ -104,12 +106,13 @@ def c_details(run_dir: str) -> dict:
 C_FILE = f"{runfiles.C_DIR}/{runfiles.C_SOURCE}"
 BACKENDS = (
     Backend("tf_net", None, "x", tf_net_logits),
-    Backend("onnx", runfiles.MODEL_ONNX, "x", onnx_logits, weights="float"),
-    Backend("onnx_packed", runfiles.MODEL_PACKED_ONNX, "x", onnx_logits, weights="bits"),
-    Backend("onnx_raw", runfiles.MODEL_RAW_ONNX, "pixels", onnx_logits, required=False, weights="float"),
-    Backend("c", C_FILE, "x", c_logits, required=False, weights="bits", details=c_details),
-    Backend("c_raw", C_FILE, "pixels", c_raw_logits, required=False, weights="bits", available=c_has_pixels,
-            details=c_details),
+    Backend("onnx", runfiles.MODEL_ONNX, "x", onnx_logits, stored=stored_weights.onnx_float),
+    Backend("onnx_packed", runfiles.MODEL_PACKED_ONNX, "x", onnx_logits, stored=stored_weights.onnx_bits),
+    Backend("onnx_raw", runfiles.MODEL_RAW_ONNX, "pixels", onnx_logits, required=False,
+            stored=stored_weights.onnx_float),
+    Backend("c", C_FILE, "x", c_logits, required=False, stored=stored_weights.c_bits, details=c_details),
+    Backend("c_raw", C_FILE, "pixels", c_raw_logits, required=False, stored=stored_weights.c_bits,
+            available=c_has_pixels, details=c_details),
 )
 
 

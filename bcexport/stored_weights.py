@@ -1,23 +1,46 @@
 """What a model file stores for the binary weights: exactly the trained signs (paper §9).
 
 Parity on the test set bounds what a change of weights can do to the logits, but a change below the
-logit tolerance (a weight −1 → −1.0000305) or one that only meets inputs no test image has would
-pass it. So the stored weights are checked directly, against the deployment's `wb = sign(w)`:
-    bits   (model.packed.onnx)  each block's weights stored exactly once, as the bits `pack_bits`
-                                gives for them; no float tensor large enough to hold a block.
-    float  (model.onnx, model.raw.onnx)  each block's weights stored exactly once as a float tensor
-                                equal to its ±1 weights (in a layout the converter may choose); every
-                                float tensor of a block's size is one of them.
+logit tolerance (a weight −1 → −1.0000305), or one that only meets inputs no test image has (an
+input that is always 0, a hidden unit that never fires), would pass it. So every back end whose file
+stores the weights names a reader here in its entry of `bcexport.backends.BACKENDS`; the reader
+takes the weights out of the file and compares them with the deployment's `wb = sign(w)` exactly,
+without running the model:
+    onnx_bits   (model.packed.onnx)  each block's weights stored exactly once, as the bits `pack_bits`
+                gives for them; no float tensor large enough to hold a block.
+    onnx_float  (model.onnx, model.raw.onnx)  each block's weights stored exactly once as a float
+                tensor equal to its ±1 weights (in a layout the converter may choose); every float
+                tensor of a block's size is one of them.
+    c_bits      (c/bcnn_model.c)  each block's weights in exactly one array `block<i>_w`
+                (`bcexport.c.generate.weight_array`), read back from the source as the compiler reads
+                it (`bcexport.c.emit.read_byte_arrays`), holding exactly the bytes of the trained signs
+                in the 1-bit layout of `bcexport.c.layout` (`bcexport.c.generate.packed_weights`, padding
+                bits 0); no other `const uint8_t` array.
 """
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from bcexport import ExportError
+from bcexport.c.emit import read_byte_arrays
+from bcexport.c.generate import packed_weights, weight_array
 from bcexport.onnx import packed as packed_onnx
 from bcexport.pack import Deployment, pack_bits
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a reader found: the form of the weights, the bytes holding them, one line per problem."""
+    reader: str
+    form: str                 # "bits" | "float"
+    bytes: int
+    problems: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"reader": self.reader, "form": self.form, "bytes": self.bytes}
 
 
 def _load(path: str) -> onnx.ModelProto:
@@ -43,8 +66,8 @@ def _count_problems(matches: list, dep: Deployment, how: str) -> list:
             for i in range(len(dep.blocks)) if matches.count(i) != 1]
 
 
-def packed_structure(path: str, dep: Deployment) -> tuple:
-    """(bytes of sign-bit initializers, problems) of a packed model (module docstring: bits)."""
+def onnx_bits(path: str, dep: Deployment) -> Stored:
+    """A packed ONNX model (module docstring: onnx_bits)."""
     model = _load(path)
     matches, problems, total = [], [], 0
     for init in model.graph.initializer:
@@ -61,13 +84,13 @@ def packed_structure(path: str, dep: Deployment) -> tuple:
     smallest = min(b.n_weights for b in dep.blocks)
     problems += [f"float tensor {name} with {math.prod(t.dims)} values" for name, t in _float_tensors(model)
                  if math.prod(t.dims) >= smallest]
-    return total, problems
+    return Stored("onnx_bits", "bits", total, problems)
 
 
-def float_structure(path: str, dep: Deployment) -> list:
-    """Problems of a model storing ±1 float weights (module docstring: float); [] if none."""
+def onnx_float(path: str, dep: Deployment) -> Stored:
+    """An ONNX model storing ±1 float weights (module docstring: onnx_float)."""
     sizes = {b.n_weights for b in dep.blocks}
-    matches, problems = [], []
+    matches, problems, total = [], [], 0
     for name, tensor in _float_tensors(_load(path)):
         if math.prod(tensor.dims) not in sizes:
             continue
@@ -77,4 +100,35 @@ def float_structure(path: str, dep: Deployment) -> list:
         if not hit:
             problems.append(f"float tensor {name} with {value.size} values is not a block's trained ±1 weights")
         matches += hit[:1]
-    return problems + _count_problems(matches, dep, "as exact ±1 floats")
+        total += value.nbytes
+    return Stored("onnx_float", "float", total, problems + _count_problems(matches, dep, "as exact ±1 floats"))
+
+
+def c_bits(path: str, dep: Deployment) -> Stored:
+    """The generated C source (module docstring: c_bits)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            arrays = read_byte_arrays(fh.read())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{path}: unreadable C source ({exc})") from None
+    names = [weight_array(i) for i in range(len(dep.blocks))]
+    problems, total = [], 0
+    for i, (name, block) in enumerate(zip(names, dep.blocks)):
+        found = arrays.get(name, [])
+        if len(found) != 1:
+            problems.append(f"{name} (block {i}): defined {len(found)} times, expected once")
+            continue
+        if found[0] is None:
+            problems.append(f"{name} (block {i}): not a list of 0xNN bytes as long as its declared length")
+            continue
+        stored, expected = np.frombuffer(found[0], np.uint8), packed_weights(block)
+        total += stored.size
+        if stored.size != expected.size:
+            problems.append(f"{name} (block {i}): {stored.size} bytes, expected {expected.size}")
+            continue
+        wrong = np.flatnonzero(np.unpackbits(stored ^ expected))
+        if wrong.size:
+            problems.append(f"{name} (block {i}): {wrong.size} of {8 * expected.size} bits differ from the "
+                            f"trained signs (first in byte {wrong[0] // 8})")
+    problems += [f"{name}: a uint8_t array that holds no block's weights" for name in arrays if name not in names]
+    return Stored("c_bits", "bits", total, problems)

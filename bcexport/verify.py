@@ -11,7 +11,7 @@ the packed weights (`bcexport.reference`):
                  and called through ctypes               (preprocessed float32 input)
     c_raw        its pixel entry point                  (raw uint8 pixels, preprocessing in C)
 Every back end whose file exists is verified, whatever export.json lists; the C entries record the
-kernel path they ran.
+kernel path they ran. A C export that export.c.json records must be there whole (`bcexport.c.swap`).
 
 The test data is the run's dataset (metrics.json, `bctrain.data.registry`), preprocessed with the
 run's kind and parameters (preprocess.npz, `bctrain.data.preprocess.KINDS`). Each back end is
@@ -36,14 +36,18 @@ is invisible to any test set).
 
 A back end passes when every logit is within tol and its argmax agrees with the reference on every
 sample except genuine ties: samples whose two largest reference logits differ by at most 2·tol
-(the only ones whose order two within-tol results can swap); ties are counted separately. The packed
-model must also store its binary weights in at most 1/30 of their float32 bytes. Below any logit
-tolerance, the stored weights are checked directly (`bcexport.stored_weights`): exactly the trained
-sign bits in the packed file, exactly the trained ±1 values in the float files. And every file the
-export wrote must still have the SHA-256 recorded in export.json (`bccommon.digests`); a verified
-file that the record does not cover, or that changed since export, is named and fails. A network whose
-measured rtol K·s exceeds 1e-4 is refused (exit 2): such a tolerance would no longer test parity.
-Results go to verify.json; the exit code of the CLI is non-zero on any failure.
+(the only ones whose order two within-tol results can swap); ties are counted separately. Below any
+logit tolerance, and whatever the logits, the binary weights each back end's file stores must be
+exactly the trained signs: read by the reader its entry of the back-end table names
+(`bcexport.stored_weights`: the bits of model.packed.onnx and of the `block<i>_w` arrays of
+c/bcnn_model.c, the ±1 floats of model.onnx and model.raw.onnx), so one flipped bit fails even where
+no test input can see it; each entry of verify.json records its reader's result (`stored_weights`,
+`weight_problems`). The packed model must also store its binary weights in at most 1/30 of their
+float32 bytes. And every file the export wrote must still have the SHA-256 recorded in export.json
+or c/export.json (`bccommon.digests`); a verified file that the record does not cover, or that
+changed since export, is named and fails. A network whose measured rtol K·s exceeds 1e-4 is refused
+(exit 2): such a tolerance would no longer test parity. Results go to verify.json; the exit code of
+the CLI is non-zero on any failure.
 """
 import math
 import os
@@ -55,8 +59,9 @@ from bctrain.data import DATASETS, load_splits
 from bctrain.data.preprocess import KINDS
 from bccommon import runfiles
 from bccommon import atomic
-from bcexport import ExportError, backends, reference, stored_weights
+from bcexport import ExportError, backends, lock, reference
 from bccommon import digests
+from bcexport.c import swap
 from bcexport.c.export import read_c_export
 from bcexport.pack import Deployment, load_deployment
 from bcexport.rundir import read_export, read_metrics
@@ -126,15 +131,29 @@ def compare(ref, other, tol, labels) -> dict:
             "logits_within_tol": within, "passed": within and bad == 0}
 
 
-def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
+def verify_run(run_dir: str, data_dir=None, load_test=None, out=None, err=None) -> dict:
     """Run every back end on the whole test set, write verify.json, return it (key 'passed').
 
     `load_test(run_dir, data_dir) -> (pixels uint8, labels, name)` defaults to `load_test_data`.
+    Holds the run directory's lock (`bcexport.lock`) throughout; under it, a `c/` that a killed
+    `bcexport c` left moved aside is restored first (`bcexport.c.swap.recover`), with a notice on
+    `err` (stderr), and what a killed verify left (`.verify.json.*.tmp`) is removed.
     """
     stale = os.path.join(run_dir, runfiles.VERIFY_JSON)
     if os.path.exists(stale):  # a failed or refused verification must not leave an old pass behind
         os.remove(stale)
     dep = load_deployment(run_dir)
+    err = err or sys.stderr
+    with lock.hold(run_dir):
+        restored = swap.recover(run_dir)
+        if restored:
+            print(restored, file=err)
+        lock.report_removed(atomic.remove_temporaries(run_dir, [runfiles.VERIFY_JSON]), run_dir,
+                            "`bcexport verify`", err)
+        return _verify(run_dir, dep, data_dir, load_test, out)
+
+
+def _verify(run_dir: str, dep: Deployment, data_dir, load_test, out) -> dict:
     exported, c_exported = read_export(run_dir), read_c_export(run_dir) or {}
     recorded = {**exported["sha256"], **c_exported.get("sha256", {})}
     todo = backends.present(run_dir, list(exported["files"]) + list(c_exported.get("files", {})))
@@ -165,24 +184,27 @@ def verify_run(run_dir: str, data_dir=None, load_test=None, out=None) -> dict:
     tols = {feed: tolerance(r, noise[feed]) for feed, r in refs.items()}
     results = {b.name: compare(refs[b.feed], outputs[b.name], tols[b.feed], labels) for b, _ in todo}
     ref = refs["x"]
+    stored = {}  # (reader, path) -> stored_weights.Stored: c and c_raw read one file
     for b, path in todo:
-        if b.weights == "float":
-            problems = stored_weights.float_structure(path, dep)
-            results[b.name].update(weight_problems=problems, passed=results[b.name]["passed"] and not problems)
+        if b.stored:
+            if (b.stored, path) not in stored:
+                stored[b.stored, path] = b.stored(path, dep)
+            found = stored[b.stored, path]
+            results[b.name].update(stored_weights=found.summary(), weight_problems=found.problems,
+                                   passed=results[b.name]["passed"] and not found.problems)
         if b.details:
             results[b.name]["details"] = b.details(run_dir)
     changed = (digests.changed(run_dir, recorded)
                + digests.unrecorded(sorted({b.file for b, _ in todo if b.file}), recorded))
 
-    bits, problems = stored_weights.packed_structure(os.path.join(run_dir, runfiles.MODEL_PACKED_ONNX), dep)
+    bits = results["onnx_packed"]["stored_weights"]["bytes"]
     float_bytes = 4 * dep.n_binary_weights
     sizes = {"files": {b.file: os.path.getsize(path) for b, path in todo if path},
              "binary_weights": dep.n_binary_weights, "binary_weight_bytes_float32": float_bytes,
-             "binary_weight_bytes_packed": bits, "binary_weight_bytes_ratio": bits / float_bytes,
-             "packed_problems": problems}
+             "binary_weight_bytes_packed": bits, "binary_weight_bytes_ratio": bits / float_bytes}
     sizes["file_ratio_packed_to_float"] = (sizes["files"][runfiles.MODEL_PACKED_ONNX]
                                            / sizes["files"][runfiles.MODEL_ONNX])
-    size_ok = 0 < bits <= MAX_WEIGHT_BYTES_RATIO * float_bytes and not problems
+    size_ok = 0 < bits <= MAX_WEIGHT_BYTES_RATIO * float_bytes
     report = {
         "dataset": dataset, "n_test": int(len(labels)), "n_random_probes": N_PROBES,
         "tolerance": {"formula": "K * s * max(1, max_j |ref_j|) per sample; s = max(4u, max over "
@@ -228,8 +250,6 @@ def print_table(report: dict, out):
           f"{_fraction(s['binary_weight_bytes_ratio'])} of float32; packed file "
           f"{_fraction(s['file_ratio_packed_to_float'])} of model.onnx  "
           f"{'ok' if report['size_passed'] else 'FAIL'}", file=out)
-    for problem in s["packed_problems"]:
-        print(f"packed model: {problem}", file=out)
     for name, b in report["backends"].items():
         for problem in b.get("weight_problems", ()):
             print(f"{name}: {problem}", file=out)

@@ -103,15 +103,22 @@ def main(argv=None) -> int:
             if args.run_dir == "":
                 raise ConfigError("--run-dir: empty; expected a directory path")
             run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
+        else:
+            from bctrain.run.repeat import check, parse_shard
+            shard = parse_shard(args.shard)
+            root = args.root_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}-seeds")
+            check(cfg, root, args.seeds)
+        from bctrain.data import DataError, registry
+        try:  # what needs no TensorFlow is checked before it loads (seconds)
+            registry.check_data_dir(cfg.dataset, args.data_dir)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
         from bctrain.run.startup import load_tensorflow
         load_tensorflow(args.verbose)
-        from bctrain.data import DataError  # imported late: TensorFlow loads with training
         from bctrain.run.finite import NonFiniteError
         try:
             if args.command == "repeat":
-                from bctrain.run.repeat import parse_shard, repeat
-                shard = parse_shard(args.shard)
-                root = args.root_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}-seeds")
+                from bctrain.run.repeat import repeat
                 repeat(cfg, root, args.seeds, data_dir=args.data_dir, shard=shard)
                 return 0
             from bctrain.train import train

@@ -6,7 +6,7 @@ with `batch_label`, `labels`, `data` (a numpy uint8 array [N, 3072], channel-maj
 opcode by opcode, so they reference `numpy.core.multiarray._reconstruct` and carry the array
 bytes as a Python 2 string, exactly like the official files, whatever numpy runs the tests.
 
-SVHN format 2: MATLAB files with `X` uint8 [32, 32, 3, N] and `y` [N, 1] in 1..10 (10 = digit 0),
+SVHN format 2: MATLAB files with `X` uint8 [32, 32, 3, N] and `y` double [N, 1] in 1..10 (10 = digit 0),
 written with scipy.io.savemat.
 """
 import io
@@ -24,7 +24,13 @@ def _str(b: bytes) -> bytes:
 
 
 def _int(v: int) -> bytes:
-    return b"K" + bytes([v]) if 0 <= v < 256 else b"J" + struct.pack("<i", v)
+    """BININT1, BININT, or LONG1 (a Python 2 long, little-endian two's complement) beyond 32 bits."""
+    if 0 <= v < 256:
+        return b"K" + bytes([v])
+    if -2 ** 31 <= v < 2 ** 31:
+        return b"J" + struct.pack("<i", v)
+    n = v.bit_length() // 8 + 1
+    return b"\x8a" + bytes([n]) + v.to_bytes(n, "little", signed=True)
 
 
 def _global(module: str, name: str) -> bytes:
@@ -108,7 +114,7 @@ def svhn_arrays(n_train=60, n_extra=40, n_test=12, seed=0) -> dict:
 def write_svhn_mat(path, x_nhwc, labels):
     import scipy.io
     scipy.io.savemat(path, {"X": np.asarray(x_nhwc, np.uint8).transpose(1, 2, 3, 0),
-                            "y": np.asarray(labels, np.uint8).reshape(-1, 1)})
+                            "y": np.asarray(labels, np.float64).reshape(-1, 1)})  # doubles, as the official files
 
 
 def write_svhn_dir(directory, arrays: dict):

@@ -2,7 +2,9 @@
 import errno
 import json
 import os
+import re
 import shutil
+import subprocess
 
 import onnx
 import pytest
@@ -10,7 +12,7 @@ from onnx import numpy_helper
 
 from bccommon import atomic
 from bcexport import cli, verify
-from export_fixtures import exported_mlp_dir, mlp_config, synthetic_loader, tiny_run_dir  # noqa: F401
+from export_fixtures import exported_mlp_dir, make_run_dir, mlp_config, synthetic_loader, tiny_run_dir  # noqa: F401
 
 
 def _error_line(capsys):
@@ -154,3 +156,55 @@ def test_a_verdict_the_disk_refuses_is_one_line(exported_mlp_dir, tmp_path, monk
     monkeypatch.setattr(atomic, "write_json", read_only)
     assert cli.main(["verify", str(run_dir)]) == cli.EXIT_USAGE
     assert "verify.json: Read-only file system" in _error_line(capsys)
+
+
+def _fill(directory):
+    """Write zeros into `directory` until its file system is full."""
+    fd = os.open(os.path.join(directory, "filler"), os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_a_c_export_on_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, capsys):
+    if os.geteuid() != 0:
+        pytest.skip("a small tmpfs needs root to mount")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mount.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {mount.stderr.strip()}")
+    try:
+        run_dir = make_run_dir(disk / "run", mlp_config())
+        assert cli.main(["c", run_dir]) == 0
+        capsys.readouterr()
+        c_dir = os.path.join(run_dir, "c")
+        before = {n: open(os.path.join(c_dir, n), "rb").read() for n in os.listdir(c_dir)}
+        _fill(disk)
+        assert cli.main(["c", run_dir, "--tile", "3"]) == cli.EXIT_USAGE
+        assert re.fullmatch(rf"bcexport c: error: {re.escape(c_dir)}/[\w.]+: No space left on device\n",
+                            _error_line(capsys))
+        assert {n: open(os.path.join(c_dir, n), "rb").read() for n in os.listdir(c_dir)} == before
+        assert sorted(os.listdir(run_dir)) == sorted(["c", "export.c.json", "train.lock", "config.json", "best.npz",
+                                                      "preprocess.npz", "metrics.json"])
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_c_export_whose_summary_the_disk_refuses_names_it(tmp_path, monkeypatch, capsys):
+    run_dir = make_run_dir(tmp_path / "run", mlp_config())
+    real = atomic.write_json
+
+    def full_at_the_summary(path, obj):
+        if path.endswith("/export.json"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        real(path, obj)
+
+    monkeypatch.setattr(atomic, "write_json", full_at_the_summary)
+    assert cli.main(["c", run_dir]) == cli.EXIT_USAGE
+    assert _error_line(capsys) == f"bcexport c: error: {run_dir}/c/export.json: No space left on device\n"
+    assert not [n for n in os.listdir(run_dir) if n.startswith(".c") or n in ("c", "export.c.json")]

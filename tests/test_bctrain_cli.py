@@ -1,5 +1,7 @@
 """`bctrain train`: user errors are one line on stderr, exit 2, and leave no run directory."""
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -131,3 +133,27 @@ def test_a_malformed_size_list_is_refused(capsys, text):
     with pytest.raises(SystemExit) as info:
         main(["train", "--hidden", text])
     assert info.value.code == 2 and "expected comma-separated integers" in capsys.readouterr().err
+
+
+NO_TENSORFLOW = ("import sys; from bctrain.cli import main; rc = main(sys.argv[1:]); "
+                 "assert 'tensorflow' not in sys.modules, 'TensorFlow was loaded'; sys.exit(rc)")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist: data directory does not exist"),
+    (["train", "--data-dir", "FILE"], "FILE: not a directory; expected a data directory"),
+    (["repeat", "--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist: data directory does not exist"),
+    (["repeat", "--seed", "4294967295", "--seeds", "3"], "seeds=3 from seed=4294967295"),
+    (["train", "--dataset", "mnist-sample", "--data-dir", "/some/dir"], "mnist-sample is bundled and reads none"),
+])
+def test_errors_that_need_no_tensorflow_come_before_it_loads(tmp_path, args, words):
+    """Issue 22 item 13: `--data-dir /nonexistent` took seconds (TensorFlow's import) to be refused."""
+    (tmp_path / "FILE").write_text("not a directory")
+    args = [str(tmp_path / "FILE") if a == "FILE" else a for a in args]
+    where = ["--run-dir", str(tmp_path / "run")] if args[0] == "train" else ["--root-dir", str(tmp_path / "rep")]
+    proc = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, *args, "--epochs", "1", *where],
+                          capture_output=True, text=True, timeout=120)
+    err = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and err[0].startswith("bctrain: error:"), proc.stderr
+    assert words.replace("FILE", str(tmp_path / "FILE")) in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"]

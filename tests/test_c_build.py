@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bcexport import ExportError, reference
-from bcexport.c.build import MCU_CC, STRICT, build_shared, compile_check, mcu_sizes
+from bcexport.c.build import MCU_CC, STRICT, build_shared, compile_check, mcu_sizes, run_cc
 from bcexport.c.generate import generate
 from bcexport.c.csrc import PATHS, cpu_features
 from c_fixtures import awkward_run, float32_bound, inputs, require, write_sources
@@ -137,3 +137,16 @@ def test_compile_error_is_one_export_error(generated, tmp_path):
         fh.write("int unused_and_wrong = ;\n")
     with pytest.raises(ExportError, match=r"bcnn_model.c: \w+ failed: .*error"):
         build_shared(c_dir, str(tmp_path), cc)
+
+
+@pytest.mark.parametrize("script, expected", [
+    ("exit 1", r"false exited with status 1 and no output"),
+    ("kill -9 $$", r"false killed by signal 9 \(SIGKILL\)"),
+    ("echo 'x.c:1: error: boom' >&2; exit 3", r"false failed: x.c:1: error: boom"),
+])
+def test_a_failing_or_killed_compiler_is_reported_with_its_status(tmp_path, script, expected):
+    cc = tmp_path / "false"
+    cc.write_text(f"#!/bin/sh\n{script}\n")
+    cc.chmod(0o755)
+    with pytest.raises(ExportError, match=rf"^bcnn_model.c: {expected}$"):
+        run_cc(str(cc), [], "bcnn_model.c")

@@ -90,3 +90,20 @@ def test_array_and_call_and_define():
 def test_missing_template_value_is_an_error():
     with pytest.raises(c_emit.TemplateError, match="harness.c.in"):
         c_emit.render("harness.c.in", banner="/* */")
+
+
+def test_byte_arrays_read_back_exactly_and_only_in_the_form_array_writes():
+    data = np.random.default_rng(0).integers(0, 256, 1000).astype(np.uint8)
+    source = "\n".join([
+        comment("static const uint8_t block1_w[1] = {0x00};"),        # in a comment: not code
+        'const char *s = "const uint8_t quoted[1] = {0x01};";',        # in a string: not code
+        array("uint8_t", "block0_w", data),
+        "static const uint8_t short_[3] = {0x01, 0x02};",             # C fills the rest with 0
+        "static const uint8_t decimal[2] = {18, 0x02};",
+        "static const uint8_t wide[1] = {0x123};",
+        "static const uint8_t upper[1] = {0X12};",
+        array("uint8_t", "twice", [1]), array("uint8_t", "twice", [2]),
+    ])
+    found = c_emit.read_byte_arrays(source)
+    assert found == {"block0_w": [data.tobytes()], "short_": [None], "decimal": [None], "wide": [None],
+                     "upper": [None], "twice": [b"\x01", b"\x02"]}

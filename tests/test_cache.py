@@ -79,6 +79,22 @@ def test_a_damaged_entry_is_rebuilt(capsys):
     np.testing.assert_array_equal(again["val"], expected)
 
 
+@pytest.mark.parametrize("name, junk", [("params.npz", b"junk"), ("x_test.npy", b"junk" * 100),
+                                         ("params.npz", b"\x93NUMPY not a zip")])
+def test_a_junk_file_in_an_entry_is_named_plainly_and_the_entry_rebuilt(capsys, name, junk):
+    """D15: junk bytes were reported as "pickled (object) data", which they are not."""
+    s = _splits()
+    _, first = cache.preprocessed(s, "gcn_lcn")
+    expected = np.array(first["test"])
+    (entry,) = _entries()
+    (cache.download.cache_dir() / "preprocessed" / entry / name).write_bytes(junk)
+    _, again = cache.preprocessed(s, "gcn_lcn")
+    err = capsys.readouterr().err
+    assert "rebuilding the damaged preprocessing cache" in err and f"({name} is not an .np" in err, err
+    assert "pickled" not in err
+    np.testing.assert_array_equal(again["test"], expected)
+
+
 def test_uncached_kinds_compute_in_memory_and_fit_on_the_named_splits():
     s = _splits(n=(6, 3, 2), name="mnist")
     params, arrays = cache.preprocessed(s, "mean", fit_on=("train", "val"))

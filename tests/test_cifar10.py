@@ -1,8 +1,10 @@
 """bctrain.data.cifar10: the official python-version files, parsed safely (tiny files, no network)."""
 import dataclasses
+import gzip
 import hashlib
 import os
 import pickle
+import tarfile
 
 import numpy as np
 import pytest
@@ -73,6 +75,9 @@ def test_unpickler_refuses_arbitrary_globals(tmp_path):
     ("data_batch_5", py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [1]}), "1 labels for 2 images"),
     ("test_batch", py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [1, 10]}),
      r"label 10 at index 1 outside 0..9"),
+    # D5: a label beyond int64 crashed with OverflowError
+    ("data_batch_1", py2_pickle({"data": np.zeros((3, 3072), np.uint8), "labels": [1, 2 ** 70, -2 ** 70]}),
+     r"label 1180591620717411303424 at index 1 outside 0..9 \(2 such labels\)"),
 ])
 def test_malformed_batches_are_one_line_errors(tmp_path, member, payload, message):
     write_cifar_archive(tmp_path / cifar10.ARCHIVE, cifar_arrays(), override={member: payload})
@@ -140,3 +145,66 @@ def test_official_url_and_checksum():
     assert f.urls == ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)
     assert f.sha256 == "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
     assert f.size == 170_498_071
+
+
+def test_a_flipped_byte_is_refused_by_the_gzip_check(tmp_path):
+    """D2: tarfile stops before the gzip trailer, so a changed byte trained on changed images."""
+    path = write_cifar_archive(tmp_path / cifar10.ARCHIVE, cifar_arrays(n_per_batch=20, n_test=20))
+    data = bytearray(path.read_bytes())
+    data[150000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError, match="CRC check failed"):  # the oracle: the standard library's gzip
+        gzip.decompress(bytes(data))
+    with pytest.raises(DataError, match=f"{path}: corrupt or truncated archive .*CRC check failed") as info:
+        load_splits("cifar10", data_dir=tmp_path)
+    assert "\n" not in str(info.value)
+    path.write_bytes(path.read_bytes() + b"junk")  # bytes after the gzip stream
+    with pytest.raises(DataError, match="corrupt or truncated archive"):
+        load_splits("cifar10", data_dir=tmp_path)
+
+
+def _declared_only(path, name, size):
+    """A gzipped tar holding one member header that declares `size` bytes and little else after it."""
+    info = tarfile.TarInfo(f"{cifar10.FOLDER}/{name}")
+    info.size = size
+    with gzip.open(path, "wb") as gz:
+        gz.write(info.tobuf(format=tarfile.GNU_FORMAT) + bytes(1024))
+    return path
+
+
+@pytest.mark.parametrize("layout", ["archive", "folder"])
+def test_a_member_larger_than_a_batch_is_refused_before_it_is_read(tmp_path, monkeypatch, layout):
+    """D7: a 1.35 MB archive declaring a 1 GiB data_batch_1 was read whole into memory."""
+    if layout == "archive":
+        _declared_only(tmp_path / cifar10.ARCHIVE, "data_batch_1", 2 ** 30)
+    else:
+        folder = write_cifar_folder(tmp_path, cifar_arrays())
+        with open(folder / "data_batch_2", "r+b") as fh:
+            fh.truncate(2 ** 30)  # sparse: no gigabyte written
+    reads = []
+    real_read = tarfile.ExFileObject.read
+    monkeypatch.setattr(tarfile.ExFileObject, "read", lambda self, *a: reads.append(a) or real_read(self, *a))
+    with pytest.raises(DataError, match=r"data_batch_\d: 1,073,741,824 bytes, more than a CIFAR-10 batch can be "
+                                        r"\(67,108,864\); not a CIFAR-10 batch") as info:
+        load_splits("cifar10", data_dir=tmp_path)
+    assert "\n" not in str(info.value) and reads == []
+    assert cifar10.MAX_BATCH_BYTES > 2 * 10_000 * 3_073  # twice an official batch's image and label bytes
+
+
+def test_the_archive_is_read_once_and_a_changed_one_is_named_as_not_official(tmp_path, monkeypatch, capsys):
+    """Its SHA-256 comes from the single pass that also checks the gzip CRC; only files other than the
+    published one get a notice, and are used (a user's own files in the official format are allowed)."""
+    path = write_cifar_archive(tmp_path / cifar10.ARCHIVE, cifar_arrays())
+    opened = []
+    monkeypatch.setattr(cifar10, "open", lambda p, *a: opened.append(p) or open(p, *a), raising=False)
+    s = load_splits("cifar10", data_dir=tmp_path)
+    assert opened == [path] and s.file_sha256 == ((str(path), hashlib.sha256(path.read_bytes()).hexdigest()),)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"notice: {path}: not the official CIFAR-10 file"), err
+    entry = registry.DATASETS["cifar10"]
+    official = registry.RemoteFile(cifar10.ARCHIVE, s.file_sha256[0][1], (), 0)
+    monkeypatch.setitem(registry.DATASETS, "cifar10", dataclasses.replace(entry, files=(official,)))
+    assert load_splits("cifar10", data_dir=tmp_path).counts() == (27, 3, 8)
+    assert capsys.readouterr().err == ""
+    write_cifar_folder(tmp_path / "f", cifar_arrays())  # extracted batches: no published checksum, no notice
+    assert load_splits("cifar10", data_dir=tmp_path / "f").file_sha256 == () and capsys.readouterr().err == ""

@@ -178,3 +178,18 @@ def test_ensure_files_without_downloads_reports_missing_file(cache, monkeypatch)
     monkeypatch.setattr(download, "fetch_url", refuse)
     with pytest.raises(DataError, match="downloads are disabled"):
         download.ensure_files("mnist", registry.DATASETS["mnist"].files, allow_download=False)
+
+
+@pytest.mark.parametrize("allow_download", [True, False])
+def test_a_foreign_file_under_a_later_name_wins_over_a_missing_earlier_one(cache, monkeypatch, allow_download):
+    """D13: with an earlier file missing and no network, the failed download used to be reported first,
+    so training fell back to the sample instead of naming the foreign file."""
+    files, table = fake_files()
+    cache.mkdir(parents=True)
+    later = table[-1].name
+    (cache / later).write_bytes(b"another dataset's file")
+    monkeypatch.setattr(download, "fetch_url", refuse)
+    with pytest.raises(download.CacheConflict, match=f"{cache / later}: not the official file"):
+        download.ensure_files("mnist", table, allow_download=allow_download)
+    assert sorted(p.name for p in cache.iterdir()) == [later]
+    assert (cache / later).read_bytes() == b"another dataset's file"

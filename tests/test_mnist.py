@@ -152,3 +152,39 @@ def test_a_symlink_loop_is_reported_as_such_not_as_missing(tmp_path, where):
     with pytest.raises(DataError, match="Too many levels of symbolic links"):
         load_splits("mnist", data_dir=target)
 
+
+
+def test_a_foreign_later_file_with_an_earlier_one_missing_stops_instead_of_a_fallback(tmp_path, monkeypatch, capsys):
+    """D13 through load_splits, as in the reproduction: a foreign t10k-images file, nothing else, offline."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BCNN_CACHE", str(cache))
+    (cache / "mnist").mkdir(parents=True)
+    foreign = cache / "mnist" / mnist.TEST_IMAGES
+    foreign.write_bytes(gzip.compress(idx_bytes(np.zeros((4, 28, 28)))))
+    before = foreign.read_bytes()
+    monkeypatch.setattr(download, "fetch_url", refuse)
+    with pytest.raises(download.CacheConflict, match=f"{foreign}: not the official file"):
+        load_splits("mnist")
+    assert foreign.read_bytes() == before and [p.name for p in (cache / "mnist").iterdir()] == [mnist.TEST_IMAGES]
+    assert "bundled sample" not in capsys.readouterr().err
+
+
+def test_data_dir_files_other_than_the_official_ones_get_one_notice_and_are_used(tmp_path, capsys):
+    write_mnist_dir(tmp_path / "gz", n_train=12, n_test=4)
+    assert load_splits("mnist", data_dir=tmp_path / "gz").counts() == (10, 2, 4)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("notice: ") and "not the official full MNIST files" in err[0], err
+    assert all(str(tmp_path / "gz" / f.name) in err[0] for f in registry.DATASETS["mnist"].files)
+    write_mnist_dir(tmp_path / "plain", n_train=12, n_test=4, gz=False)  # no published checksum to compare
+    load_splits("mnist", data_dir=tmp_path / "plain")
+    assert capsys.readouterr().err == ""
+
+
+def test_data_dir_files_that_are_the_official_ones_get_no_notice(tmp_path, monkeypatch, capsys):
+    write_mnist_dir(tmp_path, n_train=12, n_test=4)
+    entry = registry.DATASETS["mnist"]
+    files = tuple(dataclasses.replace(f, sha256=hashlib.sha256((tmp_path / f.name).read_bytes()).hexdigest())
+                  for f in entry.files)
+    monkeypatch.setitem(registry.DATASETS, "mnist", dataclasses.replace(entry, files=files))
+    load_splits("mnist", data_dir=tmp_path)
+    assert capsys.readouterr().err == ""

@@ -134,3 +134,31 @@ def test_export_is_all_or_nothing(exported_mlp_dir, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="simulated"):
         onnx_export.export_run(run_dir)
     assert {n: open(os.path.join(run_dir, n), "rb").read() for n in before} == before
+
+
+def test_sessions_are_quiet_about_unused_initializers(capfd):
+    from bcexport.onnx.export import session
+    from onnx import helper
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1])],
+                              [numpy_helper.from_array(np.zeros(3, np.float32), "unused")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    capfd.readouterr()
+    session(model)
+    assert "Removing initializer" not in capfd.readouterr().err  # onnxruntime warns at its default level
+
+
+def test_leftovers_of_a_killed_export_are_removed_by_the_next_one_in_one_line(exported_mlp_dir, tmp_path):
+    import io
+    import shutil
+    run_dir = str(shutil.copytree(exported_mlp_dir, tmp_path / "copy"))
+    mine = [".export.json.a1.tmp", ".model.onnx.b2.tmp", ".model.packed.onnx.c3.tmp", ".model.raw.onnx.d4.tmp"]
+    for name in mine + [".best.npz.e5.tmp"]:  # the last is training's: not the export's to remove
+        with open(os.path.join(run_dir, name), "wb") as fh:
+            fh.write(b"partial")
+    err = io.StringIO()
+    export_run(run_dir, err=err)
+    assert err.getvalue() == (f"notice: {run_dir}: removed 4 leftover(s) of an interrupted `bcexport onnx`: "
+                              + ", ".join(mine) + "\n")
+    assert [n for n in os.listdir(run_dir) if n.endswith(".tmp")] == [".best.npz.e5.tmp"]

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from bctrain.run import repeat as rep
-from bctrain.config import ConfigError, with_overrides
+from bctrain.config import SEED_MAX, ConfigError, with_overrides
 from bctrain.train import train
 
 
@@ -32,13 +32,26 @@ def test_seeds_and_shards():
             rep.parse_shard(bad)
     with pytest.raises(ConfigError, match="seeds=0"):
         rep.seeds_of(tiny(), 0)
+    assert rep.seeds_of(tiny(seed=SEED_MAX - 2), 3)[-1] == SEED_MAX
+
+
+def test_seeds_above_the_largest_are_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """D8: --seed 4294967295 --seeds 3 would train seeds 2^32 and 2^32 + 1, which train and export refuse."""
+    calls = []
+    monkeypatch.setattr("bctrain.train.train", _fake_train(calls, {}))
+    root = tmp_path / "rep"
+    with pytest.raises(ConfigError, match=f"seeds=3 from seed={SEED_MAX}: the last seed would be {SEED_MAX + 2}"):
+        rep.repeat(tiny(seed=SEED_MAX), str(root), 3, out=quiet())
+    assert calls == [] and not root.exists()
 
 
 def _fake_train(calls, errors):
-    """Stands in for bctrain.train.train: records the call and writes a metrics.json."""
+    """Stands in for bctrain.train.train: records the call and writes config.json and metrics.json."""
     def fake(cfg, run_dir, data_dir=None, resume=False, out=None, **where):
         calls.append((cfg.seed, resume))
         os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "config.json"), "w") as fh:
+            fh.write(cfg.to_json())
         metrics = {"best_epoch": 1, "epochs_run": 1, "val_error": errors[cfg.seed], "test_error": errors[cfg.seed],
                    "test_error_binary": errors[cfg.seed], "seconds_per_epoch": 2.0}
         with open(os.path.join(run_dir, "metrics.json"), "w") as fh:
@@ -90,3 +103,52 @@ def test_an_interrupted_seed_is_resumed(tmp_path, monkeypatch):
     monkeypatch.setattr("bctrain.train.train", _fake_train(calls, {1: 0.1}))
     rep.repeat(cfg, root, 1, out=quiet())
     assert calls == [(1, True)]
+
+
+def _files(root):
+    return {p: open(os.path.join(d, p), "rb").read() for d, _, names in os.walk(root) for p in names}
+
+
+@pytest.mark.slow
+def test_finished_seeds_of_another_configuration_are_refused_not_summarised(tmp_path, monkeypatch):
+    """D1: a second repeat with other settings on the same root used to skip the finished seeds and
+    write their statistics under the new settings (exit 0). Real runs, as in the reproduction."""
+    root = str(tmp_path / "rep")
+    rep.repeat(tiny(), root, 1, out=quiet())
+    before = _files(root)
+    monkeypatch.setattr("bctrain.train.train", _fake_train([], {1: 0.5}))
+    for changed, field in ((tiny(hidden=(8,), binarize="stoch"), "hidden (16,) != (8,)"),
+                           (tiny(epochs=2), "epochs 1 != 2")):
+        with pytest.raises(ConfigError, match=r"seed-1 holds a different run \(.*") as info:
+            rep.repeat(changed, root, 1, out=quiet())
+        assert field in str(info.value) and "--root-dir" in str(info.value) and "\n" not in str(info.value)
+    assert _files(root) == before  # no summary rewritten, nothing trained
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_a_seed_of_another_configuration_is_refused_before_any_seed_trains(tmp_path, monkeypatch, finished):
+    calls = []
+    monkeypatch.setattr("bctrain.train.train", _fake_train(calls, {1: 0.1, 2: 0.2}))
+    root = str(tmp_path / "rep")
+    _fake_train([], {2: 0.2})(tiny(seed=2, hidden=(8,)), rep.seed_dir(root, 2))
+    if not finished:  # interrupted: config.json without metrics.json
+        os.remove(os.path.join(rep.seed_dir(root, 2), "metrics.json"))
+    with pytest.raises(ConfigError, match=r"seed-2 holds a different run \(hidden \(8,\) != \(16,\)\)"):
+        rep.repeat(tiny(), root, 2, out=quiet())
+    assert calls == [] and os.listdir(root) == ["seed-2"]
+
+
+def test_a_summary_of_another_configuration_is_not_overwritten(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("bctrain.train.train", _fake_train(calls, {1: 0.1, 7: 0.2}))
+    root = str(tmp_path / "rep")
+    rep.repeat(tiny(), root, 1, out=quiet())
+    before = _files(root)
+    with pytest.raises(ConfigError, match=r"summary.json holds a different run \(.*hidden \(16,\) != \(8,\)"):
+        rep.repeat(tiny(seed=7, hidden=(8,)), root, 1, out=quiet())  # seed-7 does not exist yet
+    assert _files(root) == before and calls == [(1, False)]
+    with open(os.path.join(root, "summary.json"), "w") as fh:
+        fh.write("[1, 2")
+    with pytest.raises(ConfigError, match="summary.json: unreadable summary"):
+        rep.repeat(tiny(), root, 1, out=quiet())
+    assert rep.repeat(tiny(), str(tmp_path / "other"), 1, out=quiet())["missing"] == []

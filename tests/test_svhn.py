@@ -61,6 +61,13 @@ def test_nhwc_and_label_mapping(tmp_path):
     ({"y": np.ones((4, 1), np.uint8)}, r"y has shape \[4, 1\], expected \[5, 1\]"),
     ({"y": np.array([[1], [2], [0], [4], [5]], np.uint8)}, r"label 0 at index 2 outside 1..10"),
     ({"y": np.array([[1], [2], [11], [4], [5]], np.uint8)}, r"label 11 at index 2 outside 1..10"),
+    ({"y": np.array([[1], [2], [2.0 ** 70], [4], [5]])}, r"label 1180591620717411303424 at index 2 outside 1..10"),
+    # D6: a character array crashed in the comparison; D9: 4.25 was truncated to 4, NaN to whatever astype gives
+    ({"y": np.array(["a"] * 5)}, r"y is <U1, expected numbers 1..10 \(the official files store doubles\)"),
+    ({"y": np.array([[1], [2], [4.25], [4.5], [5]])}, r"label 4.25 at index 2 is not a whole number \(2 such labels\)"),
+    ({"y": np.array([[1], [2], [3], [np.nan], [5]])}, r"label nan at index 3 is not a whole number"),
+    ({"y": np.array([[1], [2], [3], [4], [-np.inf]])}, r"label -inf at index 4 is not a whole number"),
+    ({"y": np.array([[1], [2], [3], [4], [1 + 3j]])}, r"y is complex128, expected numbers"),
 ])
 def test_malformed_files_are_one_line_errors(tmp_path, change, message):
     import scipy.io
@@ -84,6 +91,24 @@ def test_corrupt_truncated_and_missing_files(tmp_path):
     (tmp_path / svhn.EXTRA).unlink()
     with pytest.raises(DataError, match="missing extra_32x32.mat"):
         load_splits("svhn", data_dir=tmp_path)
+
+
+def test_whole_number_doubles_are_the_official_labels(tmp_path):
+    import scipy.io
+    y = np.array([[10.0], [1.0], [5.0]])
+    scipy.io.savemat(tmp_path / "f.mat", {"X": np.zeros((32, 32, 3, 3), np.uint8), "y": y})
+    _, labels = svhn.read_mat(tmp_path / "f.mat")
+    assert labels.dtype == np.int64 and labels.tolist() == [10, 1, 5]
+
+
+def test_a_directory_in_place_of_a_file_is_named_as_such(tmp_path):
+    """D15: a directory named test_32x32.mat was reported as missing."""
+    write_svhn_dir(tmp_path, svhn_arrays())
+    (tmp_path / svhn.TEST).unlink()
+    (tmp_path / svhn.TEST).mkdir()
+    with pytest.raises(DataError, match=r"test_32x32.mat: a directory; expected an SVHN .mat file") as info:
+        load_splits("svhn", data_dir=tmp_path)
+    assert "missing" not in str(info.value)
 
 
 def test_a_class_too_small_for_validation(tmp_path):

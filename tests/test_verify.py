@@ -181,8 +181,8 @@ def test_packed_file_must_store_each_block_as_its_bits(exported_mlp_dir, tmp_pat
     model.graph.initializer.append(numpy_helper.from_array(np.zeros(4, np.uint8), "dummy" + BITS_SUFFIX))
     onnx.save(model, path)
     report = _verify(run_dir, mlp_config())
-    assert not report["passed"] and not report["size_passed"]
-    assert any("dummy" in p for p in report["sizes"]["packed_problems"])
+    assert not report["passed"] and not report["backends"]["onnx_packed"]["passed"]
+    assert "dummy__bits holds the bits of no block" in report["backends"]["onnx_packed"]["weight_problems"]
 
 
 def test_a_float_model_in_place_of_the_packed_one_fails(exported_mlp_dir, tmp_path):
@@ -287,3 +287,14 @@ def test_an_export_json_without_digests_is_refused(exported_mlp_dir, tmp_path):
         json.dump(exported, fh)
     with pytest.raises(ExportError, match="no valid 'sha256' record"):
         _verify(run_dir, mlp_config())
+
+
+def test_a_killed_verification_s_leftover_is_removed_in_one_line(exported_mlp_dir, tmp_path):
+    run_dir = _copy(exported_mlp_dir, tmp_path)
+    with open(os.path.join(run_dir, ".verify.json.x7.tmp"), "w") as fh:
+        fh.write('{"passed": tr')
+    err = io.StringIO()
+    assert verify_run(run_dir, load_test=synthetic_loader(mlp_config()), out=io.StringIO(), err=err)["passed"]
+    assert err.getvalue() == (f"notice: {run_dir}: removed 1 leftover(s) of an interrupted `bcexport verify`: "
+                              ".verify.json.x7.tmp\n")
+    assert not [n for n in os.listdir(run_dir) if n.endswith(".tmp")]

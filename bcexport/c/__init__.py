@@ -7,4 +7,5 @@
     generate    bcnn_model.h/.c and harness.c from the templates in csrc/
     build       compiling them: strict checks, the ctypes model, Cortex-M4 sizes
     export      RUN_DIR/c/ written all or nothing, c/export.json
+    swap        RUN_DIR/c/ replaced as a whole; a swap killed half way rolled back; leftovers
 """

@@ -5,12 +5,14 @@ temporary directory and calls its entry points through ctypes (which releases th
 with one scratch each run in parallel). `mcu_sizes` compiles the model for a Cortex-M4
 (`arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -Os`) and reads flash and RAM from `arm-none-eabi-size`
 and `-fstack-usage`. Compilers are run with argument lists, never through a shell. A missing
-compiler or a failed compilation is an ExportError (one line).
+compiler or a failed compilation is an ExportError (one line: the first error line, or the signal
+that killed the compiler, or its exit status).
 """
 import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -33,12 +35,25 @@ def find_cc(candidates=("cc", "gcc", "clang")) -> str | None:
     return None
 
 
+def failure(name: str, returncode: int, stderr: str) -> str:
+    """Why a tool failed, in a few words: killed by a signal, its first error line, or its status."""
+    if returncode < 0:
+        try:
+            return f"{name} killed by signal {-returncode} ({signal.Signals(-returncode).name})"
+        except ValueError:
+            return f"{name} killed by signal {-returncode}"
+    lines = [ln for ln in stderr.splitlines() if "error" in ln] or [ln for ln in stderr.splitlines() if ln.strip()]
+    if lines:
+        return f"{name} failed: {lines[0].strip()}"
+    return f"{name} exited with status {returncode} and no output"
+
+
 def run_cc(cc: str, args, what: str):
-    """Run a compiler; a failure is an ExportError with the compiler's first error line."""
+    """Run a compiler; a failure is an ExportError with the compiler's first error line (or the
+    signal that killed it, or its exit status)."""
     proc = subprocess.run([cc, *args], capture_output=True, text=True)
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if "error" in ln] or proc.stderr.splitlines() or ["?"]
-        raise ExportError(f"{what}: {os.path.basename(cc)} failed: {lines[0].strip()}")
+        raise ExportError(f"{what}: {failure(os.path.basename(cc), proc.returncode, proc.stderr)}")
     return proc
 
 

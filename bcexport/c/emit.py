@@ -118,6 +118,29 @@ def byte_strings(name: str, data: bytes) -> str:
             + ",\n".join(rows) + "\n};")
 
 
+# Comments and string or character literals, skipped when reading C text back.
+_NOT_CODE = re.compile(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+_BYTE_ARRAY = re.compile(r"\bconst\s+uint8_t\s+(\w+)\s*\[([^\]]*)\]\s*=\s*\{([^}]*)\}\s*;")
+
+
+def read_byte_arrays(source: str) -> dict:
+    """The `const uint8_t` arrays defined in C text (outside comments and strings), read back:
+    {name: [one entry per definition: its bytes, or None if it is not in the form `array` writes
+    (a declared length equal to the number of values, each `0xNN`)]}. The inverse of `array` for
+    the 1-bit weights, so that verify reads what a compiler would (a few MB of source per second)."""
+    code = _NOT_CODE.sub(lambda m: " " if m.group(0)[0] == "/" else '""', source)
+    found = {}
+    for m in _BYTE_ARRAY.finditer(code):
+        name, length, body = m.groups()
+        try:  # two hex digits per value: anything else (decimal, 0x123, 0X12) fails or changes the count
+            data = bytes.fromhex(body.replace("0x", " ").replace(",", " "))
+        except ValueError:
+            data = None
+        ok = data is not None and length.strip() == str(body.count("0x")) == str(len(data))
+        found.setdefault(name, []).append(data if ok else None)
+    return found
+
+
 def call(function: str, *args) -> str:
     """`function(arg, arg, ...);` with each argument already C text (ints formatted as is)."""
     return f"{function}({', '.join(str(a) for a in args)});"

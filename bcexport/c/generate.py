@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from importlib import metadata
 
+import numpy as np
+
 from bccommon import runfiles
 from bcexport.c.emit import array, call, comment, define, identifier, render
 from bcexport.c.layout import block_matrix, pack_matrix
@@ -59,13 +61,23 @@ def banner(file: str, run_name: str, dep: Deployment) -> str:
                    f"preprocessing {dep.preprocess!r}.")
 
 
+def weight_array(i: int) -> str:
+    """The name of block i's 1-bit weight array in bcnn_model.c (read back by bcexport.stored_weights)."""
+    return f"block{i}_w"
+
+
+def packed_weights(block) -> np.ndarray:
+    """A block's ±1 weights as bcnn_model.c stores them: uint8 in the layout of bcexport.c.layout."""
+    return pack_matrix(block_matrix(block.kind, block.wb))
+
+
 def block_arrays(i: int, dep: Deployment) -> str:
     b = dep.blocks[i]
     k, n = block_matrix(b.kind, b.wb).shape
     what = f"block {i}: {b.kind} {k} -> {n}{', pool' if b.pool else ''}{', ReLU' if b.relu else ''}"
     return "\n".join([comment(f"{what}; weights 1 bit each in the layout of bcexport/c/layout.py, "
                               "then y = a * u + c"),
-                      array("uint8_t", f"block{i}_w", pack_matrix(block_matrix(b.kind, b.wb))),
+                      array("uint8_t", weight_array(i), packed_weights(b)),
                       array("float", f"block{i}_a", b.a), array("float", f"block{i}_c", b.c)])
 
 
@@ -164,7 +176,7 @@ def generate(dep: Deployment, run_name: str, prefix: str = "bcnn", tile: int = D
         files[name] = (CSRC / name).read_text()
     facts = {"prefix": p, "tile": tile, "network": describe(dep),
              "entry_points": {"x": f"{p}_predict"} | ({"pixels": f"{p}_predict_pixels"} if pre else {}),
-             "weight_bytes": sum(pack_matrix(block_matrix(b.kind, b.wb)).size for b in dep.blocks),
+             "weight_bytes": sum(packed_weights(b).size for b in dep.blocks),
              "preprocess_bytes": pre.nbytes if pre else 0,
              "binary_weights": dep.n_binary_weights, "preprocess": dep.preprocess,
              "input_shape": list(dep.input_shape), "n_classes": plan.n_classes}

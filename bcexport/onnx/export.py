@@ -9,8 +9,11 @@ model.raw.onnx     input "pixels" uint8 [N, *image_shape] (the run's dataset: [N
                    the graph (pixels / 255 − mean; GCN then ZCA; GCN then LCN), with the parameters of
                    preprocess.npz (only when the images have as many values as the network's input).
 Every file is checked by onnx.checker and loaded by onnxruntime before it is renamed into place.
+The command holds the run directory's lock (`bcexport.lock`) and first removes what a killed
+`bcexport onnx` left behind (its files' temporaries), in one line.
 """
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -20,13 +23,14 @@ import tf2onnx
 
 from bccommon import runfiles
 from bccommon import atomic
-from bcexport import ExportError
+from bcexport import ExportError, lock
 from bccommon import digests
 from bcexport.onnx import packed as packed_onnx
 from bcexport.pack import BIT_ORDER, Deployment, load_deployment
 from bcexport.tfmodel import has_raw_model, inference_function, raw_inference_function
 
 OPSET = 18  # the highest tf2onnx 1.17 converts to; BitwiseAnd (packed model) needs 18
+WRITTEN = (runfiles.MODEL_ONNX, runfiles.MODEL_PACKED_ONNX, runfiles.MODEL_RAW_ONNX, runfiles.EXPORT_JSON)
 OUTPUT_NAME = "logits"
 
 STOCH_NOTE = ("stochastic run: the reported test error used the real-valued weights (paper §2); "
@@ -52,6 +56,7 @@ def session(model_or_path, threads=None) -> onnxruntime.InferenceSession:
     refuses is an ExportError."""
     src = model_or_path if isinstance(model_or_path, (str, bytes)) else model_or_path.SerializeToString()
     opts = onnxruntime.SessionOptions()
+    opts.log_severity_level = 3  # errors only: its warnings (an unused initializer removed) are noise here
     if threads:
         opts.intra_op_num_threads = opts.inter_op_num_threads = threads
     try:
@@ -81,9 +86,18 @@ def export_models(dep: Deployment) -> dict:
     return {"models": models, "packing": packing}
 
 
-def export_run(run_dir: str) -> dict:
-    """Write the ONNX files and export.json into a finished run directory; return export.json."""
+def export_run(run_dir: str, err=None) -> dict:
+    """Write the ONNX files and export.json into a finished run directory; return export.json. Holds
+    the run directory's lock (`bcexport.lock`); under it, first removes what a killed `bcexport onnx`
+    left (`.model*.onnx.*.tmp`, `.export.json.*.tmp`), saying so on `err` (stderr)."""
     dep = load_deployment(run_dir)
+    with lock.hold(run_dir):
+        lock.report_removed(atomic.remove_temporaries(run_dir, WRITTEN), run_dir, "`bcexport onnx`",
+                            err or sys.stderr)
+        return _export(run_dir, dep)
+
+
+def _export(run_dir: str, dep: Deployment) -> dict:
     out = export_models(dep)
     # All or nothing: every model must load in onnxruntime before any file is replaced.
     blobs = {name: m.SerializeToString() for name, m in out["models"].items()}

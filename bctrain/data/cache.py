@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -76,15 +77,28 @@ def entry_dir(record: dict) -> Path:
     return download.cache_dir() / "preprocessed" / f"{record['dataset']}-{record['kind']}-{key}"
 
 
+def _format_checked(path: Path) -> Path:
+    """`path` if it starts as an .npz (zip) or .npy file must; else ValueError saying so (np.load
+    would call any other bytes "pickled data", which they are not)."""
+    if path.suffix == ".npz":
+        ok = zipfile.is_zipfile(path)
+    else:
+        with open(path, "rb") as fh:
+            ok = fh.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX
+    if not ok:
+        raise ValueError(f"{path.name} is not an {path.suffix} file")
+    return path
+
+
 def _load(directory: Path, record: dict) -> tuple[dict, dict]:
     with open(directory / "key.json") as fh:
         if json.load(fh) != record:
             raise ValueError("key.json does not match")
-    with np.load(directory / "params.npz", allow_pickle=False) as npz:
+    with np.load(_format_checked(directory / "params.npz"), allow_pickle=False) as npz:
         params = {k: npz[k] for k in npz.files}
     arrays = {}
     for name in SPLITS:
-        x = np.load(directory / f"x_{name}.npy", mmap_mode="r", allow_pickle=False)
+        x = np.load(_format_checked(directory / f"x_{name}.npy"), mmap_mode="r", allow_pickle=False)
         shape = record["data"][name]["shape"]
         if x.dtype != np.float32 or x.shape != (shape[0], int(np.prod(shape[1:]))):
             raise ValueError(f"x_{name}.npy is {x.dtype}{list(x.shape)}")

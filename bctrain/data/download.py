@@ -103,8 +103,12 @@ def ensure_files(dataset: str, files, allow_download: bool = True, fetch: Fetch 
     """Cache directory of `dataset` holding every verified file of `files` (objects with `name`,
     `sha256` and `urls`: `bctrain.data.registry.RemoteFile`), downloading missing ones if allowed."""
     directory = dataset_cache_dir(dataset)
+    # Every cached file is looked at before any download: a foreign file under a later name is
+    # reported (CacheConflict) even when an earlier file is missing and cannot be downloaded,
+    # instead of a download failure that the caller may answer with a fallback.
+    cached = [f for f in files if verified_cached(f.name, directory, f.sha256)]
     for f in files:
-        if verified_cached(f.name, directory, f.sha256):
+        if f in cached:
             continue
         if not allow_download:
             raise DataError(f"{directory / f.name}: not in the verified cache and downloads are disabled")

@@ -12,6 +12,7 @@ IDX files (gzipped or not).
 
 from pathlib import Path
 
+from bccommon.digests import sha256_file
 from bctrain.data import idx
 from bctrain.data.splits import DataError, Splits
 
@@ -46,6 +47,9 @@ def read_dir(directory: Path, source: str) -> Splits:
         raise DataError(f"{train_images}: {len(x)} training images, need at least 3 for a validation split")
     return Splits(
         name="mnist",
+        # 11 MB read a second time: cheap, and the gzipped files are the ones with published checksums
+        file_sha256=tuple((str(p), sha256_file(p)) for p in (train_images, train_labels, test_images, test_labels)
+                          if p.name.endswith(".gz")),
         x_train=x[:n_train],
         y_train=y[:n_train],
         x_val=x[n_train:],

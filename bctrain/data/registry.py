@@ -99,8 +99,16 @@ def get(name: str) -> Dataset:
     return DATASETS[name]
 
 
-def _check_data_dir(directory: Path):
-    """A data directory that is missing, a file, a symbolic-link loop or unreadable, said as such."""
+def check_data_dir(dataset: str, data_dir: str | Path | None):
+    """Refuse (DataError) a data directory `dataset` cannot use: given for a bundled dataset, or
+    missing, a file, a symbolic-link loop or unreadable. Cheap, so callers ask before loading TensorFlow."""
+    entry = get(dataset)
+    if data_dir is None:
+        return
+    if not entry.files:  # it would be ignored, yet recorded in metrics.json
+        raise DataError(f"data directory {data_dir}: {dataset} is bundled and reads none (--data-dir is "
+                        f"for {', '.join(d.name for d in DATASETS.values() if d.files)})")
+    directory = Path(data_dir)
     try:
         if directory.is_dir():
             return
@@ -112,20 +120,36 @@ def _check_data_dir(directory: Path):
     raise DataError(f"{directory}: not a directory; expected a data directory")
 
 
+def unofficial(entry: Dataset, file_sha256) -> list:
+    """The paths of `file_sha256` ((path, SHA-256), ...) that carry an official file's name but
+    not its published SHA-256 (files under other names have no published checksum to compare)."""
+    published = {f.name: f.sha256 for f in entry.files}
+    return [path for path, sha256 in file_sha256 if published.get(Path(path).name, sha256) != sha256]
+
+
+def notice_unofficial(entry: Dataset, file_sha256, out=None):
+    """One notice line when data-directory files are not the official ones; they are used as given
+    (a user's own files in the official format are allowed)."""
+    other = unofficial(entry, file_sha256)
+    if other:
+        print(f"notice: {', '.join(other)}: not the official {entry.title} file{'s' if len(other) > 1 else ''} "
+              "(SHA-256 other than the published one, data/SOURCES.md); used as given", file=out or sys.stderr)
+
+
 def load_splits(dataset: str = "mnist", data_dir: str | Path | None = None,
                 allow_download: bool = True, allow_sample: bool = True) -> Splits:
-    """The splits of `dataset`, from `data_dir` (never falling back), else the verified cache, else a
-    download (if `allow_download`), else the entry's fallback (if `allow_sample`), announced on stderr."""
+    """The splits of `dataset`, from `data_dir` (never falling back; files that are not the official
+    ones get a notice), else the verified cache, else a download (if `allow_download`), else the
+    entry's fallback (if `allow_sample`), announced on stderr."""
     entry = get(dataset)
     read = entry.read_function()
+    check_data_dir(dataset, data_dir)
     if not entry.files:
-        if data_dir is not None:  # it would be ignored, yet recorded in metrics.json
-            raise DataError(f"data directory {data_dir}: {dataset} is bundled and reads none (--data-dir is "
-                            f"for {', '.join(d.name for d in DATASETS.values() if d.files)})")
         return read()
     if data_dir is not None:
-        _check_data_dir(Path(data_dir))
-        return read(Path(data_dir), source=f"{entry.title} files in {data_dir}")
+        splits = read(Path(data_dir), source=f"{entry.title} files in {data_dir}")
+        notice_unofficial(entry, splits.file_sha256)
+        return splits
     try:
         directory = download.ensure_files(entry.name, entry.files, allow_download=allow_download)
     except DataError as e:

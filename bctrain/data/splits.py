@@ -28,6 +28,7 @@ class Splits:
     x_test: "np.ndarray"
     y_test: "np.ndarray"
     source: str  # where the arrays came from, for logs and metrics.json
+    file_sha256: tuple = ()  # ((path, SHA-256 hex), ...) of files a reader hashed while reading them
 
     def counts(self) -> tuple[int, int, int]:
         return len(self.y_train), len(self.y_val), len(self.y_test)

@@ -12,6 +12,7 @@ images), in file order; test = all 26,032 test images. For files of other sizes 
 the per-class counts scale with the file: round(400 · N_train / 73,257) and
 round(200 · N_extra / 531,131), at least 1 each; exactly 400 and 200 for the official files.
 """
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,12 @@ N_CLASSES = 10
 
 
 def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 [N, 32, 32, 3], raw labels uint8 [N] in 1..10) of one official file."""
+    """(images uint8 [N, 32, 32, 3], raw labels int64 [N] in 1..10) of one official file."""
     import scipy.io  # only SVHN needs it
 
     if not path.is_file():
+        if os.path.lexists(path):  # there, but not a readable file: say what it is, not "missing"
+            raise DataError(f"{path}: {_why_not_a_file(path)}; expected an SVHN .mat file")
         raise DataError(f"{path.parent}: missing {path.name}")
     try:
         mat = scipy.io.loadmat(path, variable_names=("X", "y"))
@@ -44,12 +47,32 @@ def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: X is {x.dtype}{list(x.shape)}, expected uint8 [32, 32, 3, N]")
     if y.shape not in ((x.shape[3], 1), (x.shape[3],)):
         raise DataError(f"{path}: y has shape {list(y.shape)}, expected [{x.shape[3]}, 1] for the {x.shape[3]} images")
-    y = y.reshape(-1)
+    return np.ascontiguousarray(x.transpose(3, 0, 1, 2)), checked_labels(y.reshape(-1), path)
+
+
+def checked_labels(y: np.ndarray, path: Path) -> np.ndarray:
+    """int64 labels 1..10 of a file's `y`: numbers (the official files store doubles), each a
+    whole number in 1..10; anything else is refused rather than truncated or wrapped."""
+    if y.dtype.kind not in "uif":
+        raise DataError(f"{path}: y is {y.dtype}, expected numbers 1..{N_CLASSES} (the official files store doubles)")
+    if y.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
+        if bad.size:
+            raise DataError(f"{path}: label {y[bad[0]]} at index {bad[0]} is not a whole number "
+                            f"({bad.size} such labels)")
     bad = np.flatnonzero((y < 1) | (y > N_CLASSES))
     if bad.size:
-        raise DataError(f"{path}: label {y[bad[0]]} at index {bad[0]} outside 1..{N_CLASSES} "
+        raise DataError(f"{path}: label {int(y[bad[0]])} at index {bad[0]} outside 1..{N_CLASSES} "
                         f"({bad.size} such labels)")
-    return np.ascontiguousarray(x.transpose(3, 0, 1, 2)), y.astype(np.int64)
+    return y.astype(np.int64)
+
+
+def _why_not_a_file(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as e:  # a symbolic link loop or to nothing, a permission problem
+        return e.strerror
+    return "a directory" if path.is_dir() else "not a regular file"
 
 
 def digits(labels: np.ndarray) -> np.ndarray:

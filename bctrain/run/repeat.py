@@ -3,7 +3,10 @@
 The paper's MNIST figures are means ± standard deviations over 6 runs (1.29 ± 0.08 % for
 deterministic BinaryConnect). Seed n trains in its own run directory `DIR/seed-<n>` (bctrain.train):
 a finished seed (metrics.json present) is skipped, an interrupted one resumed, so the same command
-can be re-run until every seed is done. Every call then writes `summary.json` and `summary.md`: each
+can be re-run until every seed is done. Before anything trains, every seed directory holding a
+config.json (finished or not) and an existing summary.json are compared with the requested
+configuration (`bctrain.run.rundir.check_same_run`, the comparison `bctrain train` makes): old
+runs are never summarised under new settings. Every call then writes `summary.json` and `summary.md`: each
 finished seed's selected errors and epoch time, and their mean and sample standard deviation (n - 1
 in the denominator), with the seeds still missing named.
 
@@ -21,17 +24,22 @@ import os
 import sys
 
 from bccommon import atomic, runfiles
-from bctrain.config import Config, ConfigError
+from bctrain.run import rundir
+from bctrain.config import SEED_MAX, Config, ConfigError
 
 # (metrics.json key, column title, shown as a percentage)
 COLUMNS = (("val_error", "val error", True), ("test_error", "test error", True),
            ("test_error_binary", "test error, ±1 weights", True), ("seconds_per_epoch", "s/epoch", False))
+ADVICE = "choose another --root-dir (REPEAT_DIR=...) or the same settings"
 
 
 def seeds_of(cfg: Config, n: int) -> list:
-    """The seeds of a repeat of `n` runs: cfg.seed, cfg.seed + 1, ..."""
+    """The seeds of a repeat of `n` runs: cfg.seed, cfg.seed + 1, ..., each at most SEED_MAX."""
     if n < 1:
         raise ConfigError(f"seeds={n}: expected at least 1")
+    if cfg.seed + n - 1 > SEED_MAX:
+        raise ConfigError(f"seeds={n} from seed={cfg.seed}: the last seed would be {cfg.seed + n - 1}, "
+                          f"above {SEED_MAX}; expected seed + seeds - 1 <= {SEED_MAX}")
     return [cfg.seed + i for i in range(n)]
 
 
@@ -48,6 +56,36 @@ def parse_shard(text: str) -> tuple:
     except ValueError:
         raise ConfigError(f"shard={text!r}: expected i/k with 0 <= i < k, e.g. 0/2") from None
     return i, k
+
+
+def summary_config(root: str):
+    """The Config recorded in ROOT/summary.json, or None if there is none."""
+    path = os.path.join(root, runfiles.SUMMARY_JSON)
+    if not os.path.lexists(path):
+        return None
+    try:
+        with open(path) as fh:
+            summary = json.load(fh)
+        if not isinstance(summary, dict) or "config" not in summary:
+            raise ValueError("expected a JSON object with \"config\"")
+        return Config.from_dict(summary["config"])
+    except (OSError, ValueError) as exc:  # JSONDecodeError and ConfigError are ValueErrors
+        raise ConfigError(f"{path}: unreadable summary ({exc}); move it away or {ADVICE}") from None
+
+
+def check(cfg: Config, root: str, n_seeds: int) -> list:
+    """The seeds of the repeat, once nothing would be mislabelled: a seed directory holding another
+    run (finished or not) or a summary.json of another configuration is refused (one line naming it
+    and the differing fields). Reads only config.json and summary.json files; changes nothing."""
+    seeds = seeds_of(cfg, n_seeds)
+    for seed in seeds:
+        run_dir = seed_dir(root, seed)
+        if os.path.isfile(os.path.join(run_dir, runfiles.CONFIG_JSON)):
+            rundir.check_same_run(run_dir, dataclasses.replace(cfg, seed=seed), advice=ADVICE)
+    stored = summary_config(root)
+    if stored is not None:
+        rundir.check_same_config(stored, cfg, os.path.join(root, runfiles.SUMMARY_JSON), ADVICE)
+    return seeds
 
 
 def read_metrics(run_dir: str):
@@ -112,7 +150,7 @@ def table(summary: dict) -> str:
 
 def repeat(cfg: Config, root: str, n_seeds: int, data_dir=None, shard=(0, 1), out=None) -> dict:
     """Train (or resume, or skip) each seed of the repeat, then write and return the summary."""
-    seeds = seeds_of(cfg, n_seeds)
+    seeds = check(cfg, root, n_seeds)
     from bctrain.step.strategy import task_writes_results
     from bctrain.train import train  # TensorFlow loads here, after the arguments are checked
     writes = task_writes_results(cfg.strategy)  # multiworker: the chief only

@@ -63,18 +63,27 @@ def _refuse_non_directory(run_dir: str):
         raise ConfigError(f"{run_dir}: exists and is not a directory")
 
 
-def check_same_run(run_dir: str, cfg: Config):
-    """Refuse (one-line ConfigError naming the differing fields) a run directory whose config.json
-    holds another recipe than `cfg` (the runtime may differ); return the stored config.
-    `bctrain train` and `bctrain repeat` both ask this."""
-    stored = load_config(run_dir)
+RUN_DIR_ADVICE = "choose another --run-dir (RUN_DIR=...) or the same settings"
+
+
+def check_same_config(stored: Config, cfg: Config, where: str, advice: str = RUN_DIR_ADVICE):
+    """Refuse (one-line ConfigError naming `where` and the differing fields) a recorded config that
+    holds another recipe than `cfg` (the runtime may differ): the one comparison of configurations.
+    A stochastic run also keeps its random-bit algorithm, which follows jit
+    (bctrain.choices.draw_algorithm)."""
     if stored.recipe() != cfg.recipe():
-        raise ConfigError(f"{run_dir} holds a different run ({_recipe_differences(stored, cfg)}); "
-                          "choose another --run-dir (RUN_DIR=...) or the same settings")
+        raise ConfigError(f"{where} holds a different run ({_recipe_differences(stored, cfg)}); {advice}")
     if cfg.binarize == "stoch" and choices.draw_algorithm(stored.jit) != choices.draw_algorithm(cfg.jit):
-        raise ConfigError(f"jit={cfg.jit}: {run_dir} draws its stochastic weights with "
-                          f"{choices.draw_algorithm(stored.jit)}, which needs jit={stored.jit} "
-                          "(bctrain.choices.draw_algorithm); resume with the jit it had")
+        raise ConfigError(f"jit={cfg.jit}: {where} draws its stochastic weights with "
+                          f"{choices.draw_algorithm(stored.jit)}, which needs jit={stored.jit}; "
+                          "resume with the jit it had")
+
+
+def check_same_run(run_dir: str, cfg: Config, advice: str = RUN_DIR_ADVICE) -> Config:
+    """Refuse a run directory whose config.json holds another recipe than `cfg`; return the stored
+    config. `bctrain train` and `bctrain repeat` (for each seed) both ask this."""
+    stored = load_config(run_dir)
+    check_same_config(stored, cfg, run_dir, advice)
     return stored
 
 
