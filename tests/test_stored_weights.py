@@ -2,7 +2,6 @@
 array that differs (the ONNX readers are tested through verify: tests/test_verify.py) (paper §9)."""
 import re
 
-import numpy as np
 import pytest
 
 from bcexport import stored_weights
