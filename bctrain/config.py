@@ -119,7 +119,9 @@ class Config:
         (a missing runtime field takes its default)."""
         if not isinstance(d, dict):
             raise ConfigError(f"expected a JSON object of config fields, got {type(d).__name__}")
-        if set(d) == {"recipe", "runtime"}:
+        if "recipe" in d or "runtime" in d:
+            if set(d) != {"recipe", "runtime"}:
+                raise ConfigError(f"expected the keys \"recipe\" and \"runtime\" only, got {', '.join(sorted(d))}")
             if not all(isinstance(d[k], dict) for k in d):
                 raise ConfigError("expected JSON objects under \"recipe\" and \"runtime\"")
             misplaced = sorted(set(d["recipe"]) & set(Config.runtime_fields())) + sorted(

@@ -49,7 +49,7 @@ def test_unknown_preset(tiny_run_dir, capsys):
     path = os.path.join(tiny_run_dir, "config.json")
     with open(path) as fh:
         config = json.load(fh)
-    config["preset"] = "imagenet"
+    config["recipe"]["preset"] = "imagenet"
     with open(path, "w") as fh:
         json.dump(config, fh)
     assert cli.main(["onnx", tiny_run_dir]) == cli.EXIT_USAGE
