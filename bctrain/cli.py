@@ -5,6 +5,7 @@ Every Config field is a flag (`--lr-start`, `--hidden 2048,2048,2048`, ...) that
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 
 from bccommon import runfiles
@@ -13,6 +14,16 @@ from bctrain.config import PRESETS, Config, ConfigError, with_overrides
 EXIT_STOPPED = 1  # training stopped by a non-finite loss or weight
 EXIT_USAGE = 2    # unusable input: one line on stderr, nothing changed
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what the shell reports for a process SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it stops as Ctrl-C does: temporary files
+    removed, the lock released, one line saying how to go on."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def _parse_tuple(text: str) -> tuple:
@@ -53,7 +64,8 @@ def _add_verbose_flag(parser):
 def _add_strategy_flags(parser):
     parser.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
                         help="where the step runs: default (one device) | mirrored (several GPUs, or logical CPU "
-                        "devices) | multiworker (hosts named in TF_CONFIG); a run may resume under another")
+                        "devices) | multiworker (hosts named in TF_CONFIG; it waits up to BCTRAIN_PEER_TIMEOUT "
+                        "seconds, default 120, for the other workers); a run may resume under another")
     parser.add_argument("--replicas", type=int, default=0, help="mirrored: number of devices (default: every "
                         "GPU; without a GPU the CPU is split into this many logical devices)")
 
@@ -98,7 +110,14 @@ def _started(run_dir) -> bool:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(build_parser().parse_args(argv))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
     if args.command == "presets":
         for name, cfg in PRESETS.items():
             print(f"{name}: {cfg.to_json()}")
@@ -111,8 +130,12 @@ def main(argv=None) -> int:
             if args.run_dir == "":
                 raise ConfigError("--run-dir: empty; expected a directory path")
             run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset}-{cfg.binarize}")
+        if args.strategy == "multiworker":  # TF_CONFIG checked whole before TensorFlow loads
+            from bctrain.step import cluster
+            cluster.from_env()
+            cluster.peer_timeout()
         from bctrain.run.startup import load_tensorflow
-        load_tensorflow(args.verbose)
+        tf = load_tensorflow(args.verbose)
         from bctrain.data import DataError  # imported late: TensorFlow loads with training
         from bctrain.run.finite import NonFiniteError
         try:
@@ -131,6 +154,11 @@ def main(argv=None) -> int:
         except NonFiniteError as exc:
             print(f"bctrain: error: {exc}", file=sys.stderr)
             return EXIT_STOPPED
+        except tf.errors.UnavailableError:
+            if args.strategy != "multiworker":
+                raise
+            raise ConfigError("TF_CONFIG: another worker stopped or became unreachable (UnavailableError); start "
+                              "every worker again, with --resume (RESUME=1) once the run directory holds the run") from None
     except ConfigError as exc:
         print(f"bctrain: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -139,15 +167,16 @@ def main(argv=None) -> int:
         then = "continue with --resume (RESUME=1)" if _started(run_dir) else "run the same command again"
         print(f"bctrain: error: {where}; fix this, then {then}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
         if args.command == "repeat":
             then = "run the same command again (finished seeds are skipped, the others resumed)"
         elif _started(run_dir):
             then = "continue with --resume (RESUME=1)"
         else:
             then = "nothing was written; run the same command again"
-        print(f"bctrain: interrupted; {then}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"bctrain: {stopped}; {then}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     return 0
 
 
