@@ -16,7 +16,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from bccommon import atomic, machine, runfiles
-from bctrain.run import checkpoints, finite, plots, resume as resuming, rundir, runlock
+from bctrain.run import checkpoints, finite, leftovers, plots, resume as resuming, rundir, runlock
 from bctrain.step import fused_update, strategy as strategies
 from bctrain.paper.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
@@ -151,6 +151,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         if name == "multiworker":
             strategies.check_same_epoch(dist, int(state.epoch))
         print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
+    leftovers.clean(run_dir, out)  # the run is accepted: remove what a killed one left (under the lock)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
         atomic.save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
                                **{"mean": mean, **params})

@@ -133,6 +133,30 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(runs, 
     assert_same_result(run, runs / "full")
 
 
+def test_a_resume_removes_what_a_killed_run_left(cut, runs):
+    """A kill during a write leaves its temporary: of best.npz, of history.jsonl, a checkpoint's parts."""
+    (cut / ".best.npz.k2x9q1.tmp").write_bytes((cut / "best.npz").read_bytes()[:1000])
+    (cut / ".history.jsonl.a8b7c6.tmp").write_text("{")
+    (cut / "ckpt" / "ckpt-3_temp").mkdir()
+    (cut / "ckpt" / "ckpt-3_temp" / "part-00000-of-00001.data-00000-of-00001.tempstate123").write_bytes(bytes(100))
+    out = io.StringIO()
+    train(CFG, str(cut), resume=True, out=out)
+    assert ("removed 3 leftovers of an interrupted run: .best.npz.k2x9q1.tmp, .history.jsonl.a8b7c6.tmp, "
+            "ckpt/ckpt-3_temp\n") in out.getvalue()
+    assert not [p for p in cut.rglob("*") if p.name.endswith(".tmp") or p.name.endswith("_temp")]
+    assert_same_result(cut, runs / "full")
+
+
+def test_a_start_killed_while_writing_config_json_is_run_again(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("train.lock", "data.json", ".config.json.k1x2.tmp"):
+        (run / name).write_text("{")
+    assert main(ARGS + ["--run-dir", str(run), "--epochs", "1"]) == 0
+    assert "removed 1 leftover of an interrupted run: .config.json.k1x2.tmp\n" in capsys.readouterr().out
+    assert not list(run.glob(".*.tmp"))
+
+
 def test_a_full_disk_at_the_start_leaves_a_directory_the_same_command_accepts(tmp_path, monkeypatch, capsys):
     run = str(tmp_path / "run")
     real = atomic.write_bytes
