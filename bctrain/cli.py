@@ -109,6 +109,15 @@ def _started(run_dir) -> bool:
     return bool(run_dir) and os.path.isfile(os.path.join(run_dir, runfiles.CONFIG_JSON))
 
 
+def _writes_results() -> bool:
+    """Whether this multiworker task writes the run directory (TF_CONFIG: the chief, else worker 0)."""
+    from bctrain.step import cluster
+    try:
+        return cluster.from_env().writes_results
+    except ConfigError:
+        return True
+
+
 def main(argv=None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -169,7 +178,9 @@ def _run(args) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        if args.command == "repeat":
+        if args.strategy == "multiworker" and not _writes_results():
+            then = "start every worker again, with --resume (RESUME=1) once the chief's run directory holds the run"
+        elif args.command == "repeat":
             then = "run the same command again (finished seeds are skipped, the others resumed)"
         elif _started(run_dir):
             then = "continue with --resume (RESUME=1)"

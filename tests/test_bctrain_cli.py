@@ -78,6 +78,17 @@ def test_interrupt_says_how_to_go_on(tmp_path, capsys, monkeypatch, started, sto
     assert ("--resume" in err) == started and ("run the same command again" in err) == (not started)
 
 
+def test_an_interrupted_worker_that_writes_nothing_says_to_restart_every_worker(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}')
+    def terminated(*args, **kwargs):
+        raise Terminated
+
+    monkeypatch.setattr("bctrain.train.train", terminated)
+    assert main(["train", "--strategy", "multiworker", "--run-dir", str(tmp_path / "run")]) == 143
+    assert capsys.readouterr().err == ("bctrain: terminated; start every worker again, with --resume (RESUME=1) once "
+                                       "the chief's run directory holds the run\n")
+
+
 def test_sigterm_stops_in_one_line_with_exit_143(tmp_path):
     """A real SIGTERM (here while TensorFlow would load) ends the command as Ctrl-C does, in one line."""
     code = ("import os, signal, sys, time\n"

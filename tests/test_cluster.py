@@ -56,6 +56,12 @@ def test_workers_and_a_chief_are_read():
     assert c.peers == [("worker", 0, "[::1]:2"), ("worker", 1, "h3:3")]
 
 
+def test_the_chief_else_worker_0_writes_results():
+    assert [cluster.parse(tf_config(["a:1", "b:2"], index=i)).writes_results for i in (0, 1)] == [True, False]
+    with_chief = [cluster.parse(tf_config(["a:1"], t, 0, chief=["c:3"])).writes_results for t in ("chief", "worker")]
+    assert with_chief == [True, False]
+
+
 @pytest.mark.parametrize("value, seconds", [(None, 120.0), ("", 120.0), ("2.5", 2.5), ("0", None), ("-1", None),
                                             ("inf", None), ("nan", None), ("soon", None)])
 def test_the_peer_timeout_comes_from_the_environment(monkeypatch, value, seconds):

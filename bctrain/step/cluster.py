@@ -50,6 +50,11 @@ class Cluster:
         return [(job, i, a) for job in JOBS for i, a in enumerate(self.jobs.get(job, ())) if a != self.address]
 
     @property
+    def writes_results(self) -> bool:
+        """The chief, if the cluster has one, else worker 0 (as bctrain.step.strategy.is_chief)."""
+        return self.task_type == "chief" or ("chief" not in self.jobs and self.task_index == 0)
+
+    @property
     def size(self) -> int:
         return sum(len(v) for v in self.jobs.values())
 

@@ -115,8 +115,7 @@ def task_writes_results(name: str) -> bool:
     """Whether this process writes results under strategy `name` (read from TF_CONFIG, no TensorFlow)."""
     if name != "multiworker":
         return True
-    workers = cluster.from_env()
-    return is_chief(workers.task_type, workers.task_index, workers.jobs)
+    return cluster.from_env().writes_results
 
 
 def writes_results(strategy) -> bool:
