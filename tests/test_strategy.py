@@ -178,8 +178,10 @@ def _listening(port) -> bool:
 @pytest.mark.parametrize("stop, code, line", [
     (None, 2, "bctrain: error: TF_CONFIG: after 3 s still waiting for worker 0 at localhost:{peer} (Connection "
      "refused); start every worker with the same TF_CONFIG cluster, or allow longer with BCTRAIN_PEER_TIMEOUT=SECONDS"),
-    (signal.SIGINT, 130, "bctrain: interrupted; nothing was written; run the same command again"),
-    (signal.SIGTERM, 143, "bctrain: terminated; nothing was written; run the same command again"),
+    (signal.SIGINT, 130, "bctrain: interrupted; start every worker again, with --resume (RESUME=1) once the chief's "
+     "run directory holds the run"),
+    (signal.SIGTERM, 143, "bctrain: terminated; start every worker again, with --resume (RESUME=1) once the chief's "
+     "run directory holds the run"),
 ], ids=["timeout", "SIGINT", "SIGTERM"])
 def test_a_worker_waiting_for_a_peer_that_never_comes_stops_in_time_or_on_a_signal(tmp_path, stop, code, line):
     """Worker 1 of two, worker 0 never started: it waits BCTRAIN_PEER_TIMEOUT seconds (here 3, or 60
