@@ -16,8 +16,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from bccommon import atomic, machine, runfiles
-from bctrain.run import checkpoints, finite, plots, resume as resuming, rundir, runlock
 from bctrain import choices
+from bctrain.run import checkpoints, finite, leftovers, plots, resume as resuming, rundir, runlock
 from bctrain.step import strategy as strategies
 from bctrain.paper.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
@@ -153,6 +153,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         for line in changed_runtime:
             print(line, file=out)
         rundir.record_runtime(run_dir, cfg)
+    leftovers.clean(run_dir, out)  # the run is accepted: remove what a killed one left (under the lock)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
         atomic.save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
                                **{"mean": mean, **params})

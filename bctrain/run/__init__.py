@@ -3,6 +3,7 @@
     rundir       config check on start and resume, the JSON-lines history, data identity
     runlock      one trainer per run directory (flock)
     checkpoints  tf.train.Checkpoint of the last epochs, written atomically
+    leftovers    temporaries of a killed run, removed by the next run of the directory
     resume       continue exactly where the newest readable checkpoint left off, or refuse
     finite       stop on the first non-finite loss or weight, naming the step
     plots        curves.png and the first layer's weight histogram

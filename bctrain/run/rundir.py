@@ -19,6 +19,7 @@ from bccommon import runfiles
 from bccommon import atomic
 from bctrain import choices
 from bctrain.config import Config, ConfigError, load_config
+from bctrain.run import leftovers
 
 
 def _recipe_differences(a: Config, b: Config) -> str:
@@ -98,8 +99,10 @@ def check(run_dir: str, cfg: Config, resume: bool):
                               "it or choose another --run-dir (RUN_DIR=...)")
     elif resume:
         raise ConfigError(f"{run_dir}: nothing to resume (no config.json)")
-    elif os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runfiles.LOCK, runfiles.DATA_JSON}:
-        # (a start that failed before config.json, e.g. on a full disk, may have left those two)
+    elif os.path.isdir(run_dir) and {n for n in os.listdir(run_dir) if not leftovers.is_leftover(n)} - {
+            runfiles.LOCK, runfiles.DATA_JSON}:
+        # (a start that failed before config.json, e.g. on a full disk or killed, may have left those
+        # two and temporaries, which the run removes)
         raise ConfigError(f"{run_dir} is not empty and is not a run directory; choose another --run-dir")
 
 
