@@ -15,8 +15,7 @@ floor uses this); `update_seconds` the optimizer update alone (bctrain.paper.opt
 """
 import time
 
-import tensorflow as tf
-
+from benchmarks.quiet_tf import tf  # first: TensorFlow loads quietly
 from bctrain.paper.optim import Optimizer
 
 UPDATE_BYTES_PER_WEIGHT = 28  # read w, m, v, g; write w, m, v; float32
