@@ -84,7 +84,9 @@ def main(argv=None) -> int:
     if args.epochs < 1:
         parser.error(f"--epochs {args.epochs}: expected at least 1")
     rows = [run_mode(mode, args.epochs, args.root_dir, args.verbose) for mode in MODES]
-    result = {"preset": PRESET, "dataset": DATASET, "epochs": args.epochs, "rows": rows}
+    result = {"preset": PRESET, "dataset": DATASET, "epochs": args.epochs, "rows": rows,
+              "train_command": "bctrain train " + " ".join(
+                  train_command("MODE", args.epochs, run_dir_of(args.root_dir, "MODE", args.epochs), False))}
     devices = sorted({row["device"] for row in rows if row["device"]})
     out = args.out or default_out(args.epochs)
     print(render_sample(provenance.write(out, result, "benchmarks.results_mnist", argv, "; ".join(devices) or None)))

@@ -8,6 +8,7 @@ from benchmarks import render
 from benchmarks.tables import mnist
 
 SAMPLE = {"preset": "mnist", "dataset": "mnist-sample", "epochs": 2, "command": "make results-mnist EPOCHS=2",
+          "train_command": "bctrain train --binarize MODE",
           "machine": "CPU: T, 2 cores", "date": "2026-12-07T00:00:00+00:00", "code_version": "abc1234",
           "rows": [{"binarize": mode, "best_epoch": 2, "epochs_run": 2, "val_error": 0.05, "test_error": 0.0525,
                     "test_error_binary": None if mode == "none" else 0.06, "seconds_per_epoch": 2.5,

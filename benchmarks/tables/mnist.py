@@ -22,5 +22,5 @@ def render_sample(r: dict) -> str:
         lines.append(f"| {LABELS.get(row['binarize'], row['binarize'])} | {row['best_epoch']} of {row['epochs_run']} | "
                      f"{_percent(row['val_error'])} | {_percent(row['test_error'])}{real} | {binary} | "
                      f"{row['seconds_per_epoch']:.1f} |")
-    lines += ["", "Each row: `" + "`, `".join(row["train_command"] for row in rows) + "`."]
+    lines += ["", f"Each row: `{r['train_command']}` (MODE: the row's binarization)."]
     return "\n".join(lines)
