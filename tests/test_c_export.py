@@ -17,8 +17,7 @@ from bcexport.c.export import export_c, read_c_export
 from bcexport.pack import load_deployment
 from bcexport.verify import verify_run
 from c_fixtures import require
-from export_fixtures import (cnn_config, exported_cnn_dir, exported_mlp_dir, mlp_config,  # noqa: F401
-                             synthetic_loader, synthetic_test_data, tiny_run_dir)
+from export_fixtures import cnn_config, mlp_config, synthetic_loader, synthetic_test_data
 
 C_FILES = {"bcnn_model.h", "bcnn_model.c", "harness.c", "bcnn_runtime.h", "export.json"}
 
