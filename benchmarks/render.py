@@ -51,7 +51,7 @@ SECTIONS = dict((
     ("mnist_sample", _single("mnist_sample", "make results-mnist", mnist.render_sample)),
     # issue 20 §1: `make cnn-check` writes cnn_check.json; its renderer comes with it
     ("cnn_check", _single("cnn_check", "make cnn-check", None)),
-    ("speed", Section(tuple(name for name, _, _ in speed.PARTS), "(each row names its own)", speed.render_speed,
+    ("speed", Section(tuple(part[0] for part in speed.PARTS), "(each row names its own)", speed.render_speed,
                       partial=True)),
     ("bench_train", _single("bench_train", "make bench-train", train.render)),
     ("bench_infer_mnist", _single("bench_infer_mnist", "make train-mnist EPOCHS=5 && make export export-c bench-infer",

@@ -50,18 +50,20 @@ def cnn_rows(r: dict) -> list:
     return rows
 
 
-PARTS = (("bench_train", "make bench-train", training_rows),
-         ("bench_infer_mnist", "make train-mnist EPOCHS=5 && make export export-c bench-infer", inference_rows),
-         ("bench_cnn", "make bench-cnn", cnn_rows))
+PARTS = (  # (results file, what its rows show, the command that writes it, rows)
+    ("bench_train", "training step, `mnist` MLP", "make bench-train", training_rows),
+    ("bench_infer_mnist", "inference, `mnist` MLP: generated C against onnxruntime",
+     "make train-mnist EPOCHS=5 && make export export-c bench-infer", inference_rows),
+    ("bench_cnn", "training, `cifar10` and `svhn` on this machine", "make bench-cnn", cnn_rows))
 
 
 def render_speed(results: dict) -> str:
     """`results`: results-file name -> its contents, or None where it does not exist yet."""
     lines = ["| what | figure | measured by, on, date |", "|---|---|---|"]
-    for name, command, rows in PARTS:
+    for name, what, command, rows in PARTS:
         r = results.get(name)
         if r is None:
-            lines.append(f"| `{name}` | not measured yet: run `{command}` | |")
+            lines.append(f"| {what} | not measured yet: run `{command}` | |")
             continue
         lines += [f"| {what} | {figure} | {source(r)} |" for what, figure in rows(r)]
     return "\n".join(lines)
