@@ -106,6 +106,7 @@ def test_verify_checks_both_c_entry_points(c_exported_mlp, tmp_path):
     assert "c/bcnn_model.c" in report["sizes"]["files"]
 
 
+@pytest.mark.slow
 def test_verify_checks_the_c_conv_model(exported_cnn_dir, tmp_path):
     require("cc")
     run_dir = _copy(exported_cnn_dir, tmp_path)

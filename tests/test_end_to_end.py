@@ -7,6 +7,7 @@ from bcexport.cli import main as bcexport_main
 from bctrain.cli import main as bctrain_main
 
 
+@pytest.mark.slow
 def test_train_export_verify_on_the_bundled_sample(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert bctrain_main(["train", "--epochs", "1", "--hidden", "48", "--batch-size", "200",
@@ -25,6 +26,7 @@ def test_train_export_verify_on_the_bundled_sample(tmp_path, capsys):
     assert "verify: PASSED" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_second_training_in_the_same_directory_is_refused(tmp_path, capsys):
     run = str(tmp_path / "run")
     args = ["train", "--epochs", "1", "--hidden", "16", "--jit", "false", "--run-dir", run]
@@ -35,7 +37,8 @@ def test_a_second_training_in_the_same_directory_is_refused(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("bctrain: error:") and "different run" in err[0]
 
 
-@pytest.mark.parametrize("preset", ["svhn", pytest.param("cifar10", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["svhn", "cifar10"])
 def test_a_small_cnn_trains_exports_and_verifies_on_official_format_files(preset, tmp_path, capsys):
     """Tiny files in the official format (SVHN .mat; CIFAR-10 tar.gz of pickled batches), a small
     CNN of the preset (its dataset, preprocessing with a real fit, optimizer), then the whole chain."""

@@ -68,6 +68,7 @@ def test_several_steps_per_call_train_exactly_as_one(binarize, precision, kernel
             np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
+@pytest.mark.slow
 def test_training_records_the_same_epochs_whatever_the_steps_per_call(tmp_path):
     """30 steps per epoch (6,000 samples, batch 200): calls of 7 against calls of 1."""
     base = with_overrides("mnist", hidden=(32,), batch_size=200, lr_start=3e-3, lr_end=1e-3, epochs=2)
