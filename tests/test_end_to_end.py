@@ -7,7 +7,6 @@ from bcexport.cli import main as bcexport_main
 from bctrain.cli import main as bctrain_main
 
 
-@pytest.mark.slow
 def test_train_export_verify_on_the_bundled_sample(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert bctrain_main(["train", "--epochs", "1", "--hidden", "48", "--batch-size", "200",
@@ -26,7 +25,6 @@ def test_train_export_verify_on_the_bundled_sample(tmp_path, capsys):
     assert "verify: PASSED" in capsys.readouterr().out
 
 
-@pytest.mark.slow
 def test_a_second_training_in_the_same_directory_is_refused(tmp_path, capsys):
     run = str(tmp_path / "run")
     args = ["train", "--epochs", "1", "--hidden", "16", "--jit", "false", "--run-dir", run]
