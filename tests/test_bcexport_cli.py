@@ -12,7 +12,7 @@ from onnx import numpy_helper
 
 from bccommon import atomic
 from bcexport import cli, verify
-from export_fixtures import exported_mlp_dir, make_run_dir, mlp_config, synthetic_loader, tiny_run_dir  # noqa: F401
+from export_fixtures import make_run_dir, mlp_config, synthetic_loader
 
 
 def _error_line(capsys):

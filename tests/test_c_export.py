@@ -20,8 +20,7 @@ from bcexport.c.export import export_c, read_c_export
 from bcexport.pack import load_deployment
 from bcexport.verify import verify_run
 from c_fixtures import require
-from export_fixtures import (cnn_config, exported_cnn_dir, exported_mlp_dir, mlp_config,  # noqa: F401
-                             synthetic_loader, synthetic_test_data, tiny_run_dir)
+from export_fixtures import cnn_config, mlp_config, synthetic_loader, synthetic_test_data
 
 C_FILES = {"bcnn_model.h", "bcnn_model.c", "harness.c", "bcnn_runtime.h", "export.json"}
 
@@ -119,6 +118,7 @@ def c_exported_cnn(exported_cnn_dir, tmp_path_factory):
     return str(run_dir)
 
 
+@pytest.mark.slow
 def test_verify_checks_the_c_conv_model(c_exported_cnn, tmp_path):
     report = _verify(_copy(c_exported_cnn, tmp_path), cnn_config())
     assert report["passed"] and {"c", "c_raw"} <= set(report["backends"])

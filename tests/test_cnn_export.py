@@ -99,7 +99,7 @@ def test_flatten_before_the_first_dense_block_is_nhwc_row_major(cfg):
     assert np.abs(out - nchw).max() > 0.1  # the test tells the two orders apart
 
 
-@pytest.fixture(scope="module", params=["cifar10", "svhn"])
+@pytest.fixture(scope="module", params=[pytest.param("cifar10", marks=pytest.mark.slow), "svhn"])
 def exported_preset(request, tmp_path_factory):
     cfg = small_preset(request.param)
     path = make_run_dir(tmp_path_factory.mktemp(request.param) / "run", cfg)

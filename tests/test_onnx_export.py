@@ -18,8 +18,7 @@ from bcexport.pack import load_deployment
 from bcexport.onnx.packed import BITS_SUFFIX, find_binary_initializers
 from bcexport.tfmodel import inference_function
 from bcexport.verify import noise_level, tolerance
-from export_fixtures import (exported_cnn_dir, exported_mlp_dir, make_run_dir,  # noqa: F401
-                             mlp_config, synthetic_test_data)
+from export_fixtures import make_run_dir, mlp_config, synthetic_test_data
 
 FILES = ("model.onnx", "model.packed.onnx", "model.raw.onnx", "export.json")
 

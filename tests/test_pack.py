@@ -8,7 +8,7 @@ import tensorflow as tf
 from bctrain.paper.layers import BatchNorm, max_pool2
 from bcexport import ExportError
 from bcexport.pack import fold_bn, load_deployment, pack_bits, sign_pm1, unpack_bits
-from export_fixtures import make_run_dir, mlp_config, tiny_run_dir  # noqa: F401
+from export_fixtures import make_run_dir, mlp_config
 
 
 def test_sign_of_zero_is_plus_one():

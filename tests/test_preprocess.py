@@ -106,7 +106,8 @@ def test_gcn_lcn_is_lcn_of_gcn():
     np.testing.assert_array_equal(out, expected)
 
 
-@pytest.mark.parametrize("kind", sorted(preprocess.KINDS))
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if k == "gcn_zca" else k
+                                  for k in sorted(preprocess.KINDS)])
 def test_in_graph_preprocessing_equals_the_numpy_definition(kind, zca_params):
     """What model.raw.onnx computes (TensorFlow, float32) is the float64 NumPy definition, to
     float32 rounding."""

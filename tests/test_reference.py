@@ -18,8 +18,7 @@ from bcexport.pack import load_deployment
 from bcexport.rundir import load_best
 from bcexport.tfmodel import inference_function, raw_inference_function
 from bcexport.verify import noise_level, tolerance
-from export_fixtures import (cnn_config, make_run_dir, mlp_config, synthetic_test_data,  # noqa: F401
-                             tiny_cnn_run_dir, tiny_run_dir)
+from export_fixtures import cnn_config, make_run_dir, mlp_config, synthetic_test_data
 
 
 def test_conv3_matches_scipy_correlate():

@@ -48,7 +48,8 @@ def test_stochastic_run_reports_real_and_binary(tmp_path):
     assert {"val_error_real", "val_error_binary", "test_error_real", "test_error_binary"} <= set(history)
 
 
-@pytest.mark.parametrize("binarize, jit", [("det", False), ("stoch", False), ("stoch", True)])
+@pytest.mark.parametrize("binarize, jit", [("det", False), ("stoch", False),
+                                          pytest.param("stoch", True, marks=pytest.mark.slow)])
 def test_resume_is_bit_identical(tmp_path, binarize, jit):
     cfg = dataclasses.replace(tiny(epochs=2, binarize=binarize), jit=jit)
     train(cfg, str(tmp_path / "full"), out=quiet())

@@ -16,8 +16,7 @@ from bccommon import digests
 from bcexport.pack import load_deployment
 from bcexport.onnx.packed import BITS_SUFFIX, find_binary_initializers
 from bcexport.verify import compare, load_test_data, verify_run
-from export_fixtures import (cnn_config, exported_cnn_dir, exported_mlp_dir, mlp_config,  # noqa: F401
-                             synthetic_loader, synthetic_test_data, tiny_run_dir)
+from export_fixtures import cnn_config, mlp_config, synthetic_loader, synthetic_test_data
 
 
 def _copy(src, tmp_path):
