@@ -22,7 +22,6 @@ from bctrain.step import strategy as strategies
 from bctrain.paper.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import cache, load_splits, pipeline, registry
-from bctrain.data.preprocess import mean_of, params_sha256
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer, lr_at_epoch
 from bctrain.step.build import make_train_step, plan_for
@@ -125,10 +124,7 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
 
 def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, dist, plan):
     # -- run directory: config and data identity (written, or checked on resume) ----------------
-    mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
-    data = rundir.data_record(splits, mean)
-    data["params_sha256"] = params_sha256(params)
-    changed_runtime = rundir.prepare(run_dir, cfg, resume, data)
+    changed_runtime = rundir.prepare(run_dir, cfg, resume, rundir.data_record(splits, params))
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
     val_batches = pipeline.eval_batches(*arrays["val"], cfg.eval_batch_size)
@@ -155,8 +151,7 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         rundir.record_runtime(run_dir, cfg)
     leftovers.clean(run_dir, out)  # the run is accepted: remove what a killed one left (under the lock)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
-        atomic.save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
-                               **{"mean": mean, **params})
+        atomic.save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess), **params)
     step_strategy = dist if plan.replicated else None
     train_steps = make_train_loop(make_train_step(net, opt, plan, strategy=step_strategy), plan.per_call)
     eval_steps = {m: make_eval_step(net, m, plan, strategy=step_strategy) for m in modes}

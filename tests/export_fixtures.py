@@ -16,7 +16,7 @@ import numpy as np
 
 from bctrain.config import with_overrides
 from bctrain.paper.arch import layer_specs
-from bctrain.data.preprocess import KINDS, mean_of
+from bctrain.data.preprocess import KINDS
 from bcexport.reference import conv3, max_pool2
 
 N_TEST = 300
@@ -94,13 +94,11 @@ def make_run_dir(path, cfg, seed=0, params=None) -> str:
     """A finished run directory for `cfg` with random weights and the preprocessing parameters
     `params` (default: `preprocess_params`); returns its path."""
     os.makedirs(path, exist_ok=True)
-    n_in = int(np.prod(cfg.input_shape))
     params = preprocess_params(cfg, seed) if params is None else params
     with open(os.path.join(path, "config.json"), "w") as fh:
         fh.write(cfg.to_json())
     np.savez(os.path.join(path, "best.npz"), **random_weights(cfg, params, seed))
-    np.savez(os.path.join(path, "preprocess.npz"), kind=np.array(cfg.preprocess),
-             **{"mean": mean_of(cfg.preprocess, params, n_in), **params})
+    np.savez(os.path.join(path, "preprocess.npz"), kind=np.array(cfg.preprocess), **params)
     with open(os.path.join(path, "metrics.json"), "w") as fh:
         json.dump({"dataset": "synthetic", "data_dir": None, "preset": cfg.preset,
                    "binarize": cfg.binarize, "best_epoch": 1, "test_error": 0.9}, fh)

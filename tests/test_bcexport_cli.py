@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
@@ -74,6 +75,19 @@ def test_export_then_verify(tiny_run_dir, monkeypatch, capsys):
     monkeypatch.setattr(verify, "load_test_data", synthetic_loader(mlp_config()))
     assert cli.main(["verify", tiny_run_dir]) == 0
     assert "verify: PASSED" in capsys.readouterr().out
+
+
+def test_an_earlier_releases_run_directory_exports_and_verifies(tmp_path, monkeypatch, capsys):
+    """Earlier releases stored a `mean` array in preprocess.npz for every kind: ignored unless the
+    kind is "mean" (here non-zero, so that using it would show)."""
+    cfg = mlp_config(preprocess="none")
+    run_dir = make_run_dir(tmp_path / "run", cfg)
+    np.savez(os.path.join(run_dir, "preprocess.npz"), kind=np.array("none"), mean=np.full(784, 0.5, np.float32))
+    assert cli.main(["onnx", run_dir]) == 0
+    monkeypatch.setattr(verify, "load_test_data", synthetic_loader(cfg))
+    assert cli.main(["verify", run_dir]) == 0
+    assert "verify: PASSED" in capsys.readouterr().out
+    assert json.load(open(os.path.join(run_dir, "verify.json")))["preprocess"] == "none"
 
 
 def test_corrupted_onnx(exported_mlp_dir, tmp_path, monkeypatch, capsys):

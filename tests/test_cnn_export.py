@@ -27,7 +27,7 @@ def _run(model, feed):
 
 
 def _deployment(blocks, input_shape, cfg):
-    return Deployment(cfg, tuple(blocks), input_shape, "none", np.zeros(int(np.prod(input_shape)), np.float32))
+    return Deployment(cfg, tuple(blocks), input_shape, "none")
 
 
 def _block(kind, wb, a, c, pool=False, relu=False):
@@ -157,4 +157,4 @@ def test_a_raw_model_needs_images_the_network_can_take(cfg):
     from bcexport.tfmodel import raw_inference_function
     dep = _deployment([_block("dense", np.ones((12, 10)), np.ones(10), np.zeros(10))], (12,), cfg)
     with pytest.raises(ExportError, match="raw-pixel model needs images of 12 values"):
-        raw_inference_function(Deployment(dep.cfg, dep.blocks, dep.input_shape, "none", dep.mean, {}, (32, 32, 3)))
+        raw_inference_function(Deployment(dep.cfg, dep.blocks, dep.input_shape, "none", {}, (32, 32, 3)))

@@ -1,6 +1,8 @@
 """--resume resumes or refuses: checkpoint fallback, and damaged run directories left untouched."""
 import errno
+import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -116,6 +118,20 @@ def test_a_damaged_run_directory_is_refused_and_left_untouched(cut, fault, words
         train(CFG, str(cut), resume=True, out=quiet())
     assert words in str(info.value) and "\n" not in str(info.value)
     assert snapshot(cut) == before
+
+
+def test_an_earlier_releases_run_directory_resumes(cut, runs):
+    """Releases before the preprocessing table wrote `mean_sha256` into data.json (not compared
+    any more) and no `params_sha256` (not required; test_rundir.py has each case alone); for kind
+    "mean" their preprocess.npz was this one's (`kind`, `mean`)."""
+    data = json.loads((cut / "data.json").read_text())
+    mean = np.load(cut / "preprocess.npz")["mean"]
+    old = {**{k: v for k, v in data.items() if k != "params_sha256"},
+           "mean_sha256": hashlib.sha256(mean.tobytes()).hexdigest()}
+    (cut / "data.json").write_text(json.dumps(old))
+    train(CFG, str(cut), resume=True, out=quiet())
+    assert_same_result(cut, runs / "full")
+    assert json.loads((cut / "data.json").read_text()) == old  # left as it was
 
 
 @pytest.mark.parametrize("kept", [("config.json", "data.json", "preprocess.npz"),  # stopped in epoch 1
