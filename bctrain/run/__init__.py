@@ -7,6 +7,7 @@
     resume       continue exactly where the newest readable checkpoint left off, or refuse
     finite       stop on the first non-finite loss or weight, naming the step
     plots        curves.png and the first layer's weight histogram
+    epoch_log    an epoch's console line, TensorBoard events and weight statistics
     repeat       one configuration over several seeds, mean ± std (paper §7)
     startup      quiet TensorFlow start-up for the command-line tools
 """
