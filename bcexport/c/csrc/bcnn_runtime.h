@@ -17,6 +17,9 @@
 #include <stdint.h>
 
 #include "bcnn_bgemm.h"
+#if BCNN_TCONV
+#include "bcnn_tconv.h"
+#endif
 
 /* The kernel: the product and its name (its scratch: BCNN_MATMUL_SCRATCH_FLOATS, bcnn_scratch.h). */
 static inline void bcnn_matmul(int M, int K, int N, const float *X, int ldx, const uint8_t *W,
@@ -73,11 +76,20 @@ static inline void bcnn_im2col3(int H, int W, int C, const float *x, int p0, int
     }
 }
 
-/* u [H, W, N] = conv3x3(x [H, W, C], wb), R output pixels per product (patches: R * 9 * C floats). */
+/* u [H, W, N] = conv3x3(x [H, W, C], wb). work: BCNN_CONV3_WORK_FLOATS(W, C, N, R) floats: the table
+ * rows of bcnn_tconv3 where it runs (BCNN_TCONV, C % 4 == 0), else R im2col rows, R output pixels
+ * per product. Both give the same bits (bcnn_tconv.h). */
 static inline void bcnn_conv3(int H, int W, int C, int N, int R, const float *x, const uint8_t *w,
-                              float *u, float *patches, float *scratch)
+                              float *u, float *work, float *scratch)
 {
+    float *patches = work;
     int pixels = H * W;
+#if BCNN_TCONV
+    if (C % 4 == 0) {
+        bcnn_tconv3(H, W, C, N, x, w, u, work);
+        return;
+    }
+#endif
     for (int p0 = 0; p0 < pixels; p0 += R) {
         int rows = pixels - p0 < R ? pixels - p0 : R;
         bcnn_im2col3(H, W, C, x, p0, rows, patches);
