@@ -67,10 +67,16 @@
 #else
 #define BCNN_TCONV 1
 #endif
-#define BCNN_TC_P 3
+#ifndef BCNN_TC_P
+#define BCNN_TC_P 4
+#endif
 #define BCNN_TC_RING (BCNN_TC_P + 2)
+#ifndef BCNN_TC_CHUNK
 #define BCNN_TC_CHUNK 8
-#define BCNN_TC_NR 128
+#endif
+#ifndef BCNN_TC_NR
+#define BCNN_TC_NR 256
+#endif
 /* Floats of work of bcnn_tconv3 on a W-wide image, C inputs, N outputs: the zero row and the ring
  * of table rows (16 entries of 16 floats per 8 columns and 4 channels), the transposed input row,
  * and the sums of a tile. */

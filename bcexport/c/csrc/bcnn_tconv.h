@@ -151,8 +151,13 @@ static inline void bcnn_tc_transpose(int W, int C, const float *xrow, float *xt,
     s##q##0 = bcnn_v8_add(s##q##0, bcnn_v8_load(t##q + i0));                                  \
     s##q##1 = bcnn_v8_add(s##q##1, bcnn_v8_load(t##q + i1));                                  \
     s##q##2 = bcnn_v8_add(s##q##2, bcnn_v8_load(t##q + i2));                                  \
-    s##q##3 = bcnn_v8_add(s##q##3, bcnn_v8_load(t##q + i3));                                  \
-    t##q += BCNN_TC_ENTRY_FLOATS;
+    s##q##3 = bcnn_v8_add(s##q##3, bcnn_v8_load(t##q + i3));
+#define BCNN_TC_ADD2(q)                                                                       \
+    s##q##0 = bcnn_v8_add(s##q##0, bcnn_v8_load(t##q + BCNN_TC_ENTRY_FLOATS + j0));           \
+    s##q##1 = bcnn_v8_add(s##q##1, bcnn_v8_load(t##q + BCNN_TC_ENTRY_FLOATS + j1));           \
+    s##q##2 = bcnn_v8_add(s##q##2, bcnn_v8_load(t##q + BCNN_TC_ENTRY_FLOATS + j2));           \
+    s##q##3 = bcnn_v8_add(s##q##3, bcnn_v8_load(t##q + BCNN_TC_ENTRY_FLOATS + j3));           \
+    t##q += 2 * BCNN_TC_ENTRY_FLOATS;
 #define BCNN_TC_STORE(q)                                                                      \
     bcnn_v8_store(u##q, s##q##0);                                                             \
     bcnn_v8_store(u##q + 8, s##q##1);                                                         \
@@ -176,7 +181,17 @@ static inline void bcnn_tc_products(int CG, int NP, const uint8_t *W, const floa
                 for (int n = n0; n < n1; n += n % BCNN_BLOCK == 14 ? 18 : 2) {
                     const uint8_t *w = W + ((size_t)(n / BCNN_BLOCK) * KG + (size_t)g0) * 16u + (size_t)(n % BCNN_BLOCK);
                     BCNN_TC_REP(BCNN_TC_LOAD)
-                    for (int g = 0; g < gn; ++g, w += 16) {
+                    /* two groups per turn: the second group's entries at a constant displacement */
+                    for (const uint8_t *wend = w + 16 * (gn & ~1); w < wend; w += 32) {
+                        unsigned b0 = w[0], b1 = w[1], c0 = w[16], c1 = w[17];
+                        size_t i0 = (size_t)(b0 & 15u) * BCNN_TC_SLOT, i1 = (size_t)(b1 & 15u) * BCNN_TC_SLOT;
+                        size_t i2 = (size_t)(b0 >> 4) * BCNN_TC_SLOT, i3 = (size_t)(b1 >> 4) * BCNN_TC_SLOT;
+                        size_t j0 = (size_t)(c0 & 15u) * BCNN_TC_SLOT, j1 = (size_t)(c1 & 15u) * BCNN_TC_SLOT;
+                        size_t j2 = (size_t)(c0 >> 4) * BCNN_TC_SLOT, j3 = (size_t)(c1 >> 4) * BCNN_TC_SLOT;
+                        BCNN_TC_REP(BCNN_TC_ADD)
+                        BCNN_TC_REP(BCNN_TC_ADD2)
+                    }
+                    if (gn & 1) {
                         unsigned b0 = w[0], b1 = w[1];
                         size_t i0 = (size_t)(b0 & 15u) * BCNN_TC_SLOT, i1 = (size_t)(b1 & 15u) * BCNN_TC_SLOT;
                         size_t i2 = (size_t)(b0 >> 4) * BCNN_TC_SLOT, i3 = (size_t)(b1 >> 4) * BCNN_TC_SLOT;
