@@ -3,7 +3,9 @@
  * it reads cases from stdin until EOF, each: int32 H, W, C, N, R; float32 x[H*W*C]; uint8
  * W[bcnn_bgemm_bytes(9*C, N)], and writes per case float32 u[H*W*N] of bcnn_conv3 (the path's
  * conv: bcnn_tconv3 where BCNN_TCONV and C % 4 == 0), then float32 u[H*W*N] of im2col and the
- * portable bcnn_bgemm, R rows per product. The work buffer is misaligned by one float and followed
+ * portable bcnn_bgemm, R rows per product; then, for pool = 0 and 1, the output of bcnn_conv_block
+ * (ReLU, fixed a and c) and of the separate passes on the im2col output (pooled: H/2*W/2*N floats).
+ * The work buffer is misaligned by one float and followed
  * by GUARD floats of SENTINEL, which must survive (exit 3 otherwise).
  */
 #include <stdio.h>
@@ -39,7 +41,8 @@ int main(int argc, char **argv)
         float *work = malloc((nwork + 1 + GUARD) * sizeof *work), *s = malloc(ns * sizeof *s);
         float *patches = malloc((size_t)R * (size_t)K * sizeof *patches);
         uint8_t *w = malloc(nw);
-        if (H < 1 || W < 1 || C < 1 || N < 1 || R < 1 || !x || !u || !v || !work || !s || !patches || !w) {
+        float *a = malloc((size_t)N * sizeof *a), *c = malloc((size_t)N * sizeof *c);
+        if (H < 1 || W < 1 || C < 1 || N < 1 || R < 1 || !x || !u || !v || !work || !s || !patches || !w || !a || !c) {
             fprintf(stderr, "bad case %d %d %d %d %d\n", H, W, C, N, R);
             return 2;
         }
@@ -63,6 +66,24 @@ int main(int argc, char **argv)
         }
         fwrite(u, sizeof *u, nu, stdout);
         fwrite(v, sizeof *v, nu, stdout);
+        for (int pool = 0; pool < 2; ++pool) {   /* the whole block, against the separate passes */
+            size_t np = pool ? (size_t)(H / 2) * (size_t)(W / 2) * (size_t)N : nu;
+            for (int n = 0; n < N; ++n) {
+                a[n] = (float)(n % 7 - 2) * 0.37f;   /* zero and negative scales too */
+                c[n] = (float)(n % 5 - 2) * 0.11f;
+            }
+            bcnn_conv_block(H, W, C, N, R, x, w, pool, a, c, 1, u, work + 1, s);
+            if (pool)
+                bcnn_maxpool2(H, W, N, v);
+            bcnn_affine((int)(np / (size_t)N), N, v, N, a, c, 1);
+            fwrite(u, sizeof *u, np, stdout);
+            fwrite(v, sizeof *v, np, stdout);
+            for (int p0 = 0; p0 < H * W; p0 += R) {
+                int rows = BCNN_MIN(R, H * W - p0);
+                bcnn_im2col3(H, W, C, x, p0, rows, patches);
+                bcnn_bgemm_portable(rows, K, N, patches, K, w, v + (size_t)p0 * (size_t)N, N, s);
+            }
+        }
         free(x);
         free(u);
         free(v);
@@ -70,6 +91,8 @@ int main(int argc, char **argv)
         free(s);
         free(patches);
         free(w);
+        free(a);
+        free(c);
     }
     return 0;
 }

@@ -4,7 +4,8 @@ tests/conv_driver.c.
 The table convolution must give, bit for bit, what im2col followed by the portable bcnn_bgemm gives
 (the driver computes both in one process) and what the NumPy emulation of bcnn_bgemm.h's order of
 float32 operations gives on NumPy's im2col (`test_c_bgemm.emulate`); and stay within the header's
-bound of the float64 product. Inputs hold zeros of both signs (ReLU outputs, padding), where a
+bound of the float64 product. A whole conv block (bcnn_conv_block: the table convolution pools and
+applies the affine row by row) must give the bits of the separate passes. Inputs hold zeros of both signs (ReLU outputs, padding), where a
 different order of operations would show in the sign of a zero sum. The work buffer must not be
 overrun (the driver checks a guard).
 """
@@ -84,6 +85,11 @@ def test_conv_path_matches_im2col_and_numpy(name, tmp_path):
                 for i in (0, 1))
         offset += 2 * size
         assert u.tobytes() == v.tobytes(), (name, h, w, c, n)           # sign of zero included
+        for pool in (0, 1):
+            psize = ((h // 2) * (w // 2) if pool else h * w) * n * 4
+            block, passes = proc.stdout[offset:offset + psize], proc.stdout[offset + psize:offset + 2 * psize]
+            offset += 2 * psize
+            assert block == passes, (name, h, w, c, n, pool)
         patches = im2col3(x[None])[0].reshape(h * w, 9 * c)
         np.testing.assert_array_equal(u, emulate(patches, wb), err_msg=f"{name} {h}x{w}x{c}->{n}")
         exact = patches.astype(np.float64) @ wb

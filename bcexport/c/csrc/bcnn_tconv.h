@@ -204,9 +204,27 @@ static inline void bcnn_tc_products(int CG, int NP, const uint8_t *W, const floa
     }
 }
 
-/* u [H, W, N] = conv3x3(x [H, W, C], W), C % 4 == 0; work: BCNN_TCONV_FLOATS(H, W, C, N) floats. */
-static inline void bcnn_tconv3(int H, int W, int C, int N, const float *x, const uint8_t *w, float *u, float *work)
+/* The block's pool and affine (bcnn_runtime.h's bcnn_pool_row and bcnn_affine, the same operations
+ * as separate passes) on the rows of u that became complete: `*done` of them were processed before. */
+static inline void bcnn_tc_post(int H, int W, int N, int complete, int pool, const float *a, const float *c,
+                                int relu, float *u, int *done)
 {
+    int W2 = W / 2;
+    for (; pool && 2 * *done + 2 <= complete && *done < H / 2; ++*done) {
+        bcnn_pool_row(W, N, u, *done);
+        bcnn_affine(W2, N, u + (size_t)*done * (size_t)W2 * (size_t)N, N, a, c, relu);
+    }
+    for (; !pool && *done < complete; ++*done)
+        bcnn_affine(W, N, u + (size_t)*done * (size_t)W * (size_t)N, N, a, c, relu);
+}
+
+/* u [H, W, N] = conv3x3(x [H, W, C], W), C % 4 == 0; work: BCNN_TCONV_FLOATS(H, W, C, N) floats. With
+ * a != NULL, each row pair (pool) or row is then pooled and its affine applied as soon as it is
+ * complete, while it is in cache (u [H/2, W/2, N] with pool). */
+static inline void bcnn_tconv3(int H, int W, int C, int N, const float *x, const uint8_t *w, float *u, float *work,
+                               int pool, const float *a, const float *c, int relu)
+{
+    int done = 0;
     int XB = (W + 7) / 8, CG = C / 4, XT = 8 * XB + 16, NP = (N + BCNN_BLOCK - 1) / BCNN_BLOCK * BCNN_BLOCK;
     size_t xs = BCNN_TC_XS(C), rowf = BCNN_TC_ROWF(W, C);
     float *zero = work, *ring = zero + rowf, *xt = ring + BCNN_TC_RING * rowf, *acc = xt + (size_t)C * (size_t)XT;
@@ -232,13 +250,15 @@ static inline void bcnn_tconv3(int H, int W, int C, int N, const float *x, const
         bcnn_tc_products(CG, NP, w, base, acc);
         for (int q = 0; q <= last - f0; ++q) {
             int i = (f0 + q) / XB, j0 = 8 * ((f0 + q) % XB);
-            const float *a = acc + (size_t)q * (size_t)NP * 8u;
+            const float *sums = acc + (size_t)q * (size_t)NP * 8u;
             for (int l = 0; l < 8 && j0 + l < W; ++l) {
                 float *d = u + ((size_t)i * (size_t)W + (size_t)(j0 + l)) * (size_t)N;
                 for (int n = 0; n < N; ++n)
-                    d[n] = a[(size_t)n * 8u + (size_t)l];
+                    d[n] = sums[(size_t)n * 8u + (size_t)l];
             }
         }
+        if (a != NULL)
+            bcnn_tc_post(H, W, N, (last + 1) / XB, pool, a, c, relu, u, &done);
     }
 }
 
