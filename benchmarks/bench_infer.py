@@ -154,6 +154,12 @@ def measure_run(args, threads) -> dict:
             raise ExportError(f"{args.run_dir}: no {name}; run `bcexport onnx {args.run_dir}` first")
     set_tf_threads(threads)
     fns = runners(args.run_dir, dep, threads, args.numpy)
+    if args.backends:
+        keep = [b.strip() for b in args.backends.split(",")]
+        unknown = [b for b in keep if b not in fns]
+        if unknown:
+            raise ExportError(f"--backends: no back end {unknown[0]!r} here (have: {', '.join(fns)})")
+        fns = {name: fn for name, fn in fns.items() if name in keep}
     rng = np.random.default_rng(args.seed)
     xb = rng.standard_normal((BATCH, *dep.input_shape)).astype(np.float32)
     x1 = np.ascontiguousarray(xb[:1])
@@ -176,7 +182,7 @@ def child_run(args, threads) -> dict:
         cmd = [sys.executable, "-m", "benchmarks.bench_infer", args.run_dir, "--threads", str(threads),
                "--calls", str(args.calls), "--rounds", str(args.rounds), "--batches", str(args.batches),
                "--warmup", str(args.warmup), "--seed", str(args.seed), "--out", out,
-               "--numpy" if args.numpy else "--no-numpy"]
+               "--numpy" if args.numpy else "--no-numpy"] + (["--backends", args.backends] if args.backends else [])
         if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
             raise ExportError(f"the {threads}-thread measurement failed (its error is above)")
         with open(out) as fh:
@@ -186,7 +192,7 @@ def child_run(args, threads) -> dict:
 def ratios(run: dict) -> dict:
     """C against onnxruntime on model.onnx in one run: latency, throughput and weight-byte ratios."""
     r = run["results"]
-    if "C" not in r:
+    if "C" not in r or "ORT" not in r:
         return {}
     c, o = r["C"], r["ORT"]
     return {"ort_over_c_batch1_latency": o["batch1_ms_median"] / c["batch1_ms_median"],
@@ -229,6 +235,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=10, help="untimed batch-1 calls before each block")
     parser.add_argument("--numpy", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the NumPy float32 reference")
+    parser.add_argument("--backends", default="", help="comma-separated back ends to time (default: all), "
+                                                        "e.g. 'ORT,C' for C against onnxruntime alone")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--out", default="benchmarks/results/bench_infer.json", help="JSON results file")
     args = parser.parse_args(argv)

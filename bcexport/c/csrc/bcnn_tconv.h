@@ -144,8 +144,8 @@ static inline void bcnn_tc_transpose(int W, int C, const float *xrow, float *xt,
 
 #define BCNN_TC_LOAD(q)                                                                       \
     float *u##q = acc + ((size_t)(q) * (size_t)NP + (size_t)n) * 8u;                          \
-    bcnn_v8 s##q##0 = first ? z : bcnn_v8_load(u##q), s##q##1 = first ? z : bcnn_v8_load(u##q + 8); \
-    bcnn_v8 s##q##2 = first ? z : bcnn_v8_load(u##q + 128), s##q##3 = first ? z : bcnn_v8_load(u##q + 136); \
+    bcnn_v8 s##q##0 = bcnn_v8_load(u##q), s##q##1 = bcnn_v8_load(u##q + 8);                  \
+    bcnn_v8 s##q##2 = bcnn_v8_load(u##q + 128), s##q##3 = bcnn_v8_load(u##q + 136);            \
     const float *t##q = tp[q];
 #define BCNN_TC_ADD(q)                                                                        \
     s##q##0 = bcnn_v8_add(s##q##0, bcnn_v8_load(t##q + i0));                                  \
@@ -168,13 +168,15 @@ static inline void bcnn_tc_transpose(int W, int C, const float *xrow, float *xt,
  * all KG = 9 CG groups, for the NP outputs (N rounded up to 32), into acc [P][NP][8]. */
 static inline void bcnn_tc_products(int CG, int NP, const uint8_t *W, const float *const *base, float *acc)
 {
-    const bcnn_v8 z = bcnn_v8_zero();
     size_t KG = 9u * (size_t)CG;
+    /* the sums start from +0, as bcnn_bgemm's do (0 + e is e, and +0 for e = -0) */
+    for (size_t i = 0; i < BCNN_TC_P * (size_t)NP * 8u; i += 8)
+        bcnn_v8_store(acc + i, bcnn_v8_zero());
     for (int n0 = 0; n0 < NP; n0 += BCNN_TC_NR) {
         int n1 = BCNN_MIN(NP, n0 + BCNN_TC_NR);
         for (int dd = 0; dd < 9; ++dd) {
             for (int c0 = 0; c0 < CG; c0 += BCNN_TC_CHUNK) {
-                int gn = BCNN_MIN(BCNN_TC_CHUNK, CG - c0), g0 = dd * CG + c0, first = g0 == 0;
+                int gn = BCNN_MIN(BCNN_TC_CHUNK, CG - c0), g0 = dd * CG + c0;
                 const float *tp[BCNN_TC_P];
                 for (int q = 0; q < BCNN_TC_P; ++q)
                     tp[q] = base[3 * q + dd / 3] + dd % 3 + (size_t)c0 * BCNN_TC_ENTRY_FLOATS;
