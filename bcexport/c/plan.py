@@ -1,10 +1,12 @@
 """The shape of the generated C code: blocks as matrix products and the scratch buffers (paper §9).
 
 A tile of up to `tile` samples goes through the blocks at a time. Convolution blocks run one sample
-at a time, `rows` output pixels per product (their im2col rows: a 64 KB budget, rounded up to a
-multiple of the kernels' row set), each output image in one of two
-image buffers; the last one is flattened (row-major NHWC, a plain copy) into row s of the first
-activation buffer. Dense blocks then take the whole tile as the M rows of one product, ping-ponging
+at a time (`bcnn_conv_block`): where the target has the table convolution (bcnn_tconv.h: the SIMD
+paths, C % 4 == 0) from table rows, else `rows` output pixels per product (their im2col rows: a
+64 KB budget, rounded up to a multiple of the kernels' row set); the work region holds what the
+target's form needs, the most over the blocks (`conv_work`, a C expression of bcnn_scratch.h's
+macros). Each output image goes to one of two image buffers; the last one is flattened (row-major
+NHWC, a plain copy) into row s of the first activation buffer. Dense blocks then take the whole tile as the M rows of one product, ping-ponging
 between two activation buffers of `tile` rows, and the last block writes the caller's logits.
 The raw-pixel entry point preprocesses a tile into the second activation buffer (the first block
 reads it, never writes it), with the working memory its preprocessing kind needs (`pre_floats`, a

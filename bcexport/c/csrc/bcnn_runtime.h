@@ -7,7 +7,9 @@
  *   pool    u = max_pool2(u)                              2x2, stride 2, VALID, before the affine
  *   affine  y = a (.) u + c, then ReLU on all but the last block
  * The products go through bcnn_matmul, the one place that names the kernel (bcnn_bgemm.h: adds and
- * subtracts only, no multiplication by a weight). Header-only, no allocation, no stdio; every
+ * subtracts only, no multiplication by a weight), except the convolutions with C % 4 == 0 on the
+ * SIMD paths, which bcnn_tconv.h computes from table rows with the same sums in the same order
+ * (conv, pool and affine of a block: bcnn_conv_block). Header-only, no allocation, no stdio; every
  * buffer is part of the caller's scratch (sizes: bcnn_model.h).
  */
 #ifndef BCNN_RUNTIME_H
