@@ -180,8 +180,17 @@ static inline void bcnn_tc_products(int CG, int NP, const uint8_t *W, const floa
                 const float *tp[BCNN_TC_P];
                 for (int q = 0; q < BCNN_TC_P; ++q)
                     tp[q] = base[3 * q + dd / 3] + dd % 3 + (size_t)c0 * BCNN_TC_ENTRY_FLOATS;
-                for (int n = n0; n < n1; n += n % BCNN_BLOCK == 14 ? 18 : 2) {
-                    const uint8_t *w = W + ((size_t)(n / BCNN_BLOCK) * KG + (size_t)g0) * 16u + (size_t)(n % BCNN_BLOCK);
+                /* the quads n = 32 b + r, r = 0, 2, .., 14: bytes r, r+1 of each group of block b */
+                const uint8_t *wq = W + ((size_t)(n0 / BCNN_BLOCK) * KG + (size_t)g0) * 16u;
+                for (int n = n0; n < n1; n += 2, wq += 2) {
+                    const uint8_t *w = wq;
+                    if (n % BCNN_BLOCK == 16) {
+                        n += 16;
+                        wq += 16u * KG - 16u;
+                        w = wq;
+                        if (n >= n1)
+                            break;
+                    }
                     BCNN_TC_REP(BCNN_TC_LOAD)
                     /* two groups per turn: the second group's entries at a constant displacement */
                     for (const uint8_t *wend = w + 16 * (gn & ~1); w < wend; w += 32) {
