@@ -97,3 +97,54 @@ def test_conv_path_matches_im2col_and_numpy(name, tmp_path):
             axis=1, keepdims=True)
         assert np.all(np.abs(u - exact) <= bound), (name, h, w, c, n)
     assert offset == len(proc.stdout)
+
+
+def tconv_cnn_config():
+    """A CNN whose convs after the first have C % 4 == 0 (so the SIMD builds run the table
+    convolution), widths off multiples of 8 (3 pixel blocks per row: tiles of 4 blocks end inside a
+    row, so pooling must wait for the row pair), odd sizes that pooling drops."""
+    from bctrain.config import with_overrides
+    return with_overrides("mnist", input_shape=(9, 19, 3), conv=(4, 8, 36), pool=(0, 1, 0), hidden=(7,), epochs=1)
+
+
+@pytest.fixture(scope="module")
+def tconv_model(tmp_path_factory):
+    from bcexport.c.generate import generate
+    from bcexport.pack import load_deployment
+    from c_fixtures import write_sources
+    from export_fixtures import make_run_dir
+    tmp = tmp_path_factory.mktemp("tconv")
+    dep = load_deployment(make_run_dir(tmp / "run", tconv_cnn_config()))
+    sources = generate(dep, "tconv", tile=3)
+    return dep, write_sources(tmp / "c", sources), sources.facts
+
+
+def test_model_paths_give_the_same_bits(tconv_model, tmp_path):
+    """The whole generated model: AVX2 (table convolution) and the portable path (im2col) give the
+    same logits bit for bit, and NEON under qemu too; all within verify's float32 bound."""
+    from bcexport import reference
+    from bcexport.c.build import CModel
+    from c_fixtures import float32_bound, inputs, require
+    from test_c_build import build_harness, run_harness
+    require("cc")
+    dep, c_dir, facts = tconv_model
+    _, x = inputs(dep, 7, seed=3)
+    x[:, :2] = 0.0                              # zero rows: the padding row of the tables meets zeros
+    logits = {}
+    for name in ("portable", "avx2", "im2col"):
+        if name != "portable" and missing(TARGETS["avx2-gcc"]):
+            continue
+        flags = {"portable": ("-O2", *PATHS["portable"].flags), "avx2": ("-O2", *PATHS["avx2"].flags),
+                 "im2col": ("-O2", "-DBCNN_IM2COL", *PATHS["avx2"].flags)}[name]
+        logits[name] = CModel(c_dir, facts, flags=flags).predict(x)
+    ref = reference.forward(dep, x)
+    for name, y in logits.items():
+        assert y.tobytes() == logits["portable"].tobytes(), name
+        assert np.all(np.abs(y - ref) <= float32_bound(dep, x, ref)), name
+    if missing(TARGETS["aarch64-neon"]):
+        return
+    exe = build_harness("aarch64-linux-gnu-gcc", c_dir, str(tmp_path / "harness-neon"), ("-O2",))
+    x.astype("<f4").tofile(tmp_path / "x.bin")
+    proc = run_harness(exe, ["-o", str(tmp_path / "y.bin"), str(tmp_path / "x.bin")], runner=QEMU)
+    assert proc.returncode == 0, proc.stderr
+    assert np.fromfile(tmp_path / "y.bin", "<f4").tobytes() == logits["portable"].tobytes()
