@@ -37,6 +37,9 @@ from bctrain.config import ConfigError
 from bcexport import ExportError
 
 BATCH = 256
+# Wall time (the default), or with --clock cpu the CPU time of this process (time.process_time):
+# on a machine shared with other jobs, time spent waiting for a core is then not counted.
+CLOCK = time.perf_counter
 ORDER = ("TF", "ORT", "ORT packed", "C", "NumPy f32")  # rows of the table
 
 
@@ -111,9 +114,9 @@ def latencies(fn, x, calls, warmup):
         fn(x)
     times = []
     for _ in range(calls):
-        start = time.perf_counter()
+        start = CLOCK()
         fn(x)
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return times
 
 
@@ -121,10 +124,10 @@ def throughput(fn, x, batches, warmup):
     """Samples/s over `batches` consecutive calls, after `warmup` untimed ones."""
     for _ in range(warmup):
         fn(x)
-    start = time.perf_counter()
+    start = CLOCK()
     for _ in range(batches):
         fn(x)
-    return batches * len(x) / (time.perf_counter() - start)
+    return batches * len(x) / (CLOCK() - start)
 
 
 def measure(fns, x1, xb, args):
@@ -171,7 +174,7 @@ def measure_run(args, threads) -> dict:
             "blas_threads": "OpenBLAS default, NumPy imported first" if numpy_preloaded else threads,
             "versions": {"tensorflow": tf.__version__, "onnxruntime": ort.__version__, "numpy": np.__version__},
             "c_build": c_build, "c_kernel_path": c_model(args.run_dir).kernel_path if c_build else None,
-            "calls": args.calls, "rounds": args.rounds, "batches": args.batches, "warmup": args.warmup,
+            "clock": args.clock, "calls": args.calls, "rounds": args.rounds, "batches": args.batches, "warmup": args.warmup,
             "batch_size": BATCH, "results": rows}
 
 
@@ -208,7 +211,8 @@ def print_table(runs, out=None):
           f"(kernel {first['c_kernel_path']})", file=out)
     print(f"run: {first['run_dir']} ({first['preset']}, input {tuple(first['input_shape'])}, "
           f"{first['binary_weights']:,} binary weights); random float32 inputs; batch 1: {first['calls']} timed "
-          f"calls; batch {BATCH}: median of {first['rounds']} x {first['batches']} calls", file=out)
+          f"calls; batch {BATCH}: median of {first['rounds']} x {first['batches']} calls; "
+          f"{'CPU' if first.get('clock') == 'cpu' else 'wall'} time", file=out)
     print(f"| back end | threads | batch 1, median ms | batch 1, p90 ms | batch {BATCH}, samples/s | "
           "weight bytes held |\n|---|---|---|---|---|---|", file=out)
     for run in runs:
@@ -237,13 +241,20 @@ def main(argv=None):
                         help="also time the NumPy float32 reference")
     parser.add_argument("--backends", default="", help="comma-separated back ends to time (default: all), "
                                                         "e.g. 'ORT,C' for C against onnxruntime alone")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or this process's CPU time (a loaded machine; --threads 1 only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--out", default="benchmarks/results/bench_infer.json", help="JSON results file")
     args = parser.parse_args(argv)
+    global CLOCK
+    if args.clock == "cpu":
+        CLOCK = time.process_time
     try:
         counts = [int(t) for t in args.threads.split(",")]
     except ValueError:
         parser.error(f"--threads {args.threads!r}: expected comma-separated integers")
+    if args.clock == "cpu" and counts != [1]:
+        parser.error("--clock cpu measures one thread: use it with --threads 1")
     if min(counts + [args.calls, args.rounds, args.batches]) < 1 or args.warmup < 0:
         parser.error("--threads, --calls, --rounds and --batches must be >= 1, --warmup >= 0")
     try:
