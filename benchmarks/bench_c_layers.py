@@ -2,10 +2,12 @@
 
 Reads RUN_DIR/c/bcnn_model.c (from `bcexport c`), wraps every runtime call of forward() (the conv
 products, pools, affines, copies and dense products of each block) in a clock, builds it with gcc
--O2 -march=native (or --flags) and runs --calls batch-1 calls on random float32 inputs, after a few
+-O2 -march=native (or --flags) and runs --calls calls of --batch random float32 inputs, after a few
 untimed ones. Prints, per statement, the median milliseconds per image and its share of the total.
-One thread. The clock calls add a few hundred nanoseconds per statement; the share column is what
-it is for. With --callgrind, instead counts the instructions of each statement over one call under
+One thread; the clock is the thread's CPU time, so that time spent waiting for a core on a shared
+machine is not counted (contention for the core's caches and units still is). The clock calls add
+a few hundred nanoseconds per statement. The pixel entry point and its preprocessing arrays are
+left out of the build. With --callgrind, instead counts the instructions of each statement over one call under
 valgrind (repeatable on a loaded machine; not for paths valgrind cannot run, e.g. AVX-512).
 
 Usage: python -m benchmarks.bench_c_layers RUN_DIR [--calls N] [--batch M] [--flags "..."] [--callgrind]
