@@ -67,25 +67,15 @@
 #else
 #define BCNN_TCONV 1
 #endif
-#ifndef BCNN_TC_P
 #define BCNN_TC_P 4
-#endif
 #define BCNN_TC_RING (BCNN_TC_P + 2)
-#ifndef BCNN_TC_CHUNK
 #define BCNN_TC_CHUNK 8
-#endif
-#ifndef BCNN_TC_NR
 #define BCNN_TC_NR 256
-#endif
 /* Floats of work of bcnn_tconv3 on a W-wide image, C inputs, N outputs: the zero row and the ring
  * of table rows (16 entries of 16 floats per 8 columns and 4 channels), the transposed input row,
  * and the sums of a tile. */
-#ifndef BCNN_TC_XPAD
-#define BCNN_TC_XPAD 16
-#endif
-#ifndef BCNN_TC_RPAD
+#define BCNN_TC_XPAD 16     /* floats between x-blocks and between table rows: no power-of-2 strides */
 #define BCNN_TC_RPAD 48
-#endif
 #define BCNN_TC_XB(W) (((W) + 7) / 8)
 #define BCNN_TC_XS(C) ((size_t)((C) / 4) * 256u + BCNN_TC_XPAD)
 #define BCNN_TC_ROWF(W, C) ((size_t)BCNN_TC_XB(W) * BCNN_TC_XS(C) + BCNN_TC_RPAD)
