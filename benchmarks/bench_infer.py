@@ -38,6 +38,10 @@ from bcexport import ExportError
 from benchmarks import provenance
 from benchmarks.tables.infer import BATCH, ratios, render
 
+# Wall time (the default), or with --clock cpu the CPU time of this process (time.process_time):
+# on a machine shared with other jobs, time spent waiting for a core is then not counted.
+CLOCK = time.perf_counter
+
 
 def _import_libraries(threads, verbose=False):
     """Import the numeric libraries with `threads` BLAS threads (no effect if NumPy is already in),
@@ -112,9 +116,9 @@ def latencies(fn, x, calls, warmup):
         fn(x)
     times = []
     for _ in range(calls):
-        start = time.perf_counter()
+        start = CLOCK()
         fn(x)
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return times
 
 
@@ -122,10 +126,10 @@ def throughput(fn, x, batches, warmup):
     """Samples/s over `batches` consecutive calls, after `warmup` untimed ones."""
     for _ in range(warmup):
         fn(x)
-    start = time.perf_counter()
+    start = CLOCK()
     for _ in range(batches):
         fn(x)
-    return batches * len(x) / (time.perf_counter() - start)
+    return batches * len(x) / (CLOCK() - start)
 
 
 def measure(fns, x1, xb, args):
@@ -155,6 +159,12 @@ def measure_run(args, threads) -> dict:
             raise ExportError(f"{args.run_dir}: no {name}; run `bcexport onnx {args.run_dir}` first")
     set_tf_threads(threads)
     fns = runners(args.run_dir, dep, threads, args.numpy)
+    if args.backends:
+        keep = [b.strip() for b in args.backends.split(",")]
+        unknown = [b for b in keep if b not in fns]
+        if unknown:
+            raise ExportError(f"--backends: no back end {unknown[0]!r} here (have: {', '.join(fns)})")
+        fns = {name: fn for name, fn in fns.items() if name in keep}
     rng = np.random.default_rng(args.seed)
     xb = rng.standard_normal((BATCH, *dep.input_shape)).astype(np.float32)
     x1 = np.ascontiguousarray(xb[:1])
@@ -166,7 +176,7 @@ def measure_run(args, threads) -> dict:
             "blas_threads": "OpenBLAS default, NumPy imported first" if numpy_preloaded else threads,
             "versions": {"tensorflow": tf.__version__, "onnxruntime": ort.__version__, "numpy": np.__version__},
             "c_build": c_build, "c_kernel_path": c_model(args.run_dir).kernel_path if c_build else None,
-            "calls": args.calls, "rounds": args.rounds, "batches": args.batches, "warmup": args.warmup,
+            "clock": args.clock, "calls": args.calls, "rounds": args.rounds, "batches": args.batches, "warmup": args.warmup,
             "batch_size": BATCH, "results": rows}
 
 
@@ -177,7 +187,8 @@ def child_run(args, threads) -> dict:
         cmd = [sys.executable, "-m", "benchmarks.bench_infer", args.run_dir, "--threads", str(threads),
                "--calls", str(args.calls), "--rounds", str(args.rounds), "--batches", str(args.batches),
                "--warmup", str(args.warmup), "--seed", str(args.seed), "--out", out,
-               "--numpy" if args.numpy else "--no-numpy", *(["--verbose"] if args.verbose else [])]
+               "--numpy" if args.numpy else "--no-numpy", *(["--verbose"] if args.verbose else []),
+               *(["--backends", args.backends] if args.backends else []), "--clock", args.clock]
         if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
             raise ExportError(f"the {threads}-thread measurement failed (its error is above)")
         with open(out) as fh:
@@ -195,15 +206,24 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=10, help="untimed batch-1 calls before each block")
     parser.add_argument("--numpy", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the NumPy float32 reference")
+    parser.add_argument("--backends", default="", help="comma-separated back ends to time (default: all), "
+                                                        "e.g. 'ORT,C' for C against onnxruntime alone")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or this process's CPU time (a loaded machine; --threads 1 only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--out", help="JSON results file (default: benchmarks/results/bench_infer_PRESET.json)")
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's start-up lines (hidden by default, as in bctrain and bcexport)")
     args = parser.parse_args(argv)
+    global CLOCK
+    if args.clock == "cpu":
+        CLOCK = time.process_time
     try:
         counts = [int(t) for t in args.threads.split(",")]
     except ValueError:
         parser.error(f"--threads {args.threads!r}: expected comma-separated integers")
+    if args.clock == "cpu" and counts != [1]:
+        parser.error("--clock cpu measures one thread: use it with --threads 1")
     if min(counts + [args.calls, args.rounds, args.batches]) < 1 or args.warmup < 0:
         parser.error("--threads, --calls, --rounds and --batches must be >= 1, --warmup >= 0")
     try:

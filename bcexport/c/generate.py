@@ -26,7 +26,7 @@ from bcexport.pack import Deployment
 
 HEADER, SOURCE, HARNESS = runfiles.C_HEADER, runfiles.C_SOURCE, runfiles.C_HARNESS
 # Hand-written headers copied next to the generated files (with the kernel's, kernel_headers()).
-HEADERS = ("bcnn_scratch.h", "bcnn_runtime.h", "bcnn_preprocess.h")
+HEADERS = ("bcnn_scratch.h", "bcnn_runtime.h", "bcnn_tconv.h", "bcnn_preprocess.h")
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,9 @@ def forward_body(plan: Plan, P: str) -> str:
         img, inner = "xs", [f"const float *xs = x + (size_t)s * {P}_INPUT_SIZE;"]
         for j, s in enumerate(plan.conv_steps):
             out = buf(f"img{j % 2}")
-            inner.append(call("bcnn_conv3", s.height, s.width, s.c_in, s.n, s.rows, img, f"block{s.index}_w",
-                              out, buf("patches"), buf("kernel")))
-            if s.pool:
-                inner.append(call("bcnn_maxpool2", s.height, s.width, s.n, out))
-            inner.append(call("bcnn_affine", s.out_pixels, s.n, out, s.n, f"block{s.index}_a",
-                              f"block{s.index}_c", int(s.relu)))
+            inner.append(call("bcnn_conv_block", s.height, s.width, s.c_in, s.n, s.rows, img, f"block{s.index}_w",
+                              int(s.pool), f"block{s.index}_a", f"block{s.index}_c", int(s.relu), out,
+                              buf("conv"), buf("kernel")))
             img = out
         inner.append(call("bcnn_copy", plan.flat_size, img, f"{buf('act0')} + (size_t)s * {plan.act_width}"))
         lines += ["    " + line for line in inner] + ["}"]

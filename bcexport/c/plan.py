@@ -1,10 +1,12 @@
 """The shape of the generated C code: blocks as matrix products and the scratch buffers (paper §9).
 
 A tile of up to `tile` samples goes through the blocks at a time. Convolution blocks run one sample
-at a time, `rows` output pixels per product (their im2col rows: a 64 KB budget, rounded up to a
-multiple of the kernels' row set), each output image in one of two
-image buffers; the last one is flattened (row-major NHWC, a plain copy) into row s of the first
-activation buffer. Dense blocks then take the whole tile as the M rows of one product, ping-ponging
+at a time (`bcnn_conv_block`): where the target has the table convolution (bcnn_tconv.h: the SIMD
+paths, C % 4 == 0) from table rows, else `rows` output pixels per product (their im2col rows: a
+64 KB budget, rounded up to a multiple of the kernels' row set); the work region holds what the
+target's form needs, the most over the blocks (`conv_work`, a C expression of bcnn_scratch.h's
+macros). Each output image goes to one of two image buffers; the last one is flattened (row-major
+NHWC, a plain copy) into row s of the first activation buffer. Dense blocks then take the whole tile as the M rows of one product, ping-ponging
 between two activation buffers of `tile` rows, and the last block writes the caller's logits.
 The raw-pixel entry point preprocesses a tile into the second activation buffer (the first block
 reads it, never writes it), with the working memory its preprocessing kind needs (`pre_floats`, a
@@ -65,12 +67,23 @@ class Plan:
     n_classes: int
     act_width: int       # floats per row of each activation buffer
     image_floats: int    # floats of each image buffer (0 without conv blocks)
-    patch_floats: int    # floats of the im2col buffer (0 without conv blocks)
+    patch_floats: int    # floats of the im2col rows (0 without conv blocks; see conv_work)
     pre_floats: str = "0"  # C expression: floats the pixel entry point's preprocessing works in
 
     @property
     def conv_steps(self) -> tuple:
         return tuple(s for s in self.steps if s.kind == "conv")
+
+    @property
+    def conv_work(self) -> str:
+        """C expression: floats of the conv blocks' work region, the largest over the blocks of
+        bcnn_scratch.h's BCNN_CONV3_WORK_FLOATS (table rows where the target runs bcnn_tconv3,
+        else `rows` im2col rows); "0" without conv blocks."""
+        expr = "0"
+        for s in self.conv_steps:
+            e = f"BCNN_CONV3_WORK_FLOATS({s.width}, {s.c_in}, {s.n}, {s.rows})"
+            expr = e if expr == "0" else f"BCNN_MAX({expr}, {e})"
+        return expr
 
     @property
     def dense_steps(self) -> tuple:
@@ -87,7 +100,7 @@ class Plan:
         act = f"{tile} * {self.act_width}"
         pre = f"(({self.pre_floats}) + {ALIGN_FLOATS - 1}) / {ALIGN_FLOATS} * {ALIGN_FLOATS}"
         sizes = [("act0", act), ("act1", act), ("img0", self.image_floats), ("img1", self.image_floats),
-                 ("patches", self.patch_floats), ("pre", pre if self.pre_floats != "0" else 0)]
+                 ("conv", self.conv_work if self.conv_steps else 0), ("pre", pre if self.pre_floats != "0" else 0)]
         out, offset = [], "0"
         for name, size in sizes:
             if size:

@@ -8,7 +8,7 @@ ORDER = ("TF", "ORT", "ORT packed", "C", "NumPy f32")  # rows of the table
 def ratios(run: dict) -> dict:
     """C against onnxruntime on model.onnx in one run: latency, throughput and weight-byte ratios."""
     r = run["results"]
-    if "C" not in r:
+    if "C" not in r or "ORT" not in r:
         return {}
     c, o = r["C"], r["ORT"]
     return {"ort_over_c_batch1_latency": o["batch1_ms_median"] / c["batch1_ms_median"],
@@ -29,7 +29,7 @@ def render(result: dict) -> str:
              f"(kernel path {first['c_kernel_path']}). Run {first['run_dir']} ({first['preset']}, input "
              f"{tuple(first['input_shape'])}, {first['binary_weights']:,} binary weights); random float32 "
              f"inputs; batch 1: {first['calls']} timed calls; batch {BATCH}: median of {first['rounds']} x "
-             f"{first['batches']} calls.",
+             f"{first['batches']} calls; {'CPU' if first.get('clock') == 'cpu' else 'wall'} time.",
              "", f"| back end | threads | batch 1, median ms | batch 1, p90 ms | batch {BATCH}, samples/s | "
              "weight bytes held |", "|---|---|---|---|---|---|"]
     for run in runs:

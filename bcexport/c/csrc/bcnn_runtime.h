@@ -7,7 +7,9 @@
  *   pool    u = max_pool2(u)                              2x2, stride 2, VALID, before the affine
  *   affine  y = a (.) u + c, then ReLU on all but the last block
  * The products go through bcnn_matmul, the one place that names the kernel (bcnn_bgemm.h: adds and
- * subtracts only, no multiplication by a weight). Header-only, no allocation, no stdio; every
+ * subtracts only, no multiplication by a weight), except the convolutions with C % 4 == 0 on the
+ * SIMD paths, which bcnn_tconv.h computes from table rows with the same sums in the same order
+ * (conv, pool and affine of a block: bcnn_conv_block). Header-only, no allocation, no stdio; every
  * buffer is part of the caller's scratch (sizes: bcnn_model.h).
  */
 #ifndef BCNN_RUNTIME_H
@@ -73,11 +75,51 @@ static inline void bcnn_im2col3(int H, int W, int C, const float *x, int p0, int
     }
 }
 
-/* u [H, W, N] = conv3x3(x [H, W, C], wb), R output pixels per product (patches: R * 9 * C floats). */
-static inline void bcnn_conv3(int H, int W, int C, int N, int R, const float *x, const uint8_t *w,
-                              float *u, float *patches, float *scratch)
+/* Row i of the 2x2 max-pool (stride 2, VALID) of u [H, W, C], in place: from rows 2i and 2i+1 into
+ * row i of u [H/2, W/2, C] (an odd last column is dropped). Output element q is written after its
+ * inputs are read, and every later output reads only elements at positions > q, so pooling the
+ * rows in order in place is safe. */
+static inline void bcnn_pool_row(int W, int C, float *u, int i)
 {
+    int W2 = W / 2;
+    for (int j = 0; j < W2; ++j) {
+        const float *s00 = u + ((size_t)(2 * i) * (size_t)W + (size_t)(2 * j)) * (size_t)C;
+        const float *s01 = s00 + C, *s10 = s00 + (size_t)W * (size_t)C, *s11 = s10 + C;
+        float *d = u + ((size_t)i * (size_t)W2 + (size_t)j) * (size_t)C;
+        for (int c = 0; c < C; ++c) {
+            float m0 = s00[c] > s01[c] ? s00[c] : s01[c];
+            float m1 = s10[c] > s11[c] ? s10[c] : s11[c];
+            d[c] = m0 > m1 ? m0 : m1;
+        }
+    }
+}
+
+/* 2x2 max-pool, stride 2, VALID, in place: u [H, W, C] -> u [H/2, W/2, C] (an odd last row or column
+ * is dropped), row by row. */
+static inline void bcnn_maxpool2(int H, int W, int C, float *u)
+{
+    for (int i = 0; i < H / 2; ++i)
+        bcnn_pool_row(W, C, u, i);
+}
+
+#if BCNN_TCONV
+#include "bcnn_tconv.h"
+#endif
+
+/* u [H, W, N] = conv3x3(x [H, W, C], wb). work: BCNN_CONV3_WORK_FLOATS(W, C, N, R) floats: the table
+ * rows of bcnn_tconv3 where it runs (BCNN_TCONV, C % 4 == 0), else R im2col rows, R output pixels
+ * per product. Both give the same bits (bcnn_tconv.h). */
+static inline void bcnn_conv3(int H, int W, int C, int N, int R, const float *x, const uint8_t *w,
+                              float *u, float *work, float *scratch)
+{
+    float *patches = work;
     int pixels = H * W;
+#if BCNN_TCONV
+    if (C % 4 == 0) {
+        bcnn_tconv3(H, W, C, N, x, w, u, work, 0, NULL, NULL, 0);
+        return;
+    }
+#endif
     for (int p0 = 0; p0 < pixels; p0 += R) {
         int rows = pixels - p0 < R ? pixels - p0 : R;
         bcnn_im2col3(H, W, C, x, p0, rows, patches);
@@ -85,24 +127,23 @@ static inline void bcnn_conv3(int H, int W, int C, int N, int R, const float *x,
     }
 }
 
-/* 2x2 max-pool, stride 2, VALID, in place: u [H, W, C] -> u [H/2, W/2, C] (an odd last row or column
- * is dropped). Output element q is written after its inputs are read, and every later output reads
- * only elements at positions > q, so working in place is safe. */
-static inline void bcnn_maxpool2(int H, int W, int C, float *u)
+/* A conv block: u = conv3x3(x, wb), then the 2x2 max-pool if pool, then the affine y = a (.) u + c
+ * (and ReLU) on the H x W (or H/2 x W/2) pixels, into u. The table convolution does the pool and
+ * the affine row by row as rows complete; the operations and their order per element are those of
+ * bcnn_maxpool2 and bcnn_affine either way. */
+static inline void bcnn_conv_block(int H, int W, int C, int N, int R, const float *x, const uint8_t *w, int pool,
+                                   const float *a, const float *c, int relu, float *u, float *work, float *scratch)
 {
-    int H2 = H / 2, W2 = W / 2;
-    for (int i = 0; i < H2; ++i) {
-        for (int j = 0; j < W2; ++j) {
-            const float *s00 = u + ((size_t)(2 * i) * (size_t)W + (size_t)(2 * j)) * (size_t)C;
-            const float *s01 = s00 + C, *s10 = s00 + (size_t)W * (size_t)C, *s11 = s10 + C;
-            float *d = u + ((size_t)i * (size_t)W2 + (size_t)j) * (size_t)C;
-            for (int c = 0; c < C; ++c) {
-                float m0 = s00[c] > s01[c] ? s00[c] : s01[c];
-                float m1 = s10[c] > s11[c] ? s10[c] : s11[c];
-                d[c] = m0 > m1 ? m0 : m1;
-            }
-        }
+#if BCNN_TCONV
+    if (C % 4 == 0) {
+        bcnn_tconv3(H, W, C, N, x, w, u, work, pool, a, c, relu);
+        return;
     }
+#endif
+    bcnn_conv3(H, W, C, N, R, x, w, u, work, scratch);
+    if (pool)
+        bcnn_maxpool2(H, W, N, u);
+    bcnn_affine(pool ? (H / 2) * (W / 2) : H * W, N, u, N, a, c, relu);
 }
 
 static inline void bcnn_copy(size_t n, const float *src, float *dst)

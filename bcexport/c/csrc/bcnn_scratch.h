@@ -58,6 +58,34 @@
 #define BCNN_BGEMM_SCRATCH_FLOATS(M, K) BCNN_PORTABLE_SCRATCH_FLOATS(K)
 #endif
 
+/* The table convolution of bcnn_tconv.h: on the SIMD paths, for convs whose C is a multiple of 4
+ * (-DBCNN_IM2COL keeps im2col and bcnn_bgemm everywhere; the portable path always does, its
+ * scratch being what a microcontroller can spare). Its blocking: BCNN_TC_P blocks of 8 pixels per
+ * register tile, sums over BCNN_TC_CHUNK groups between stores, BCNN_TC_NR outputs per sweep. */
+#if BCNN_BGEMM_PATH_ID == BCNN_PATH_PORTABLE || defined(BCNN_IM2COL)
+#define BCNN_TCONV 0
+#else
+#define BCNN_TCONV 1
+#endif
+#define BCNN_TC_P 4
+#define BCNN_TC_RING (BCNN_TC_P + 2)
+#define BCNN_TC_CHUNK 8
+#define BCNN_TC_NR 256
+/* Floats of work of bcnn_tconv3 on a W-wide image, C inputs, N outputs: the zero row and the ring
+ * of table rows (16 entries of 16 floats per 8 columns and 4 channels), the transposed input row,
+ * and the sums of a tile. */
+#define BCNN_TC_XPAD 16     /* floats between x-blocks and between table rows: no power-of-2 strides */
+#define BCNN_TC_RPAD 48
+#define BCNN_TC_XB(W) (((W) + 7) / 8)
+#define BCNN_TC_XS(C) ((size_t)((C) / 4) * 256u + BCNN_TC_XPAD)
+#define BCNN_TC_ROWF(W, C) ((size_t)BCNN_TC_XB(W) * BCNN_TC_XS(C) + BCNN_TC_RPAD)
+#define BCNN_TCONV_FLOATS(W, C, N) ((BCNN_TC_RING + 1) * (BCNN_TC_XB(W) * (((C) / 4) * 256 + BCNN_TC_XPAD) \
+                                                          + BCNN_TC_RPAD) \
+                                    + (C) * (8 * BCNN_TC_XB(W) + 16) + BCNN_TC_P * (((N) + 31) / 32) * 256)
+/* Floats of work of bcnn_conv3 (bcnn_runtime.h): table rows, or R im2col rows; rounded up to 16. */
+#define BCNN_CONV3_WORK_FLOATS(W, C, N, R) \
+    (((BCNN_TCONV && (C) % 4 == 0 ? BCNN_TCONV_FLOATS(W, C, N) : (R) * 9 * (C)) + 15) / 16 * 16)
+
 /* bcnn_runtime.h's bcnn_matmul runs bcnn_bgemm. */
 #define BCNN_MATMUL_SCRATCH_FLOATS(M, K) BCNN_BGEMM_SCRATCH_FLOATS(M, K)
 
