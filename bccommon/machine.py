@@ -15,6 +15,15 @@ def cpu_model() -> str:
     return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown CPU")
 
 
+def cpu_flags() -> frozenset:
+    """The instruction-set flags of the CPU (/proc/cpuinfo), empty where there is none."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return frozenset()
+    return frozenset(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), ()))
+
+
 def describe(gpus=()) -> str:
     """'GPU: <names>' if any GPU names are given, else 'CPU: <model>, <n> cores'."""
     if gpus:

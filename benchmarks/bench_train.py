@@ -96,7 +96,7 @@ def bctrain_runner(cfg, x, y_pm1, steps, warmup, plan=None):
     return run
 
 
-def _cpu_seconds(pids) -> tuple:
+def cpu_seconds(pids) -> tuple:
     """(CPU seconds the whole machine has been busy, CPU seconds of this process and `pids`)."""
     tick = os.sysconf("SC_CLK_TCK")
     with open("/proc/stat") as fh:
@@ -228,13 +228,13 @@ def main(argv=None):
         roofs, loads = [], []
         pids = [w.proc.pid for w in workers.values() if w.proc is not None]
         for _ in range(args.rounds):
-            start, (busy, mine) = time.perf_counter(), _cpu_seconds(pids)
+            start, (busy, mine) = time.perf_counter(), cpu_seconds(pids)
             roofs.append(roofline_round(base, net))
             for name, run in runners.items():
                 rows[name].append(run())
             for name, worker in workers.items():
                 rows[name].append(worker.run())
-            busy_end, mine_end = _cpu_seconds(pids)
+            busy_end, mine_end = cpu_seconds(pids)
             loads.append(max(0.0, (busy_end - busy) - (mine_end - mine)) / (time.perf_counter() - start))
         for worker in workers.values():
             worker.close()

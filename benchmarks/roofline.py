@@ -22,7 +22,7 @@ from bctrain.step import fused_update
 UPDATE_BYTES_PER_WEIGHT = 28  # read w, m, v, g; write w, m, v; float32
 
 
-def _seconds(fn, args, repeats):
+def median_seconds(fn, args, repeats):
     """Median seconds of `fn(*args)` over `repeats` calls (after one warm-up call).
 
     TensorFlow executes synchronously by default: a call returns when its outputs are computed."""
@@ -57,7 +57,7 @@ def matmul_gflops(n=2048, repeats=10):
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
     mm = tf.function(lambda a, b: tf.matmul(a, b))
-    return 2 * n ** 3 / _seconds(mm, (a, b), repeats) / 1e9
+    return 2 * n ** 3 / median_seconds(mm, (a, b), repeats) / 1e9
 
 
 def step_flops(specs, batch) -> int:
@@ -67,7 +67,7 @@ def step_flops(specs, batch) -> int:
 
 def products_seconds(specs, batch, dtype, jit, repeats=20):
     fn = tf.function(step_products, jit_compile=jit)
-    return _seconds(fn, product_operands(specs, batch, dtype), repeats)
+    return median_seconds(fn, product_operands(specs, batch, dtype), repeats)
 
 
 def stream_gbps(n, repeats=20):
@@ -77,7 +77,7 @@ def stream_gbps(n, repeats=20):
     @tf.function(jit_compile=True)
     def fn(b):
         w.assign(w * 0.5 + b)
-    return 12 * n / _seconds(fn, (b,), repeats) / 1e9
+    return 12 * n / median_seconds(fn, (b,), repeats) / 1e9
 
 
 def update_seconds(net, repeats=20, kernel="xla"):
@@ -94,7 +94,7 @@ def update_seconds(net, repeats=20, kernel="xla"):
             opt.apply(grads)
         return opt.iterations
 
-    return _seconds(apply, (grads,), repeats)
+    return median_seconds(apply, (grads,), repeats)
 
 
 def floor_seconds(products, n_weights, gbps):

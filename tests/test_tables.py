@@ -1,6 +1,6 @@
 """benchmarks.tables: results files as Markdown, on hand-made results of the benchmarks' shapes
 (the benchmarks' own smoke tests render their real output; these cover what no quick test runs)."""
-from benchmarks.tables import ckernels, speed
+from benchmarks.tables import ckernels, cnn, speed
 
 PROV = {"command": "make bench-x", "machine": "CPU: T, 2 cores", "date": "2026-12-07T00:00:00+00:00"}
 
@@ -11,17 +11,54 @@ def infer_run(threads):
     return {"threads": threads, "results": {"ORT": row, "C": c}}
 
 
+def cnn_results(bf16_kernels=False):
+    """A bench_cnn results file of one preset, by hand."""
+    kinds = {"forward": 0.5, "input gradient": 0.5, "kernel gradient": 0.75, "dense": 0.25}
+    steps = [{"name": "float32 det", "precision": "float32", "binarize": "det", "default": True,
+              "plan": "whole XLA step, fused update, 8 steps per call", "seconds_per_step": 2.5, "of_floor": 0.8},
+             {"name": "mixed_bfloat16 det", "precision": "mixed_bfloat16", "binarize": "det", "default": True,
+              "plan": "whole XLA step, fused update, 8 steps per call", "seconds_per_step": 5.0, "of_floor": 0.5}]
+    preset = {"binary_weights": 14_022_016, "kind_flops": {"forward": 6e10, "input gradient": 5.9e10,
+                                                           "kernel gradient": 6e10, "dense": 3e9},
+              "roofline": {"float32_kernels": kinds, "float32_xla": kinds, "mixed_bfloat16_kernels": {"forward": 1.0},
+                           "mixed_bfloat16_xla": kinds, "stream_gbps": 28.0},
+              "floor_seconds": {"float32": 2.0, "mixed_bfloat16": 2.5},
+              "floor_backend": {"float32": "xla", "mixed_bfloat16": "xla"}, "steps": steps, "epochs": 500,
+              "per_epoch": [{"precision": "float32", "binarize": "det", "seconds_per_epoch": 2_400.0,
+                             "schedule_hours": 333.3},
+                            {"precision": "mixed_bfloat16", "binarize": "det", "seconds_per_epoch": 4_700.0,
+                             "schedule_hours": 652.8}]}
+    paper = [{"precision": "float32", "peak_tflops": 494.7, "seconds_per_epoch": 0.4, "schedule_hours": 0.06},
+             {"precision": "mixed_bfloat16", "peak_tflops": 989.4, "seconds_per_epoch": 0.2, "schedule_hours": 0.03}]
+    return {**PROV, "tensorflow": "2.21.0", "batch_size": 50, "steps": 9, "warmup": 1, "rounds": 3,
+            "other_processes_cores": [1.5, 1.6, 1.4], "loaded": True, "update_bytes_per_weight": 28,
+            "cpu_flags": {"avx2": True, "avx512_bf16": bf16_kernels}, "bf16_kernels": bf16_kernels,
+            "presets": {"cifar10": preset}, "gpu": "NVIDIA H100 SXM", "on_paper": {"cifar10": paper}}
+
+
 def test_the_speed_rows_name_their_command_and_say_what_is_missing():
-    cnn = {**PROV, "rows": [{"preset": "cifar10", "xla": True, "seconds_per_epoch": 900.0, "schedule_hours": 125.0,
-                             "epochs": 500},
-                            {"preset": "cifar10", "xla": False, "seconds_per_epoch": 730.0, "schedule_hours": 101.4,
-                             "epochs": 500}]}
-    text = speed.render_speed({"bench_train": None, "bench_cnn": cnn,
+    text = speed.render_speed({"bench_train": None, "bench_cnn": cnn_results(),
                                "bench_infer_mnist": {**PROV, "runs": [infer_run(1), infer_run(2)]}})
     assert "| training step, `mnist` MLP | not measured yet: run `make bench-train` | |" in text
     assert ("batch 1: 0.100 ms against 1.500 ms (15.0x lower); batch 256: 16,000 against 8,000 images/s; "
             "weights held 32x smaller | `make bench-x`, CPU: T, 2 cores, 2026-12-07 |") in text
-    assert "730 s per epoch, 4.2 days for 500 epochs (XLA off)" in text
+    assert ("| training, `cifar10`, float32, on this machine (extrapolated) | 2,400 s per epoch, 13.9 days for 500 "
+            "epochs; on paper on an NVIDIA H100 SXM at its peak (an estimate): 0.4 s per epoch, 4 min |") in text
+    assert "27.2 days" in text and "no bfloat16 instructions" in text
+    assert "no bfloat16 instructions" not in speed.render_speed({"bench_cnn": cnn_results(bf16_kernels=True)})
+
+
+def test_the_cnn_table_gives_each_kind_of_product_the_floor_and_the_steps_against_it():
+    text = cnn.render_cnn(cnn_results())
+    assert "| conv gradient wrt kernel | 60.0 | 750 ms, 80 GFLOP/s | 750 ms, 80 GFLOP/s |  | 750 ms, 80 GFLOP/s |" in text
+    assert "| all products | 182.0 | 2,000 ms, 91 GFLOP/s | 2,000 ms, 91 GFLOP/s |  | 2,000 ms, 91 GFLOP/s |" in text
+    assert "28 B × 14,022,016 weights at 28.0 GB/s streaming = 14.0 ms" in text
+    assert ("| float32 det (as `bctrain train` runs it) | whole XLA step, fused update, 8 steps per call | 2.50 | "
+            "1.25× | 1.00× |") in text
+    assert "| mixed_bfloat16 det (as `bctrain train` runs it) | whole XLA step, fused update, 8 steps per call | " \
+           "5.00 | 2.00× | 0.50× |" in text
+    assert "**This CPU has no bfloat16 instructions**" in text and "**Measured on a loaded machine**" in text
+    assert "| `cifar10` | mixed_bfloat16 | det | 4,700 | 500 | 27.2 days |" in text
 
 
 def test_the_cnn_c_table_has_every_preset_and_the_float32_zca_note():

@@ -73,10 +73,11 @@ class _BinaryLinear(tf.Module):
 
     def product_weights(self, training, eval_mode="binary"):
         """The weights the product uses: wb in float32, or wb / h in a 16-bit compute dtype."""
-        wb = binarize(self.w, self.mode, self.h, training, gen=self.gen, eval_mode=eval_mode)
-        if self.compute_dtype == tf.float32:
-            return wb
-        return tf.cast(wb / self.h, self.compute_dtype)  # h / h is exactly 1 in IEEE arithmetic
+        with tf.name_scope("binarize"):  # named for profiles (benchmarks.profile_step)
+            wb = binarize(self.w, self.mode, self.h, training, gen=self.gen, eval_mode=eval_mode)
+            if self.compute_dtype == tf.float32:
+                return wb
+            return tf.cast(wb / self.h, self.compute_dtype)  # h / h is exactly 1 in IEEE arithmetic
 
     @property
     def product_divisor(self) -> float:

@@ -8,8 +8,9 @@ import tensorflow as tf
 
 def squared_hinge(y, y_pm1):
     """mean(max(0, 1 - y_pm1 * y)^2) over batch and classes; y are scores, y_pm1 the +-1 targets."""
-    y_pm1 = tf.cast(y_pm1, y.dtype)
-    return tf.reduce_mean(tf.square(tf.maximum(0.0, 1.0 - y_pm1 * y)))
+    with tf.name_scope("loss"):  # named for profiles (benchmarks.profile_step)
+        y_pm1 = tf.cast(y_pm1, y.dtype)
+        return tf.reduce_mean(tf.square(tf.maximum(0.0, 1.0 - y_pm1 * y)))
 
 
 def _wrong(y, labels):

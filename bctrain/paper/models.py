@@ -57,15 +57,19 @@ class Net(tf.Module):
         for i, (spec, lin, bn) in enumerate(zip(self.specs, self.linear, self.bn)):
             if spec.kind == "dense" and len(x.shape) > 2:
                 x = tf.reshape(x, [-1, math.prod(x.shape[1:])])
-            if weights is None:
-                x = lin(x, training=training, eval_mode=eval_mode)
-            else:
-                x = lin.apply(x, weights[i])
+            # Each part in a name scope of its own, so that a profile can say where a step's time
+            # goes (benchmarks.profile_step); names change no arithmetic.
+            wb = lin.product_weights(training, eval_mode) if weights is None else weights[i]
+            with tf.name_scope(spec.kind):
+                x = lin.apply(x, wb)
             if spec.pool:
-                x = layers.max_pool2(x)
-            x = bn(x, training=training)
+                with tf.name_scope("pool"):
+                    x = layers.max_pool2(x)
+            with tf.name_scope("batchnorm"):
+                x = bn(x, training=training)
             if spec.relu:
-                x = layers.relu(x)
+                with tf.name_scope("relu"):
+                    x = layers.relu(x)
         return x
 
     def product_weights(self, training, eval_mode="binary"):

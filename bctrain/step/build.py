@@ -20,8 +20,11 @@ then applied once per variable: `merge_call` leaves the replicas and `strategy.e
 runs the same update on each replica's copy of the variables with the same all-reduced gradients, so
 every replica keeps identical latent weights and optimizer state.
 """
+import os
+
 import tensorflow as tf
 
+from bccommon import machine
 from bctrain.paper.losses import n_errors, squared_hinge
 from bctrain.step import fused_update
 from bctrain.step.caches import ProductWeightCache
@@ -32,11 +35,23 @@ from bctrain.step.strategy import replica_slice
 SUM = tf.distribute.ReduceOp.SUM
 
 
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU flags of bfloat16 dot-product instructions
+
+
+def bf16_kernels() -> bool:
+    """Whether TensorFlow's CPU kernels compute bfloat16 products with bfloat16 instructions: oneDNN's,
+    on a CPU with avx512_bf16 or amx_bf16 (TensorFlow turns oneDNN on by default on such CPUs;
+    TF_ENABLE_ONEDNN_OPTS=0 turns it off)."""
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").lower() not in ("0", "false")
+    return onednn and bool(machine.cpu_flags() & set(BF16_FLAGS))
+
+
 def plan_for(cfg):
-    """`choose_plan` for this machine: whether TensorFlow sees a GPU, and whether the fused op loads
-    (built on first use, only where the plan would use it)."""
+    """`choose_plan` for this machine: whether TensorFlow sees a GPU, whether the fused op loads
+    (built on first use, only where the plan would use it), and whether the CPU's bfloat16 kernels are fast."""
     return choose_plan(cfg, gpu=bool(tf.config.list_logical_devices("GPU")),
-                       fused_status=lambda: "" if fused_update.load() is not None else fused_update.reason())
+                       fused_status=lambda: "" if fused_update.load() is not None else fused_update.reason(),
+                       bf16_kernels=bf16_kernels())
 
 
 def make_train_step(net, opt, plan, strategy=None):
@@ -61,10 +76,13 @@ def _make_cache(net, opt, plan):
 
 
 def _update(opt, plan, cache):
-    """(grads, divisors) -> None: the plan's update kernel."""
-    if plan.update == "fused":
-        return lambda grads, divisors=None: fused_update.apply(opt, grads, divisors, cache)
-    return opt.apply
+    """(grads, divisors) -> None: the plan's update kernel (named "update" for profiles)."""
+    def update(grads, divisors=None):
+        with tf.name_scope("update"):
+            if plan.update == "fused":
+                return fused_update.apply(opt, grads, divisors, cache)
+            return opt.apply(grads, divisors)
+    return update
 
 
 def _whole_fused_step(net, opt, plan, cache):
@@ -72,6 +90,8 @@ def _whole_fused_step(net, opt, plan, cache):
     if first is not None and opt.params[0].layer != 0:
         raise ValueError("the first layer's cache needs the first parameter to be layer 0's weights")
     update = _update(opt, plan, cache)
+    # d loss / d w1 = d loss / d wb1 / d: a 16-bit cache holds wb / h (bctrain.paper.layers)
+    divisors = None if first is None else [net.linear[0].product_divisor] + [1.0] * (len(opt.params) - 1)
 
     @tf.function(jit_compile=plan.jit)
     def forward_backward(x, y_pm1):
@@ -91,7 +111,7 @@ def _whole_fused_step(net, opt, plan, cache):
     @tf.function
     def fused_train_step(x, y_pm1):
         loss, wrong, grads = forward_backward(x, y_pm1)
-        update(grads)
+        update(grads, divisors)
         return loss, wrong
     return fused_train_step
 

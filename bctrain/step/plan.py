@@ -5,7 +5,8 @@ Every plan computes the paper's step (`bctrain.step.reference`); they differ in 
               "split": the matrix products in TensorFlow's own kernels (oneDNN on a CPU, cuBLAS on a
               GPU), binarization and update XLA-compiled if `jit` (or by the fused op). A 16-bit
               precision needs it (XLA's CPU back end runs 16-bit dots at float32 speed, oneDNN at
-              16-bit speed), and so does a tf.distribute strategy (each replica runs it).
+              16-bit speed), and so does a tf.distribute strategy (each replica runs it); but a
+              bfloat16 conv net on a CPU without bfloat16 instructions runs whole (CONV_BF16_WHY).
     update    "xla": the optimizer's TensorFlow ops (bctrain.paper.optim), compiled with the step if
               `jit`; "fused": the one-pass CPU op (bctrain.step.fused_update), outside XLA.
     cached    the layers whose next ±1 product weights the fused update writes (bctrain.step.caches):
@@ -29,6 +30,13 @@ from bctrain.step.precision import PRECISIONS
 # 1.18x and 1.28x faster at 0.33 M and 0.93 M weights, the same within the noise at 2.9 M, the
 # fused one 1.04x and 1.07x faster at 5.9 M and 10 M.
 AUTO_MIN_WEIGHTS = 2_000_000
+
+# A bfloat16 conv net on a CPU without bfloat16 instructions: TensorFlow's own bfloat16
+# Conv2DBackpropInput and Conv2DBackpropFilter kernels fall back to a generic one about 20x slower
+# than their float32 kernels (1 against 20-30 GFLOP/s on cifar10's layers, AMD EPYC Zen 3, loaded
+# machine, benchmarks.bench_cnn), whereas XLA computes a bfloat16 convolution at float32 speed.
+CONV_BF16_WHY = ("whole step: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16), where TensorFlow's "
+                 "bfloat16 convolution gradients are ~20x slower than XLA's")
 
 FORMS = ("whole", "split")
 CACHED = ("none", "first", "all")
@@ -77,18 +85,25 @@ class StepPlan:
 REFERENCE = StepPlan(why=("the reference plan: the paper's step in one function",))
 
 
-def choose_plan(cfg, gpu: bool, fused_status=lambda: "") -> StepPlan:
+def choose_plan(cfg, gpu: bool, fused_status=lambda: "", bf16_kernels: bool = True) -> StepPlan:
     """The plan of a run of `cfg` (a bctrain.config.Config) on this machine.
 
     gpu: a GPU is visible (the variables would live there; the fused op is CPU-only).
     fused_status: called where the fused update is wanted: "" if the op loads, else why not
     (`bctrain.step.build.plan_for` loads it, building it on first use).
+    bf16_kernels: TensorFlow's CPU kernels compute bfloat16 convolutions with bfloat16 instructions
+    (`bctrain.step.build.bf16_kernels`); without them a bfloat16 conv net runs the whole XLA step
+    (CONV_BF16_WHY).
     Raises PlanError where `cfg` asks for the fused update and it cannot be had."""
     why = []
     precision = PRECISIONS[cfg.precision]
     replicated = cfg.strategy != "default"
     split = replicated or precision.split_step
-    if replicated:
+    if split and not replicated and cfg.jit and cfg.conv and precision.compute == "bfloat16" and not (
+            gpu or bf16_kernels):
+        split = False
+        why.append(CONV_BF16_WHY)
+    elif replicated:
         why.append(f"split step on every replica: strategy {cfg.strategy}")
     elif precision.split_step:
         why.append(f"split step: {cfg.precision} runs its products in TensorFlow's kernels (16-bit speed there)")
@@ -98,7 +113,9 @@ def choose_plan(cfg, gpu: bool, fused_status=lambda: "") -> StepPlan:
     update, reason = _update(cfg, split, gpu, fused_status)
     why.append(reason)
     cached = "none"
-    if update == "fused" and cfg.binarize == "det" and not replicated:
+    # Not in a whole 16-bit step: XLA keeps its products' gradients in float32 inside the step
+    # (excess precision), whereas the cached layer's gradient leaves it rounded to 16 bits.
+    if update == "fused" and cfg.binarize == "det" and not replicated and (split or precision.compute == "float32"):
         cached = "all" if split else "first"
         why.append("±1 weights of every layer written by the update (no binarization pass)" if split else
                    "the first layer's ±1 weights written by the update (its binarization would delay the "

@@ -23,6 +23,7 @@ def make_reference_step(net, opt, jit: bool = True):
             loss = squared_hinge(y, y_pm1)                # 2. squared hinge loss
             scaled = opt.scale_loss(loss)                 #    (times the loss scale of mixed_float16)
         grads = tape.gradient(scaled, opt.trained)        # 3. dL/dw = dL/dwb (straight-through)
-        opt.apply(grads)                                  # 4. scaled, clipped update
+        with tf.name_scope("update"):
+            opt.apply(grads)                              # 4. scaled, clipped update
         return loss, n_errors(y, tf.argmax(y_pm1, axis=1))
     return reference_step

@@ -3,6 +3,7 @@
 Each row names the command, machine and date of its results file; a file not measured yet gives a
 row saying which command writes it.
 """
+from benchmarks.tables.cnn import duration
 from benchmarks.tables.infer import BATCH, runs_of
 from benchmarks.tables.train import BF16_ROW, DEFAULT_ROW, default_rate, fraction_of_floor
 
@@ -41,12 +42,22 @@ def inference_rows(r: dict) -> list:
 
 
 def cnn_rows(r: dict) -> list:
+    """Per CNN preset and precision: the det epoch and schedule here, and the GPU estimate."""
+    if "presets" not in r:  # results of an earlier bench_cnn (no roofline, no precisions)
+        return [("training, CNN presets", "re-run `make bench-cnn`: this results file predates its current form")]
     rows = []
-    for preset in dict.fromkeys(row["preset"] for row in r["rows"]):
-        best = min((row for row in r["rows"] if row["preset"] == preset), key=lambda row: row["seconds_per_epoch"])
-        rows.append((f"training, `{preset}` on this machine (extrapolated)",
-                     f"{best['seconds_per_epoch']:,.0f} s per epoch, {best['schedule_hours'] / 24:.1f} days for "
-                     f"{best['epochs']} epochs (XLA {'on' if best['xla'] else 'off'})"))
+    gpu = {(name, e["precision"]): e for name, entries in r.get("on_paper", {}).items() for e in entries}
+    for name, p in r["presets"].items():
+        for e in (e for e in p["per_epoch"] if e["binarize"] == "det"):
+            paper = gpu.get((name, e["precision"]))
+            rows.append((f"training, `{name}`, {e['precision']}, on this machine (extrapolated)",
+                         f"{e['seconds_per_epoch']:,.0f} s per epoch, {duration(e['schedule_hours'])} for "
+                         f"{p['epochs']} epochs" + (f"; on paper on an {r['gpu']} at its peak (an estimate): "
+                                                    f"{paper['seconds_per_epoch']:.1f} s per epoch, "
+                                                    f"{duration(paper['schedule_hours'])}" if paper else "")))
+    if not r["bf16_kernels"]:
+        rows.append(("training, CNN presets, bfloat16", "this CPU has no bfloat16 instructions: its bfloat16 rows are "
+                     "emulated (docs/BENCHMARKS.md)"))
     return rows
 
 
