@@ -33,7 +33,7 @@ CONFIG_ARGS = --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs 
 TRAIN_ARGS = $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 .PHONY: venv test train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
-	bench-infer bench-bgemm bench-cnn bench-cnn-c clean
+	bench-infer bench-bgemm bench-cnn bench-cnn-c cnn-check clean
 
 venv: $(STAMP)
 
@@ -92,6 +92,15 @@ bench-cnn: $(STAMP)
 # (~4 minutes); KEEP=DIR keeps their run directories, e.g. for bench-infer.
 bench-cnn-c: $(STAMP)
 	$(PY) -m benchmarks.bench_cnn_c $(if $(KEEP),--keep $(KEEP))
+
+# The CNN learning check (docs/CNN_CHECK.md): float, det, stoch and bfloat16 det on the MNIST sample in
+# the CIFAR-10 and SVHN formats; re-run to resume. CNN_CHECK_ARGS: more flags, e.g. "--presets svhn".
+CNN_CHECK_DIR ?= runs/cnn-check
+CNN_CHECK_EPOCHS ?=
+CNN_CHECK_ARGS ?=
+cnn-check: $(STAMP)
+	$(PY) -m benchmarks.cnn_check --out-dir $(CNN_CHECK_DIR) $(if $(CNN_CHECK_EPOCHS),--epochs $(CNN_CHECK_EPOCHS)) \
+		$(CNN_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache
