@@ -131,3 +131,23 @@ def test_result_takes_the_selected_epoch_and_the_curve_of_the_run(tmp_path):
 def test_gaps_are_test_error_differences_in_points():
     runs = {"float": {"test_error": 0.010}, "det": {"test_error": 0.0125}, "det-mixed_bfloat16": {"test_error": 0.012}}
     assert cnn_check.gaps(runs) == pytest.approx({"det_minus_float_pp": 0.25, "det_mixed_bfloat16_minus_det_pp": -0.05})
+
+
+def test_finished_runs_are_reused_and_summarised_without_training(tmp_path, capsys):
+    run = cnn_check.Run("svhn", "stoch", "float32")
+    _fake_run(tmp_path / run.name, [0.5, 0.2], selected=2)
+    args = cnn_check.parse_args(["--epochs", "2"])
+    (tmp_path / run.name / "config.json").write_text(with_overrides("svhn", **cnn_check.overrides(run, args)).to_json())
+    argv = ["--epochs", "2", "--presets", "svhn", "--modes", "stoch", "--precisions", "float32",
+            "--out-dir", str(tmp_path), "--json", str(tmp_path / "r.json"), "--figure", str(tmp_path / "f.png")]
+    assert cnn_check.main(argv) == 0
+    results = json.loads((tmp_path / "r.json").read_text())
+    p = results["presets"]["svhn"]
+    assert list(p["runs"]) == ["stoch"] and p["runs"]["stoch"]["test_error"] == pytest.approx(0.21)
+    assert (p["preprocess"], p["conv"], p["hidden"], p["lr_start"]) == ("gcn_lcn", [32, 32, 64, 64, 128, 128],
+                                                                        [256, 256], 1e-2)
+    assert results["epochs"] == 2 and results["machine"].startswith(("CPU: ", "GPU: "))
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr().out
+    assert "finished earlier" in out and "| svhn | stoch | float32 | 2 | 2 | 20.00 % | 21.00 % | 22.00 % |" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "r.json", "svhn-stoch"]  # no data written
