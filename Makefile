@@ -37,7 +37,7 @@ CONFIG_ARGS = --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs 
 TRAIN_ARGS = $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 .PHONY: venv test test-all train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
-	bench-infer bench-infer-cnn bench-bgemm bench-cnn bench-cnn-c results-mnist docs clean
+	bench-infer bench-infer-cnn bench-bgemm bench-cnn bench-cnn-c results-mnist cnn-check docs clean
 
 venv: $(STAMP)
 
@@ -116,6 +116,15 @@ results-mnist: $(STAMP)
 # Every results section of README.md and docs/*.md, rendered from benchmarks/results/*.json.
 docs: $(STAMP)
 	$(PY) -m benchmarks.render
+
+# The CNN learning check (docs/CNN_CHECK.md): float, det, stoch and bfloat16 det on the MNIST sample in
+# the CIFAR-10 and SVHN formats; re-run to resume. CNN_CHECK_ARGS: more flags, e.g. "--presets svhn".
+CNN_CHECK_DIR ?= runs/cnn-check
+CNN_CHECK_EPOCHS ?=
+CNN_CHECK_ARGS ?=
+cnn-check: $(STAMP)
+	$(PY) -m benchmarks.cnn_check --out-dir $(CNN_CHECK_DIR) $(if $(CNN_CHECK_EPOCHS),--epochs $(CNN_CHECK_EPOCHS)) \
+		$(CNN_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache
