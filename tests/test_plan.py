@@ -123,21 +123,28 @@ def _assert_same(got, want, what):
         np.testing.assert_array_equal(got_w[key], want_w[key], err_msg=f"{what}: {key}")
 
 
-def _config(binarize, precision, jit):
+BNN = dict(binarize_act="sign", dropout_in=0.2, dropout_hidden=0.5)  # BinaryNet's MLP: binary activations, dropout
+
+
+def _config(binarize, precision, jit, **bnn):
     # stoch draws need XLA for threefry (bctrain.paper.models): stoch plans run compiled
-    return with_overrides("mnist", hidden=(48, 32), batch_size=20, binarize=binarize, precision=precision, jit=jit)
+    return with_overrides("mnist", hidden=(48, 32), batch_size=20, binarize=binarize, precision=precision, jit=jit,
+                          **bnn)
 
 
 needs_op = pytest.mark.skipif(fused_update.load() is None, reason=fused_update.reason() or "no fused op")
 
 
 @needs_op
-@pytest.mark.parametrize("binarize, precision, jit", [
-    ("det", "float32", True), ("det", "mixed_bfloat16", True),
-    pytest.param("stoch", "float32", True, marks=pytest.mark.slow),
-    pytest.param("det", "float32", False, marks=pytest.mark.slow)])
-def test_the_chosen_plan_gives_the_results_of_its_arithmetic_s_canonical_plan(binarize, precision, jit):
-    cfg = _config(binarize, precision, jit)
+@pytest.mark.parametrize("binarize, precision, jit, bnn", [
+    ("det", "float32", True, {}), ("det", "mixed_bfloat16", True, {}),
+    ("det", "float32", True, BNN), ("det", "mixed_bfloat16", True, BNN),
+    pytest.param("stoch", "float32", True, {}, marks=pytest.mark.slow),
+    pytest.param("stoch", "float32", True, BNN, marks=pytest.mark.slow),
+    pytest.param("det", "float32", False, {}, marks=pytest.mark.slow),
+    pytest.param("det", "float32", False, BNN, marks=pytest.mark.slow)])
+def test_the_chosen_plan_gives_the_results_of_its_arithmetic_s_canonical_plan(binarize, precision, jit, bnn):
+    cfg = _config(binarize, precision, jit, **bnn)
     plan = choose_plan(dataclasses.replace(cfg, steps_per_call=4, update_kernel="fused"), gpu=False)
     assert plan.per_call == 4 and plan.update == "fused"
     canonical = _canonical(plan)
@@ -178,11 +185,13 @@ def _every_plan(binarize, precision, jit):
 
 @needs_op
 @pytest.mark.slow
-@pytest.mark.parametrize("binarize, precision, jit", [
-    ("det", "float32", True), ("det", "float32", False), ("stoch", "float32", True),
-    ("det", "mixed_bfloat16", True), ("det", "mixed_bfloat16", False)])
-def test_every_plan_gives_the_results_of_its_arithmetic_s_canonical_plan(binarize, precision, jit):
-    cfg = _config(binarize, precision, jit)
+@pytest.mark.parametrize("binarize, precision, jit, bnn", [
+    ("det", "float32", True, {}), ("det", "float32", False, {}), ("stoch", "float32", True, {}),
+    ("det", "mixed_bfloat16", True, {}), ("det", "mixed_bfloat16", False, {}),
+    ("det", "float32", True, BNN), ("det", "float32", False, BNN), ("stoch", "float32", True, BNN),
+    ("det", "mixed_bfloat16", True, BNN)])
+def test_every_plan_gives_the_results_of_its_arithmetic_s_canonical_plan(binarize, precision, jit, bnn):
+    cfg = _config(binarize, precision, jit, **bnn)
     results = {}
     for plan in _every_plan(binarize, precision, jit):
         canonical = _canonical(plan)
