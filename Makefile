@@ -33,7 +33,7 @@ CONFIG_ARGS = --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs 
 TRAIN_ARGS = $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 .PHONY: venv test train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
-	bench-infer bench-bgemm bench-cnn bench-cnn-c clean
+	bench-infer bench-bgemm bench-cnn bench-cnn-c bnn-check clean
 
 venv: $(STAMP)
 
@@ -92,6 +92,12 @@ bench-cnn: $(STAMP)
 # (~4 minutes); KEEP=DIR keeps their run directories, e.g. for bench-infer.
 bench-cnn-c: $(STAMP)
 	$(PY) -m benchmarks.bench_cnn_c $(if $(KEEP),--keep $(KEEP))
+
+# BinaryNet against BinaryConnect and float at a reduced width on the bundled sample (docs/BINARYNET.md);
+# BNN_ARGS: e.g. "--width 512 --epochs 50 --seeds 3", or "--dataset mnist" for the full MNIST.
+BNN_ARGS ?=
+bnn-check: $(STAMP)
+	$(PY) -m benchmarks.bnn_check $(BNN_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache
