@@ -35,7 +35,7 @@ class Backend:
     stored: Callable | None = None      # (path, dep) -> stored_weights.Stored: its binary weights, read
     available: Callable | None = None   # (run_dir) -> False: skip it although its file exists
     details: Callable | None = None     # (run_dir) -> dict recorded in verify.json
-    hidden: Callable | None = None      # (path, dep, inputs, batch, run_dir) -> (logits, [±1 of each hidden block])
+    hidden: Callable | None = None      # (path, dep, run_dir, batch) -> run: inputs -> (logits, [±1 of each hidden block])
 
 
 def batched(fn, x, batch) -> np.ndarray:
@@ -61,7 +61,7 @@ def _batched_outputs(fn, x, batch) -> tuple:
     return outs[0], outs[1:]
 
 
-def tf_net_hidden(path, dep, x, batch, run_dir) -> tuple:
+def tf_net_hidden(path, dep, run_dir, batch):
     """The training code path with its hidden blocks' ±1 outputs (Net's taps), products in float32:
     the deployed arithmetic, whatever precision trained it."""
     import dataclasses
@@ -78,10 +78,10 @@ def tf_net_hidden(path, dep, x, batch, run_dir) -> tuple:
         taps = []
         y = net(tf.constant(xb), training=False, eval_mode="binary", taps=taps)
         return [y.numpy()] + [t.numpy().astype(np.int8) for t in taps]
-    return _batched_outputs(run, x, batch)
+    return lambda x: _batched_outputs(run, x, batch)
 
 
-def onnx_hidden(path, dep, feed, batch, run_dir) -> tuple:
+def onnx_hidden(path, dep, run_dir, batch):
     """onnxruntime on an in-memory copy of the ONNX file with its act<i> tensors as outputs."""
     from bcexport.hidden import hidden_blocks, onnx_hidden_model
     from bcexport.onnx.export import session
@@ -91,7 +91,7 @@ def onnx_hidden(path, dep, feed, batch, run_dir) -> tuple:
     def run(xb):
         logits, *acts = sess.run(None, {name: xb})
         return [logits] + [a.astype(np.int8) for a in acts]
-    return _batched_outputs(run, feed, batch)
+    return lambda feed: _batched_outputs(run, feed, batch)
 
 
 def onnx_logits(path, dep, feed, batch, run_dir) -> np.ndarray:

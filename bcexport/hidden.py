@@ -136,26 +136,51 @@ def onnx_hidden_model(model, n_hidden: int):
     return copy
 
 
+def merge(checks) -> dict:
+    """One `check_blocks` result of several chunks of samples: the counts added up."""
+    problems = [c for c in checks if "layers" not in c]
+    if problems:
+        return problems[0]
+    layers = [{key: sum(c["layers"][j][key] for c in checks) if key != "block" else layer["block"] for key in layer}
+              for j, layer in enumerate(checks[0]["layers"])]
+    return {"passed": all(c["passed"] for c in checks), "layers": layers,
+            "same_as_reference": sum(c["same_as_reference"] for c in checks)}
+
+
 def compare_backends(run_dir, dep: Deployment, todo, feeds, exact, labels, batch) -> tuple:
     """verify's (results, reference logits, noise per feed) with binary activations: each back
     end's hidden bits block by block, and its logits against the reference's output block on its own
-    last hidden bits. The noise s is the output block's alone (float32 against float64 on the same bits)."""
+    last hidden bits. The noise s is the output block's alone (float32 against float64 on the same
+    bits). In chunks of samples, so that no back end's hidden outputs are held for the whole test set
+    (a CIFAR-10 network's first block alone has 131,072 per image)."""
     missing = [b.name for b, _ in todo if b.hidden is None]
     if missing:
         raise ExportError(f"{run_dir}: binary activations, and back ends {', '.join(missing)} cannot give their "
                           "hidden outputs; remove them (C: issue 21 §3)")
-    free = {feed: reference.forward_taps(dep, xe) for feed, xe in exact.items()}
-    last = free["x"][1][-1]
-    s = noise_level(dep, None, output_logits(dep, last), output_logits(dep, last, np.float32))
+    runs = {b.name: b.hidden(path, dep, run_dir, batch) for b, path in todo}
+    step = reference.chunk_size(dep, np.float64)
+    s, ref, got = 0.0, [], {b.name: ([], [], []) for b, _ in todo}  # logits, reference on own bits, checks
+    for lo in range(0, len(feeds["x"]), step):
+        rows = slice(lo, lo + step)
+        free = {feed: reference.forward_taps(dep, xe[rows]) for feed, xe in exact.items()}
+        last = free["x"][1][-1]
+        s = max(s, noise_level(dep, None, output_logits(dep, last), output_logits(dep, last, np.float32)))
+        ref.append(free["x"][0])
+        for b, _ in todo:
+            logits, acts = runs[b.name](feeds[b.feed][rows])
+            x_exact = exact[b.feed][rows]
+            slack = first_block_slack(dep, feeds["x"][rows], None if b.feed == "x" else x_exact)
+            check = check_blocks(dep, x_exact, acts, slack)
+            if "layers" in check:
+                check["same_as_reference"] = same_as_reference(acts, free[b.feed][1])
+            got[b.name][0].append(logits)
+            got[b.name][1].append(output_logits(dep, acts[-1]) if "layers" in check else free[b.feed][0])
+            got[b.name][2].append(check)
     noise = {feed: checked_noise(run_dir, feed, s) for feed in exact}
     results = {}
-    for b, path in todo:
-        logits, acts = b.hidden(path, dep, feeds[b.feed], batch, run_dir)
-        x_exact = exact[b.feed]
-        slack = first_block_slack(dep, feeds["x"], None if b.feed == "x" else x_exact)
-        check = check_blocks(dep, x_exact, acts, slack)
-        ref_b = output_logits(dep, acts[-1]) if check.get("layers") else free[b.feed][0]
-        results[b.name] = compare(ref_b, logits, tolerance(ref_b, s), labels)
-        check["same_as_reference"] = same_as_reference(acts, free[b.feed][1]) if "layers" in check else 0
-        results[b.name].update(hidden=check, passed=results[b.name]["passed"] and check["passed"])
-    return results, free["x"][0], noise
+    for name, (logits, ref_b, checks) in got.items():
+        ref_b = np.concatenate(ref_b)
+        results[name] = compare(ref_b, np.concatenate(logits), tolerance(ref_b, s), labels)
+        check = merge(checks)
+        results[name].update(hidden=check, passed=results[name]["passed"] and check["passed"])
+    return results, np.concatenate(ref), noise

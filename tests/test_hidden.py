@@ -51,7 +51,7 @@ def test_every_back_end_gives_the_reference_s_hidden_bits(exported_bnn_dir):
 def test_a_flipped_bit_fails_in_the_block_where_it_arises(exported_bnn_dir):
     dep = load_deployment(exported_bnn_dir)
     x = _x(dep)
-    logits, acts = backends.onnx_hidden(os.path.join(exported_bnn_dir, "model.onnx"), dep, x, 100, exported_bnn_dir)
+    logits, acts = backends.onnx_hidden(os.path.join(exported_bnn_dir, "model.onnx"), dep, exported_bnn_dir, 100)(x)
     slack = hidden.first_block_slack(dep, x)
     assert hidden.check_blocks(dep, x, acts, slack)["passed"]
     for k in range(len(acts)):
@@ -79,7 +79,7 @@ def test_a_changed_threshold_in_the_onnx_file_is_found(exported_bnn_dir, tmp_pat
     path = str(tmp_path / "model.onnx")
     onnx.save(model, path)
     x = _x(dep)
-    _, acts = backends.onnx_hidden(path, dep, x, 100, exported_bnn_dir)
+    _, acts = backends.onnx_hidden(path, dep, exported_bnn_dir, 100)(x)
     check = hidden.check_blocks(dep, x, acts, hidden.first_block_slack(dep, x))
     assert not check["passed"] and check["layers"][-1]["mismatches"] > 0
     assert all(r["mismatches"] == 0 for r in check["layers"][:-1])
