@@ -35,7 +35,7 @@ class Backend:
     stored: Callable | None = None      # (path, dep) -> stored_weights.Stored: its binary weights, read
     available: Callable | None = None   # (run_dir) -> False: skip it although its file exists
     details: Callable | None = None     # (run_dir) -> dict recorded in verify.json
-    hidden: Callable | None = None      # (path, dep, run_dir, batch) -> run: inputs -> (logits, [±1 of each hidden block])
+    hidden: Callable | None = None      # (path, dep, run_dir, batch) -> run: inputs -> (logits, [±1 per hidden block])
 
 
 def batched(fn, x, batch) -> np.ndarray:

@@ -134,7 +134,8 @@ def build_blocks(cfg: Config, weights: dict) -> tuple:
         wb = sign_pm1(w)
         sign = None
         if s.act == "sign":
-            sign = threshold.fold(threshold.BatchNormParams.of(s.h, *bn, eps=cfg.bn_eps), inputs, math.prod(w.shape[:-1]))
+            params = threshold.BatchNormParams.of(s.h, *bn, eps=cfg.bn_eps)
+            sign = threshold.fold(params, inputs, math.prod(w.shape[:-1]))
         taps = threshold.tap_sums(wb) if s.kind == "conv" and inputs == "binary" else None
         blocks.append(Block(s.kind, tuple(w.shape), pack_bits(wb), a, c, s.pool, s.relu, sign, inputs, taps))
         inputs = "binary" if s.act == "sign" else "real"

@@ -11,9 +11,10 @@ A configuration has two parts (`Config.recipe`, `Config.runtime`):
 A run directory records both in `config.json` (`{"recipe": {...}, "runtime": {...}}`); export and
 resume read it back, so the architecture is never described twice. A recipe field added after
 release (`_added`: binary activations and dropout, BinaryNet §10) may be absent from an earlier
-run's config.json: it takes its default there, which is the behaviour before it existed. Command-line flags override
-preset fields. Every named choice is the key of one table (`bctrain.choices`, the precision, dataset
-and preprocessing tables), read here for the flags' choices and the validation.
+run's config.json: it takes its default there, which is the behaviour before it existed.
+Command-line flags override preset fields. Every named choice is the key of one table
+(`bctrain.choices`, the precision, dataset and preprocessing tables), read here for the flags'
+choices and the validation.
 """
 import dataclasses
 import json

@@ -96,7 +96,8 @@ def test_the_first_block_slack_bounds_float32_sums_in_any_order(tmp_path):
     slack = hidden.first_block_slack(dep, x)
     terms = x[:, :, None] * wb[None].astype(np.float32)  # exact products
     sums = [terms.sum(axis=1, dtype=np.float32), x @ wb.astype(np.float32),
-            np.cumsum(terms, axis=1, dtype=np.float32)[:, -1], np.cumsum(terms[:, ::-1], axis=1, dtype=np.float32)[:, -1]]
+            np.cumsum(terms, axis=1, dtype=np.float32)[:, -1],
+            np.cumsum(terms[:, ::-1], axis=1, dtype=np.float32)[:, -1]]
     for s in sums:
         assert np.all(np.abs(s.astype(np.float64) - exact) <= slack)
     assert any(np.any(s.astype(np.float64) != exact) for s in sums)
