@@ -23,6 +23,10 @@ REPEAT_DIR ?= runs/$(PRESET)-$(BINARIZE)-seeds
 STRATEGY ?=
 REPLICAS ?=
 INFER_ARGS ?=
+CNN_C_DIR ?= runs/bench-cnn-c
+
+# Results-writing commands record the make command line in their results file (benchmarks.provenance).
+RECORD = BCNN_COMMAND="make $@$(if $(strip $(MAKEOVERRIDES)), $(MAKEOVERRIDES))"
 
 # Recursive (=), not :=, so that train-cifar10 / train-svhn set PRESET (and the default RUN_DIR) for
 # themselves; a PRESET given on the command line still wins.
@@ -32,8 +36,8 @@ CONFIG_ARGS = --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs 
 	$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(REPLICAS),--replicas $(REPLICAS))
 TRAIN_ARGS = $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-.PHONY: venv test train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
-	bench-infer bench-bgemm bench-cnn bench-cnn-c bnn-check clean
+.PHONY: venv test test-all train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
+	bench-infer bench-infer-cnn bench-bgemm bench-cnn bench-cnn-c results-mnist bnn-check docs clean
 
 venv: $(STAMP)
 
@@ -43,7 +47,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m bctrain.step.fused_update || echo "(training will use the XLA update)"
 	touch $(STAMP)
 
+# Everyday: the tests not marked slow (a few minutes); test-all: every test (CI runs it).
 test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 train-cifar10: PRESET = cifar10
@@ -68,7 +76,7 @@ bench: bench-train bench-infer bench-bgemm bench-cnn
 
 bench-train: $(STAMP)
 	@$(MAKE) --no-print-directory $(LARQ_STAMP) || echo "larq venv not created (see $(LARQ_VENV).log): no larq row"
-	$(PY) -m benchmarks.bench_train
+	$(RECORD) $(PY) -m benchmarks.bench_train
 
 # larq needs tf-keras and numpy < 2: its own venv, for the benchmark only.
 $(LARQ_STAMP): benchmarks/requirements-larq.txt
@@ -79,25 +87,41 @@ $(LARQ_STAMP): benchmarks/requirements-larq.txt
 
 # INFER_ARGS: more flags, e.g. INFER_ARGS="--threads 1 --no-numpy --calls 40 --batches 1" for the CNNs.
 bench-infer: $(STAMP)
-	$(PY) -m benchmarks.bench_infer $(RUN_DIR) $(INFER_ARGS)
+	$(RECORD) $(PY) -m benchmarks.bench_infer $(RUN_DIR) $(INFER_ARGS)
+
+# The CNN presets' generated C against onnxruntime and TensorFlow, one thread, on the run directories
+# bench-cnn-c keeps in CNN_C_DIR (made first if missing).
+bench-infer-cnn: $(STAMP)
+	test -d $(CNN_C_DIR) || $(MAKE) --no-print-directory bench-cnn-c KEEP=$(CNN_C_DIR)
+	for p in cifar10 svhn; do $(RECORD) $(PY) -m benchmarks.bench_infer $(CNN_C_DIR)/$$p-run --threads 1 \
+		--no-numpy --calls 40 --rounds 4 --batches 1 --warmup 4 || exit 1; done
 
 bench-bgemm: $(STAMP)
-	$(PY) -m benchmarks.bench_bgemm
+	$(RECORD) $(PY) -m benchmarks.bench_bgemm
 
 bench-cnn: $(STAMP)
-	$(PY) -m benchmarks.bench_cnn
-	$(PY) -m benchmarks.bench_preprocess
+	$(RECORD) $(PY) -m benchmarks.bench_cnn
+	$(RECORD) $(PY) -m benchmarks.bench_preprocess
 
 # The full cifar10 and svhn networks through bcexport onnx / c / verify on tiny official-format files
 # (~4 minutes); KEEP=DIR keeps their run directories, e.g. for bench-infer.
 bench-cnn-c: $(STAMP)
-	$(PY) -m benchmarks.bench_cnn_c $(if $(KEEP),--keep $(KEEP))
+	$(RECORD) $(PY) -m benchmarks.bench_cnn_c $(if $(KEEP),--keep $(KEEP))
+
+# The mnist recipe on the bundled sample in det, stoch and none (README's MNIST results): EPOCHS=E
+# for a shorter check (written to another results file); re-run to resume an interrupted one.
+results-mnist: $(STAMP)
+	$(RECORD) $(PY) -m benchmarks.results_mnist $(if $(EPOCHS),--epochs $(EPOCHS))
+
+# Every results section of README.md and docs/*.md, rendered from benchmarks/results/*.json.
+docs: $(STAMP)
+	$(PY) -m benchmarks.render
 
 # BinaryNet against BinaryConnect and float at a reduced width on the bundled sample (docs/BINARYNET.md);
 # BNN_ARGS: e.g. "--width 512 --epochs 50 --seeds 3", or "--dataset mnist" for the full MNIST.
 BNN_ARGS ?=
 bnn-check: $(STAMP)
-	$(PY) -m benchmarks.bnn_check $(BNN_ARGS)
+	$(RECORD) $(PY) -m benchmarks.bnn_check $(BNN_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache

@@ -102,15 +102,14 @@ class Deployment:
 
     `preprocess` is a kind of `bctrain.data.preprocess.KINDS` and `params` its fitted parameters
     (float32 arrays: {"mean"} for "mean", {"zca_mean", "zca_p"} for "gcn_zca", none for "none" and
-    "gcn_lcn"); `mean` is kind "mean"'s per-pixel mean, zeros for every other kind. `image_shape`
-    is the raw image of the run's dataset (what model.raw.onnx takes).
+    "gcn_lcn"): `KINDS[preprocess].apply(pixels, params)` is the network's input. `image_shape` is
+    the raw image of the run's dataset (what model.raw.onnx takes).
     """
 
     cfg: Config
     blocks: tuple
     input_shape: tuple
     preprocess: str          # a key of bctrain.data.preprocess.KINDS
-    mean: np.ndarray         # float32 [prod(input_shape)], zeros unless preprocess == "mean"
     params: dict = field(default_factory=dict)
     image_shape: tuple = ()  # uint8 pixels of one raw image, e.g. (28, 28) or (32, 32, 3)
 
@@ -148,5 +147,5 @@ def load_deployment(run_dir: str) -> Deployment:
     if cfg.binarize == "none":
         raise ExportError(f"{run_dir}: run is a float baseline (binarize=none): nothing to binarize")
     blocks = build_blocks(cfg, load_best(run_dir, cfg))
-    kind, mean, params = load_preprocess(run_dir, math.prod(cfg.input_shape))
-    return Deployment(cfg, blocks, tuple(cfg.input_shape), kind, mean, params, DATASETS[cfg.dataset].image_shape)
+    kind, params = load_preprocess(run_dir, math.prod(cfg.input_shape))
+    return Deployment(cfg, blocks, tuple(cfg.input_shape), kind, params, DATASETS[cfg.dataset].image_shape)

@@ -88,13 +88,14 @@ def load_best(run_dir: str, cfg: Config) -> dict:
 
 
 def load_preprocess(run_dir: str, n_inputs: int) -> tuple:
-    """(kind, mean, params) of preprocess.npz: kind one of bctrain.data.preprocess.KINDS; mean
-    float32 [n_inputs], the per-pixel mean of kind "mean" (zeros for every other kind); params
-    {name: float32 array}, the kind's fitted parameters, checked against its `param_shapes`."""
+    """(kind, params) of preprocess.npz: kind one of bctrain.data.preprocess.KINDS; params
+    {name: float32 array}, the kind's fitted parameters, checked against its `param_shapes`.
+    Other keys are ignored: earlier releases stored a `mean` array beside every kind (zeros
+    unless kind "mean", whose parameter it is)."""
     path = os.path.join(run_dir, runfiles.PREPROCESS_NPZ)
     data = _load_npz(path)
-    if "kind" not in data or "mean" not in data:
-        raise ExportError(f"{path}: expected keys 'kind' and 'mean'")
+    if "kind" not in data:
+        raise ExportError(f"{path}: expected key 'kind'")
     kind = str(data["kind"])
     if kind not in KINDS:
         raise ExportError(f"{path}: kind {kind!r}, expected one of {', '.join(KINDS)}")
@@ -106,9 +107,4 @@ def load_preprocess(run_dir: str, n_inputs: int) -> tuple:
         params[name] = np.asarray(data[name], dtype=np.float32)
         if not np.all(np.isfinite(params[name])):
             raise ExportError(f"{path}: {name} holds non-finite values")
-    mean = np.asarray(data["mean"], dtype=np.float32).reshape(-1)
-    if mean.shape != (n_inputs,):
-        raise ExportError(f"{path}: mean has {mean.size} values, expected {n_inputs}")
-    if kind != "mean":
-        mean = np.zeros_like(mean)
-    return kind, mean, params
+    return kind, params

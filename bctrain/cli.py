@@ -5,6 +5,7 @@ Every Config field is a flag (`--lr-start`, `--hidden 2048,2048,2048`, ...) that
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 
 from bccommon import runfiles
@@ -13,6 +14,16 @@ from bctrain.config import PRESETS, Config, ConfigError, with_overrides
 EXIT_STOPPED = 1  # training stopped by a non-finite loss or weight
 EXIT_USAGE = 2    # unusable input: one line on stderr, nothing changed
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what the shell reports for a process SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it stops as Ctrl-C does: temporary files
+    removed, the lock released, one line saying how to go on."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def _parse_tuple(text: str) -> tuple:
@@ -89,16 +100,33 @@ def _started(run_dir) -> bool:
     return bool(run_dir) and os.path.isfile(os.path.join(run_dir, runfiles.CONFIG_JSON))
 
 
+def _writes_results() -> bool:
+    """Whether this multiworker task writes the run directory (TF_CONFIG: the chief, else worker 0)."""
+    from bctrain.step import cluster
+    try:
+        return cluster.from_env().writes_results
+    except ConfigError:
+        return True
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(build_parser().parse_args(argv))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
     if args.command == "presets":
         for name, cfg in PRESETS.items():
             print(f"{name}: {cfg.to_json()}")
         return 0
     names = {f.name for f in dataclasses.fields(Config)} - {"preset"}
-    run_dir = None
+    run_dir, strategy = None, args.strategy or "default"
     try:
         cfg = with_overrides(args.preset, **{n: getattr(args, n) for n in names})
+        strategy = cfg.strategy
         if args.command == "train":
             if args.run_dir == "":
                 raise ConfigError("--run-dir: empty; expected a directory path")
@@ -113,8 +141,12 @@ def main(argv=None) -> int:
             registry.check_data_dir(cfg.dataset, args.data_dir)
         except DataError as exc:
             raise ConfigError(str(exc)) from None
+        if cfg.strategy == "multiworker":  # TF_CONFIG checked whole before TensorFlow loads
+            from bctrain.step import cluster
+            cluster.from_env()
+            cluster.peer_timeout()
         from bctrain.run.startup import load_tensorflow
-        load_tensorflow(args.verbose)
+        tf = load_tensorflow(args.verbose)
         from bctrain.run.finite import NonFiniteError
         try:
             if args.command == "repeat":
@@ -128,6 +160,11 @@ def main(argv=None) -> int:
         except NonFiniteError as exc:
             print(f"bctrain: error: {exc}", file=sys.stderr)
             return EXIT_STOPPED
+        except tf.errors.UnavailableError:
+            if cfg.strategy != "multiworker":
+                raise
+            raise ConfigError("TF_CONFIG: another worker stopped or became unreachable (UnavailableError); start "
+                              "every worker again, with --resume (RESUME=1) once the run directory holds the run") from None
     except ConfigError as exc:
         print(f"bctrain: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -136,15 +173,18 @@ def main(argv=None) -> int:
         then = "continue with --resume (RESUME=1)" if _started(run_dir) else "run the same command again"
         print(f"bctrain: error: {where}; fix this, then {then}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        if args.command == "repeat":
+    except KeyboardInterrupt as exc:
+        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        if strategy == "multiworker" and not _writes_results():
+            then = "start every worker again, with --resume (RESUME=1) once the chief's run directory holds the run"
+        elif args.command == "repeat":
             then = "run the same command again (finished seeds are skipped, the others resumed)"
         elif _started(run_dir):
             then = "continue with --resume (RESUME=1)"
         else:
             then = "nothing was written; run the same command again"
-        print(f"bctrain: interrupted; {then}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"bctrain: {stopped}; {then}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     return 0
 
 

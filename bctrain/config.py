@@ -101,7 +101,8 @@ class Config:
     steps_per_call: int = _runtime(8, "training steps per call of the compiled step (1 to 64, unrolled in one "
                                    "function, as Keras' steps_per_execution: fewer round trips through Python, the "
                                    "same steps and results; --strategy default only, 1 under the others)")
-    strategy: str = _choice("default", "where the step runs (a run may resume under another)", choices.STRATEGIES,
+    strategy: str = _choice("default", "where the step runs (a run may resume under another; multiworker waits up "
+                            "to BCTRAIN_PEER_TIMEOUT seconds, default 120, for the other workers)", choices.STRATEGIES,
                             resume_note=_SUMS)
     replicas: int = _runtime(0, "mirrored: number of devices (0: every GPU; without a GPU the CPU is split into "
                              "this many logical devices)", resume_note=_SUMS)
@@ -132,7 +133,9 @@ class Config:
         (a missing runtime field takes its default)."""
         if not isinstance(d, dict):
             raise ConfigError(f"expected a JSON object of config fields, got {type(d).__name__}")
-        if set(d) == {"recipe", "runtime"}:
+        if "recipe" in d or "runtime" in d:
+            if set(d) != {"recipe", "runtime"}:
+                raise ConfigError(f"expected the keys \"recipe\" and \"runtime\" only, got {', '.join(sorted(d))}")
             if not all(isinstance(d[k], dict) for k in d):
                 raise ConfigError("expected JSON objects under \"recipe\" and \"runtime\"")
             misplaced = sorted(set(d["recipe"]) & set(Config.runtime_fields())) + sorted(

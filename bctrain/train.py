@@ -16,13 +16,12 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from bccommon import atomic, machine, runfiles
-from bctrain.run import checkpoints, finite, plots, resume as resuming, rundir, runlock
 from bctrain import choices
+from bctrain.run import checkpoints, epoch_log, finite, leftovers, plots, resume as resuming, rundir, runlock
 from bctrain.step import strategy as strategies
 from bctrain.paper.arch import count_binary_weights
 from bctrain.config import Config, ConfigError
 from bctrain.data import cache, load_splits, pipeline, registry
-from bctrain.data.preprocess import mean_of, params_sha256
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer, lr_at_epoch
 from bctrain.step.build import make_train_step, plan_for
@@ -91,10 +90,6 @@ def epochs_without_improvement(history, key) -> int:
     return since
 
 
-def _signs(net) -> list:
-    return [p.w.numpy() >= 0 for p in net.binary_params()]
-
-
 def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop_after=None):
     """Run (or resume) the training described by `cfg` in `run_dir`; return the summary metrics.
 
@@ -125,37 +120,23 @@ def train(cfg: Config, run_dir: str, data_dir=None, resume=False, out=None, stop
 
 def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_after, dist, plan):
     # -- run directory: config and data identity (written, or checked on resume) ----------------
-    mean = mean_of(cfg.preprocess, params, math.prod(cfg.input_shape))
-    data = rundir.data_record(splits, mean)
-    data["params_sha256"] = params_sha256(params)
-    changed_runtime = rundir.prepare(run_dir, cfg, resume, data)
+    changed_runtime = rundir.prepare(run_dir, cfg, resume, rundir.data_record(splits, params))
     x_train, y_train = arrays["train"]
     y_train_pm1 = pipeline.to_pm1(y_train, cfg.n_classes)
     val_batches = pipeline.eval_batches(*arrays["val"], cfg.eval_batch_size)
     test_batches = pipeline.eval_batches(*arrays["test"], cfg.eval_batch_size)
     steps_per_epoch = len(x_train) // cfg.batch_size
 
-    # -- model, optimizer, checkpoint ---------------------------------------------------------
-    with dist.scope():  # under a strategy: mirrored variables, one random stream per replica
-        net = Net(cfg, seed=cfg.seed)
-        opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
-                        beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps, loss_scale=net.precision.loss_scaling)
-    state = RunState()
-    ckpt = tf.train.Checkpoint(net=net, opt=opt, state=state)
-    ckpt_dir = os.path.join(run_dir, runfiles.CKPT_DIR)
+    # -- model, optimizer, checkpoint (restored on resume) --------------------------------------
     modes = eval_modes(cfg.binarize)
-    history = []
-    if resume:  # restores, or refuses before anything is written
-        history = resuming.restore(ckpt, state, run_dir, keys=_record_keys(modes))
-        if cfg.strategy == "multiworker":
-            strategies.check_same_epoch(dist, int(state.epoch))
-        print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
+    net, opt, state, ckpt, history = _model(cfg, dist, run_dir, resume, modes, out)
+    if resume:
         for line in changed_runtime:
             print(line, file=out)
         rundir.record_runtime(run_dir, cfg)
+    leftovers.clean(run_dir, out)  # the run is accepted: remove what a killed one left (under the lock)
     if not os.path.isfile(os.path.join(run_dir, runfiles.PREPROCESS_NPZ)):  # a resume keeps it (same data)
-        atomic.save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess),
-                               **{"mean": mean, **params})
+        atomic.save_npz(os.path.join(run_dir, runfiles.PREPROCESS_NPZ), kind=np.array(cfg.preprocess), **params)
     step_strategy = dist if plan.replicated else None
     train_steps = make_train_loop(make_train_step(net, opt, plan, strategy=step_strategy), plan.per_call)
     eval_steps = {m: make_eval_step(net, m, plan, strategy=step_strategy) for m in modes}
@@ -177,29 +158,13 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
         # -- learning rate: geometric decay once per epoch --------------------------------------
         lr = lr_at_epoch(cfg.lr_start, cfg.lr_end, cfg.epochs, epoch - 1)
         opt.lr.assign(lr)
-        at_epoch_start = _signs(net)
+        at_epoch_start = epoch_log.signs(net)
 
         # -- train one epoch --------------------------------------------------------------------
-        losses, errors = [], []  # kept as tensors: reading them every call would stall the step queue
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", leave=False,
-                   disable=not sys.stderr.isatty(), file=sys.stderr)
         start = time.perf_counter()
         batches = iter(pipeline.train_batches(x_train, y_train_pm1, cfg.batch_size, cfg.seed, epoch))
-        done, shown = 0, 0
-        for n in step_groups(steps_per_epoch, plan.per_call):  # n steps per call; the last step alone
-            if done == steps_per_epoch - 1:
-                before_last_step = _signs(net)
-            loss, n_wrong = train_steps(batches, n)
-            losses.append(loss)
-            errors.append(n_wrong)
-            done += n
-            bar.update(n)
-            if not bar.disable and done >= shown + 20:
-                shown = done
-                rate = done * cfg.batch_size / (time.perf_counter() - start)
-                bar.set_postfix(loss=f"{float(tf.reduce_mean(finite.per_step(losses))):.4f}",
-                                samples_s=f"{rate:,.0f}")
-        bar.close()
+        losses, errors, before_last_step = _train_epoch(train_steps, batches, net, steps_per_epoch, plan.per_call,
+                                                        cfg.batch_size, f"epoch {epoch}/{cfg.epochs}")
         finite.check_epoch(epoch, losses, net.variables + opt.variables, kept=_kept(state, epoch))
         loss_sum = float(tf.reduce_sum(finite.per_step(losses)))
         err_sum = int(tf.reduce_sum(finite.per_step(errors)))
@@ -219,40 +184,63 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
             atomic.save_npz(os.path.join(run_dir, runfiles.BEST_NPZ), epoch=np.array(epoch), **net.weights_dict())
         record.update(seconds=time.perf_counter() - start, train_seconds=train_seconds,
                       samples_per_second=steps_per_epoch * cfg.batch_size / train_seconds)
-        if net.binary_params():
-            # flip ratio (larq's diagnostic): fraction of binary weights whose sign changed in the
-            # epoch's last step; flip_ratio_epoch: changed between the start and the end of the epoch.
-            after = _signs(net)
-            record["flip_ratio"] = [float(np.mean(a != b)) for a, b in zip(after, before_last_step)]
-            record["flip_ratio_epoch"] = [float(np.mean(a != b)) for a, b in zip(after, at_epoch_start)]
-            record["at_bound"] = [float(np.mean(np.abs(p.w.numpy()) >= p.h)) for p in net.binary_params()]
+        record.update(epoch_log.weight_statistics(net, before_last_step, at_epoch_start))
 
         # -- log and checkpoint -----------------------------------------------------------------
         history.append(record)
         rundir.write_history(run_dir, history)
-        _log_tensorboard(writer, record, net, run_dir)
+        epoch_log.log_tensorboard(writer, record, net, run_dir)
         plots.save_all(run_dir, history, net.linear[0].w.numpy(), net.specs[0].h)
-        print(_epoch_line(record, modes), file=out, flush=True)
+        print(epoch_log.epoch_line(record, modes), file=out, flush=True)
         state.epoch.assign(epoch)
-        checkpoints.save(ckpt, ckpt_dir, epoch)
+        checkpoints.save(ckpt, os.path.join(run_dir, runfiles.CKPT_DIR), epoch)
         if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
             return None
 
     return _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out, where, plan)
 
 
-def _log_tensorboard(writer, record: dict, net, run_dir: str):
-    """The epoch's figures and first-layer weights as TensorBoard events; a write error (a full
-    disk) is an OSError like any other file of the run directory."""
-    try:
-        with writer.as_default(step=record["epoch"]):
-            for key, value in record.items():
-                if isinstance(value, float):
-                    tf.summary.scalar(key, value)
-            tf.summary.histogram("w0", net.linear[0].w)
-        writer.flush()
-    except tf.errors.OpError as exc:
-        raise OSError(f"{os.path.join(run_dir, runfiles.TB_DIR)}: events not written ({exc.message})") from None
+def _model(cfg, dist, run_dir: str, resume: bool, modes, out) -> tuple:
+    """(net, opt, state, ckpt, history): made under the strategy's scope (mirrored variables, one
+    random stream per replica), and on resume restored from the newest readable checkpoint (or
+    refused before anything is written)."""
+    with dist.scope():
+        net = Net(cfg, seed=cfg.seed)
+        opt = Optimizer(cfg.optimizer, net.binary_params(), net.other_params(), lr=cfg.lr_start,
+                        beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps, loss_scale=net.precision.loss_scaling)
+    state = RunState()
+    ckpt = tf.train.Checkpoint(net=net, opt=opt, state=state)
+    history = []
+    if resume:
+        history = resuming.restore(ckpt, state, run_dir, keys=_record_keys(modes))
+        if cfg.strategy == "multiworker":
+            strategies.check_same_epoch(dist, int(state.epoch))
+        print(f"resuming {run_dir} after epoch {int(state.epoch)}", file=out)
+    return net, opt, state, ckpt, history
+
+
+def _train_epoch(train_steps, batches, net, steps_per_epoch: int, per_call: int, batch_size: int, desc: str):
+    """One epoch's steps, `per_call` per call and the last one alone, with a progress bar on a
+    terminal: (per-call losses, per-call errors, the signs of the binary weights before the last step).
+    The losses and errors stay tensors: reading them every call would stall the step queue."""
+    losses, errors, before_last_step = [], [], None
+    bar = tqdm(total=steps_per_epoch, desc=desc, unit="step", leave=False, disable=not sys.stderr.isatty(),
+               file=sys.stderr)
+    start, done, shown = time.perf_counter(), 0, 0
+    for n in step_groups(steps_per_epoch, per_call):
+        if done == steps_per_epoch - 1:
+            before_last_step = epoch_log.signs(net)
+        loss, n_wrong = train_steps(batches, n)
+        losses.append(loss)
+        errors.append(n_wrong)
+        done += n
+        bar.update(n)
+        if not bar.disable and done >= shown + 20:
+            shown = done
+            bar.set_postfix(loss=f"{float(tf.reduce_mean(finite.per_step(losses))):.4f}",
+                            samples_s=f"{done * batch_size / (time.perf_counter() - start):,.0f}")
+    bar.close()
+    return losses, errors, before_last_step
 
 
 def _record_keys(modes) -> tuple:
@@ -267,14 +255,6 @@ def _kept(state, epoch: int) -> str:
         return "no epoch had finished, so no checkpoint or best.npz was written"
     return (f"the checkpoint of epoch {epoch - 1} and best.npz (epoch {int(state.best_epoch)}) are kept "
             "unchanged")
-
-
-def _epoch_line(r: dict, modes) -> str:
-    errors = "  ".join(f"val {m} {100 * r[f'val_error_{m}']:.2f}%  test {m} {100 * r[f'test_error_{m}']:.2f}%"
-                       for m in modes)
-    mark = " *" if r["selected"] else ""
-    return (f"epoch {r['epoch']:4d}  lr {r['lr']:.2e}  loss {r['train_loss']:.4f}  train {100 * r['train_error']:.2f}%"
-            f"  {errors}  {r['samples_per_second']:,.0f} samples/s  {r['seconds']:.1f}s{mark}")
 
 
 def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, out, where, plan) -> dict:

@@ -30,7 +30,9 @@ import numpy as np  # noqa: E402
 
 from bctrain.paper.arch import layer_specs  # noqa: E402
 from bctrain.config import with_overrides  # noqa: E402
-from bccommon import atomic, machine  # noqa: E402
+from bccommon import machine  # noqa: E402
+from benchmarks import provenance  # noqa: E402
+from benchmarks.tables.ckernels import render_bgemm  # noqa: E402
 from bcexport.c.csrc import CSRC, PATHS, cpu_features  # noqa: E402
 
 SOURCE = Path(__file__).with_name("bench_bgemm.c")
@@ -157,18 +159,6 @@ def summarize(rounds: list, layers, batch: int) -> dict:
             "network_batch_samples_per_s": batch / sum(med[(batch, k, n)] for k, n in layers)}
 
 
-def print_table(results: dict, layers):
-    names = list(results)
-    print(f"{'shape MxKxN':16s}" + "".join(f"{n:>22s}" for n in names))
-    for key in results[names[0]]["shapes"]:
-        cells = (f"{results[n]['shapes'][key]['us_per_call']:10.1f} us {results[n]['shapes'][key]['weight_bits_per_ns']:6.1f}/ns"
-                 for n in names)
-        print(f"{key:16s}" + "".join(f"{c:>22s}" for c in cells))
-    print(f"{'network, b1 us':16s}" + "".join(f"{results[n]['network_batch1_us']:22.1f}" for n in names))
-    print(f"{'network, batch/s':16s}" + "".join(f"{results[n]['network_batch_samples_per_s']:22,.0f}"
-                                                 for n in names))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=0.1, help="timed seconds per shape and round")
@@ -214,21 +204,12 @@ def main(argv=None):
         if clock:
             results[p]["cycles_per_weight_bit"] = {k: clock / v["weight_bits_per_ns"]
                                                    for k, v in results[p]["shapes"].items()}
-    model = machine.cpu_model()
     cc_version = subprocess.run([CC, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    print(f"CPU: {model}, {os.cpu_count()} cores, clock under load ~{clock or 0:.2f} GHz; {cc_version}, "
-          f"{' '.join(OPT)}; one thread; median of {args.rounds} interleaved rounds")
-    print_table(results, layers)
-    for p in paths:
-        cg = instructions[p]["callgrind_per_weight_bit_2048x2048"]
-        loops = ", ".join(f"{d['lookups']} lookups: {d['per_weight_bit']:.4f}" for d in instructions[p]["inner_loops"])
-        print(f"{p}: instructions per weight bit, callgrind {cg}; inner loops {loops or '-'}")
-    result = {"device": f"CPU: {model}, {os.cpu_count()} cores", "clock_ghz_under_load": clock,
+    result = {"device": machine.describe(), "clock_ghz_under_load": clock,
               "compiler": cc_version, "flags": {p: [*OPT, *PATHS[p].flags] for p in paths},
               "layers": layers, "batch": args.batch, "rounds": args.rounds, "seconds": args.seconds,
               "threads": 1, "results": results}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    atomic.write_json(args.out, result)
+    print(render_bgemm(provenance.write(args.out, result, "benchmarks.bench_bgemm", argv)))
     return 0
 
 

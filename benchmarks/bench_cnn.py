@@ -25,15 +25,16 @@ import os
 import time
 
 import numpy as np
-import tensorflow as tf
 
+from benchmarks.quiet_tf import VERBOSE_FLAG, VERBOSE_HELP, tf  # first: TensorFlow loads quietly
+from benchmarks import provenance
 from benchmarks.roofline import matmul_gflops
+from benchmarks.tables.cnn import render_cnn
 from bctrain.paper.arch import layer_specs
 from bctrain.config import PRESETS
 from bctrain.data import pipeline
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer
-from bccommon import atomic
 from bctrain.step.build import make_train_step, plan_for
 from bctrain.step.evaluate import make_eval_step
 from bctrain.train import device_name
@@ -139,7 +140,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before (compilation, caches)")
     parser.add_argument("--eval-batches", type=int, default=2, help="timed evaluation batches")
     parser.add_argument("--gpu-tflops", default="10,30", help="assumed sustained GPU TFLOP/s for the on-paper rows")
-    parser.add_argument("--out", default="benchmarks/results/bench_cnn.json")
+    parser.add_argument("--out", default="benchmarks/results/bench_cnn.json", help="JSON results file")
+    parser.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
     args = parser.parse_args(argv)
     tf.config.experimental.enable_op_determinism()  # as `bctrain train` runs
     tf.random.set_seed(1)
@@ -149,15 +151,6 @@ def main(argv=None):
     gpu = [float(t) for t in args.gpu_tflops.split(",")]
     load = os.getloadavg()
 
-    print(f"device: {device_name()}, TensorFlow {tf.__version__}, load average {load_before:.1f} before, "
-          f"{load[0]:.1f} after; {args.steps} timed steps per row (extrapolated to an epoch)")
-    print(f"{'preset':8s} {'XLA':>4s} {'s/step':>7s} {'s/epoch':>8s} {'epochs':>6s} {'schedule':>10s} "
-          f"{'GFLOP/s':>8s} {'matmul pk':>9s} {'conv pk':>8s} {'/matmul':>7s} {'/conv':>6s}")
-    for r in rows:
-        print(f"{r['preset']:8s} {'on' if r['xla'] else 'off':>4s} {r['seconds_per_step']:7.2f} "
-              f"{r['seconds_per_epoch']:8.0f} {r['epochs']:6d} {r['schedule_hours'] / 24:8.1f} d "
-              f"{r['train_gflops']:8.0f} {r['matmul_peak_gflops']:9.0f} {r['conv_peak_gflops']:8.0f} "
-              f"{r['of_matmul_peak']:7.0%} {r['of_conv_peak']:6.0%}")
     paper = []
     for name in names:
         n_train, n_eval = SPLITS[name]
@@ -167,13 +160,10 @@ def main(argv=None):
             hours = epoch_flops * PRESETS[name].epochs / (t * 1e12) / 3600
             paper.append({"preset": name, "assumed_tflops": t, "epoch_tflop": epoch_flops / 1e12,
                           "schedule_hours": hours})
-            print(f"on paper: {name} {epoch_flops / 1e12:.0f} TFLOP per epoch; at a sustained {t:g} TFLOP/s "
-                  f"the {PRESETS[name].epochs}-epoch schedule takes {hours:.1f} h")
     result = {"device": device_name(), "tensorflow": tf.__version__, "load_average_before": load_before,
               "load_average_after": load, "steps": args.steps, "warmup": args.warmup,
               "forward_flops": {n: forward_flops(PRESETS[n]) for n in names}, "rows": rows, "on_paper": paper}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    atomic.write_json(args.out, result)
+    print(render_cnn(provenance.write(args.out, result, "benchmarks.bench_cnn", argv, result["device"])))
 
 
 if __name__ == "__main__":

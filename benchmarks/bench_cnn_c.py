@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bccommon import atomic, machine
+from bccommon import machine
+from benchmarks import provenance
+from benchmarks.tables.ckernels import render_cnn_c
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the official-format writers are test helpers
@@ -157,36 +159,6 @@ def measure(preset: str, work: Path, env) -> dict:
     return result
 
 
-def print_table(results, out=None):
-    out = out or sys.stdout
-    print("| preset | binary weights | 1-bit weights | bcnn_model.c | compile (gcc -O2 -march=native -c) | object "
-          "text | scratch (tile 16) | conv rows per product |\n|---|---|---|---|---|---|---|---|", file=out)
-    for r in results:
-        c = r["compile"]
-        print(f"| {r['preset']} | {r['binary_weights']:,} | {r['weight_bytes']:,} B | {c['source_bytes']:,} B | "
-              f"{c['seconds']:.1f} s | {c['text']:,} B | {r['native']['scratch_bytes']:,} B | "
-              f"{', '.join(map(str, r['conv_rows']))} |", file=out)
-    print("\n| preset | preprocessing | verify | c /tol | c_raw /tol | float entry, batch 1 | pixel entry, batch 1 "
-          "| preprocessing per image, batch 1 / 16 |\n|---|---|---|---|---|---|---|---|", file=out)
-    for r in results:
-        e = r["entry_points"]
-        print(f"| {r['preset']} | {r['preprocess']} | {'PASSED' if r['verify_passed'] else 'FAILED'} | "
-              f"{r['verify']['c']['max_diff_over_tol']:.3g} | {r['verify']['c_raw']['max_diff_over_tol']:.3g} | "
-              f"{e['batch1']['x_ms']:.2f} ms | {e['batch1']['pixels_ms']:.2f} ms | "
-              f"{e['batch1']['preprocessing_ms_per_image']:.2f} / {e['batch16']['preprocessing_ms_per_image']:.2f} ms |",
-              file=out)
-    for r in results:
-        if "zca_float32" in r:
-            z = r["zca_float32"]
-            print(f"\n{r['preset']}: ZCA in float32 would move the logits by up to {z['float32_blas']['max_over_tol']:.3g} "
-                  f"x the raw-pixel tolerance (NumPy/BLAS order; {z['float32_blas']['samples_over_tol']} samples "
-                  f"over it), {z['float32_sequential']['max_over_tol']:.3g} x (sequential sum; "
-                  f"{z['float32_sequential']['samples_over_tol']} over); the C's double ZCA: "
-                  f"{r['verify']['c_raw']['max_diff_over_tol']:.3g} x (whole C model)", file=out)
-    for r in results:
-        print(f"{r['preset']}: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["seconds"].items()), file=out)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated (default: cifar10,svhn)")
@@ -209,10 +181,8 @@ def main(argv=None):
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"CPU: {machine.cpu_model()}", file=sys.stdout)
-    print_table(results)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    atomic.write_json(args.out, {"cpu": machine.cpu_model(), "results": results})
+    result = {"cpu": machine.cpu_model(), "results": results}
+    print(render_cnn_c(provenance.write(args.out, result, "benchmarks.bench_cnn_c", argv)))
     return 0 if all(r["verify_passed"] for r in results) else 1
 
 

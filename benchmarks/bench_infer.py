@@ -35,19 +35,20 @@ from concurrent.futures import ThreadPoolExecutor
 # stdlib only: NumPy is imported after OPENBLAS_NUM_THREADS is set
 from bctrain.config import ConfigError
 from bcexport import ExportError
+from benchmarks import provenance
+from benchmarks.tables.infer import BATCH, ratios, render
 
-BATCH = 256
-ORDER = ("TF", "ORT", "ORT packed", "C", "NumPy f32")  # rows of the table
 
-
-def _import_libraries(threads):
-    """Import the numeric libraries with `threads` BLAS threads (no effect if NumPy is already in)."""
+def _import_libraries(threads, verbose=False):
+    """Import the numeric libraries with `threads` BLAS threads (no effect if NumPy is already in),
+    TensorFlow as quietly as the CLIs load it unless `verbose` (bctrain.run.startup)."""
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
     global np, tf, ort, session, runfiles, reference, load_deployment, inference_function
     global device_name, c_model, resident
     import numpy as np
     import onnxruntime as ort
-    import tensorflow as tf
+    from bctrain.run.startup import load_tensorflow
+    tf = load_tensorflow(verbose)
     from bctrain.train import device_name
     from bccommon import runfiles
     from bcexport import reference
@@ -147,7 +148,7 @@ def measure(fns, x1, xb, args):
 def measure_run(args, threads) -> dict:
     """One process, one thread count: the result dict (ExportError/ConfigError for unusable input)."""
     numpy_preloaded = "numpy" in sys.modules
-    _import_libraries(threads)
+    _import_libraries(threads, args.verbose)
     dep = load_deployment(args.run_dir)
     for name in (runfiles.MODEL_ONNX, runfiles.MODEL_PACKED_ONNX):
         if not os.path.isfile(os.path.join(args.run_dir, name)):
@@ -176,46 +177,11 @@ def child_run(args, threads) -> dict:
         cmd = [sys.executable, "-m", "benchmarks.bench_infer", args.run_dir, "--threads", str(threads),
                "--calls", str(args.calls), "--rounds", str(args.rounds), "--batches", str(args.batches),
                "--warmup", str(args.warmup), "--seed", str(args.seed), "--out", out,
-               "--numpy" if args.numpy else "--no-numpy"]
+               "--numpy" if args.numpy else "--no-numpy", *(["--verbose"] if args.verbose else [])]
         if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
             raise ExportError(f"the {threads}-thread measurement failed (its error is above)")
         with open(out) as fh:
             return json.load(fh)
-
-
-def ratios(run: dict) -> dict:
-    """C against onnxruntime on model.onnx in one run: latency, throughput and weight-byte ratios."""
-    r = run["results"]
-    if "C" not in r:
-        return {}
-    c, o = r["C"], r["ORT"]
-    return {"ort_over_c_batch1_latency": o["batch1_ms_median"] / c["batch1_ms_median"],
-            f"c_over_ort_batch{BATCH}_throughput": c[f"batch{BATCH}_samples_per_s"] / o[f"batch{BATCH}_samples_per_s"],
-            "ort_over_c_weight_bytes": o["weight_bytes"] / c["weight_bytes"] if c["weight_bytes"] else None}
-
-
-def print_table(runs, out=None):
-    out = out or sys.stdout
-    first = runs[0]
-    print(f"device: {first['device']}; TensorFlow {first['versions']['tensorflow']}, onnxruntime "
-          f"{first['versions']['onnxruntime']}, NumPy {first['versions']['numpy']}; C: {first['c_build']} "
-          f"(kernel {first['c_kernel_path']})", file=out)
-    print(f"run: {first['run_dir']} ({first['preset']}, input {tuple(first['input_shape'])}, "
-          f"{first['binary_weights']:,} binary weights); random float32 inputs; batch 1: {first['calls']} timed "
-          f"calls; batch {BATCH}: median of {first['rounds']} x {first['batches']} calls", file=out)
-    print(f"| back end | threads | batch 1, median ms | batch 1, p90 ms | batch {BATCH}, samples/s | "
-          "weight bytes held |\n|---|---|---|---|---|---|", file=out)
-    for run in runs:
-        for name, r in sorted(run["results"].items(), key=lambda item: ORDER.index(item[0])):
-            held = f"{r['weight_bytes']:,}" if r["weight_bytes"] is not None else "?"
-            print(f"| {name} | {run['threads']} | {r['batch1_ms_median']:.3f} | {r['batch1_ms_p90']:.3f} | "
-                  f"{r[f'batch{BATCH}_samples_per_s']:,.0f} | {held} |", file=out)
-    for run in runs:
-        q = ratios(run)
-        if q:
-            print(f"{run['threads']} thread(s): C batch-1 latency {q['ort_over_c_batch1_latency']:.1f}x lower "
-                  f"than ORT, batch-{BATCH} throughput {q[f'c_over_ort_batch{BATCH}_throughput']:.2f}x ORT's, "
-                  f"weights {q['ort_over_c_weight_bytes'] or 0:.1f}x smaller", file=out)
 
 
 def main(argv=None):
@@ -230,7 +196,9 @@ def main(argv=None):
     parser.add_argument("--numpy", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the NumPy float32 reference")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    parser.add_argument("--out", default="benchmarks/results/bench_infer.json", help="JSON results file")
+    parser.add_argument("--out", help="JSON results file (default: benchmarks/results/bench_infer_PRESET.json)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up lines (hidden by default, as in bctrain and bcexport)")
     args = parser.parse_args(argv)
     try:
         counts = [int(t) for t in args.threads.split(",")]
@@ -243,12 +211,10 @@ def main(argv=None):
     except (ExportError, ConfigError) as exc:
         print(f"bench_infer: error: {exc}", file=sys.stderr)
         return 2
-    print_table(runs)
     result = runs[0] if len(counts) == 1 else {"threads": counts, "runs": runs}
     result["ratios"] = {str(run["threads"]): ratios(run) for run in runs}
-    from bccommon import atomic
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    atomic.write_json(args.out, result)
+    out = args.out or os.path.join(provenance.RESULTS_DIR, f"bench_infer_{runs[0]['preset']}.json")
+    print(render(provenance.write(out, result, "benchmarks.bench_infer", argv, runs[0]["device"])))
     return 0
 
 

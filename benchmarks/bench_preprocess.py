@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from bctrain.data.preprocess import KINDS
-from bccommon import atomic
+from benchmarks import provenance
+from benchmarks.tables.cnn import SVHN_IMAGES, render_preprocess
 
 CHUNK = 5000
 
@@ -43,7 +44,7 @@ def main(argv=None):
     parser.add_argument("--fit-images", type=int, default=50_000)
     parser.add_argument("--apply-images", type=int, default=60_000)
     parser.add_argument("--lcn-images", type=int, default=20_000)
-    parser.add_argument("--out", default="benchmarks/results/bench_preprocess.json")
+    parser.add_argument("--out", default="benchmarks/results/bench_preprocess.json", help="JSON results file")
     args = parser.parse_args(argv)
     x = images(max(args.fit_images, args.apply_images))
     zca = KINDS["gcn_zca"]
@@ -51,19 +52,13 @@ def main(argv=None):
     _, apply_s = timed(lambda: [zca.apply(x[i:i + CHUNK], params) for i in range(0, args.apply_images, CHUNK)])
     lcn = KINDS["gcn_lcn"]
     _, lcn_s = timed(lambda: [lcn.apply(x[i:i + CHUNK], {}) for i in range(0, args.lcn_images, CHUNK)])
-    svhn_images = 598_388 + 6_000 + 26_032
     result = {"cpus": os.cpu_count(), "load_average": os.getloadavg(),
               "gcn_zca_fit_seconds": fit_s, "gcn_zca_fit_images": args.fit_images,
               "gcn_zca_apply_seconds": apply_s, "gcn_zca_apply_images": args.apply_images,
               "gcn_lcn_seconds": lcn_s, "gcn_lcn_images": args.lcn_images,
-              "gcn_lcn_svhn_seconds_extrapolated": lcn_s / args.lcn_images * svhn_images,
+              "gcn_lcn_svhn_seconds_extrapolated": lcn_s / args.lcn_images * SVHN_IMAGES,
               "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
-    print(f"gcn_zca: fit on {args.fit_images:,} images {fit_s:.0f} s, apply to {args.apply_images:,} {apply_s:.0f} s; "
-          f"gcn_lcn: {args.lcn_images:,} images {lcn_s:.0f} s, so SVHN's {svhn_images:,} about "
-          f"{result['gcn_lcn_svhn_seconds_extrapolated'] / 60:.0f} min (extrapolated); "
-          f"peak memory {result['peak_rss_gb']:.1f} GB; load average {result['load_average'][0]:.1f}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    atomic.write_json(args.out, result)
+    print(render_preprocess(provenance.write(args.out, result, "benchmarks.bench_preprocess", argv)))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ import os
 import time
 
 import numpy as np
-import tensorflow as tf
 
+from benchmarks.quiet_tf import VERBOSE_FLAG, VERBOSE_HELP, tf  # first: TensorFlow loads quietly
 from benchmarks import roofline
 from bctrain.config import with_overrides
 from bctrain.data import pipeline
@@ -91,6 +91,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
     args = parser.parse_args(argv)
     tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(0)

@@ -36,24 +36,22 @@ import tempfile
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from benchmarks import roofline
+from benchmarks.quiet_tf import VERBOSE_FLAG, VERBOSE_HELP, tf  # first: TensorFlow loads quietly
+from benchmarks import provenance, roofline
+from benchmarks.tables.train import BF16_ROW, DEFAULT_ROW, floor_key, render
 from bctrain.step import fused_update
 from bctrain.paper.arch import count_binary_weights
 from bctrain.config import with_overrides
 from bctrain.data import pipeline
 from bctrain.paper.models import Net
 from bctrain.paper.optim import Optimizer
-from bccommon import atomic
 from bctrain.step.build import make_train_step, plan_for
 from bctrain.step.loop import make_train_loop, step_groups
 from bctrain.step.plan import StepPlan
 from bctrain.train import device_name
 
 LARQ_PYTHON = ".venv-larq/bin/python"
-DEFAULT_ROW = "bctrain float32 (default: XLA forward and backward, update kernel auto)"
-BF16_ROW = "bctrain mixed_bfloat16 (default: products oneDNN, fused update writes the next ±1 weights)"
 LOADED = 0.25  # cores used by other processes, on average over a round, above which figures are marked
 
 
@@ -195,6 +193,7 @@ def main(argv=None):
     parser.add_argument("--no-fit", action="store_true", help="leave out the Keras and larq rows")
     parser.add_argument("--larq-python", default=LARQ_PYTHON, help="Python of the larq benchmark venv")
     parser.add_argument("--out", default="benchmarks/results/bench_train.json", help="JSON results file")
+    parser.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
     args = parser.parse_args(argv)
     if not args.no_determinism:  # as in `bctrain train`, which needs it for bit-identical resume
         tf.config.experimental.enable_op_determinism()
@@ -254,14 +253,9 @@ def main(argv=None):
               "flops_per_sample": flops_per_sample, "binary_weights": n_binary, "rounds": rows,
               "other_processes_cores": loads, "loaded": max(loads) > LOADED,
               "roofline": roof, "floor_seconds": floors, "samples_per_second": rates, "unavailable": unavailable,
-              "roofline_rounds": roofs, "floor_seconds_rounds": round_floors, "of_floor": of_floor}
-    print(report(result))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    atomic.write_json(args.out, result)
-
-
-def floor_key(row: str) -> str:
-    return "mixed_bfloat16" if "bfloat16" in row else "float32"
+              "roofline_rounds": roofs, "floor_seconds_rounds": round_floors, "of_floor": of_floor,
+              "update_bytes_per_weight": roofline.UPDATE_BYTES_PER_WEIGHT}
+    print(render(provenance.write(args.out, result, "benchmarks.bench_train", argv, result["device"])))
 
 
 def round_floor_seconds(roof: dict, n_binary: int) -> dict:
@@ -278,52 +272,6 @@ def paired_fraction(rates, floors, batch) -> float:
     if len(rates) != len(floors) or not rates:
         raise ValueError(f"{len(rates)} rates for {len(floors)} floors")
     return float(np.median([rate * floor / batch for rate, floor in zip(rates, floors)]))
-
-
-def report(r) -> str:
-    """The results as the Markdown of docs/BENCHMARKS.md."""
-    roof, floors, batch = r["roofline"], r["floor_seconds"], r["batch_size"]
-    gflop = r["flops_per_sample"] * batch / 1e9
-    lines = [f"device: {r['device']}, TensorFlow {r['tensorflow']}, op determinism "
-             f"{'on' if r['determinism'] else 'off'}, {r['binarize']}, batch {batch}, {r['steps']} steps per "
-             f"measurement, update kernel of the default rows {r.get('default_update_kernel', 'fused')}, "
-             f"cores used by other processes in each round: "
-             f"{', '.join(f'{v:.2f}' for v in r['other_processes_cores'])}"]
-    if r["loaded"]:
-        lines.append("**measured on a loaded machine**: other processes were running; re-measure on a quiet one")
-    lines += ["", "| roofline | ms per step | GFLOP/s or GB/s |", "|---|---|---|",
-              f"| 11 products, float32, XLA | {1e3 * roof['products_float32_xla_s']:.1f} | "
-              f"{gflop / roof['products_float32_xla_s']:.0f} GFLOP/s |",
-              f"| 11 products, float32, oneDNN | {1e3 * roof['products_float32_onednn_s']:.1f} | "
-              f"{gflop / roof['products_float32_onednn_s']:.0f} GFLOP/s |",
-              f"| 11 products, bfloat16, oneDNN | {1e3 * roof['products_bfloat16_onednn_s']:.1f} | "
-              f"{gflop / roof['products_bfloat16_onednn_s']:.0f} GFLOP/s |",
-              f"| least update traffic, 28 B x {r['binary_weights']:,} weights | "
-              f"{1e3 * roofline.UPDATE_BYTES_PER_WEIGHT * r['binary_weights'] / (roof['stream_gbps'] * 1e9):.1f} | "
-              f"{roof['stream_gbps']:.1f} GB/s streaming |",
-              f"| Adam update alone (bctrain.paper.optim, XLA) | {1e3 * roof['update_s']:.1f} | |",
-              "| Adam update alone (fused, bctrain.step.fused_update) | " + (
-                  "not available |" if roof["update_fused_s"] is None else f"{1e3 * roof['update_fused_s']:.1f} | |")]
-    for name, s in floors.items():
-        lines.append(f"| floor, {name} | {1e3 * s:.1f} | {batch / s:,.0f} samples/s |")
-    base = next(v for k, v in r["samples_per_second"].items()  # (earlier files: another label)
-                if k == DEFAULT_ROW or k.startswith("bctrain float32 (default"))
-    lines += ["", "| step | samples/s | vs bctrain float32 | GFLOP/s | of its floor |", "|---|---|---|---|---|"]
-    paired = r.get("of_floor", {})  # earlier files: the ratio of the medians only
-    for name, rate in r["samples_per_second"].items():
-        fraction = paired.get(name, rate / (batch / floors[floor_key(name)]))
-        lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {rate * r['flops_per_sample'] / 1e9:.0f} | "
-                     f"{fraction:.0%} |")
-    for name, error in r["unavailable"].items():
-        lines.append(f"| {name} | not measured: {error} | | | |")
-    if DEFAULT_ROW in paired:
-        name = DEFAULT_ROW
-        per_round = [rate * f["float32"] / batch for rate, f in zip(r["rounds"][name], r["floor_seconds_rounds"])]
-        lines += ["", "\"of its floor\": the median over rounds of the step against the same round's floor. "
-                  f"float32 default, per round: {', '.join(f'{v:.1%}' for v in per_round)} (as a time, "
-                  f"{', '.join(f'{1 / v:.3f}x' for v in per_round)} the floor); the ratio of the medians: "
-                  f"{r['samples_per_second'][name] / (batch / floors['float32']):.1%}"]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import os
 import tempfile
 
 import numpy as np
-import tensorflow as tf
 
+from benchmarks.quiet_tf import VERBOSE_FLAG, VERBOSE_HELP, tf  # first: TensorFlow loads quietly
 from benchmarks.bench_train import synthetic
 from bctrain import choices
 from bctrain.config import with_overrides
@@ -145,6 +145,7 @@ def main(argv=None):
                         help="hidden layers instead of the preset's 2048,2048,2048 (smoke tests)")
     parser.add_argument("--timeline", action="store_true", help="print the median step's kernels")
     parser.add_argument("--min-ms", type=float, default=0.05, help="shortest kernel the timeline shows")
+    parser.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be at least 1")

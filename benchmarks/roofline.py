@@ -15,8 +15,7 @@ floor uses this); `update_seconds` the optimizer update alone (bctrain.paper.opt
 """
 import time
 
-import tensorflow as tf
-
+from benchmarks.quiet_tf import tf  # first: TensorFlow loads quietly
 from bctrain.paper.optim import Optimizer
 from bctrain.step import fused_update
 

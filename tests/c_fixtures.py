@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bctrain.config import with_overrides
-from bctrain.data.preprocess import apply_mean
+from bctrain.data.preprocess import KINDS
 from bcexport.pack import load_deployment
 from export_fixtures import make_run_dir, synthetic_pixels
 
@@ -51,7 +51,7 @@ def awkward_run(tmp_path, kind, seed=0):
 def inputs(dep, n, seed=0):
     """(pixels uint8 [n, *input_shape], preprocessed float32 x [n, *input_shape]) of random images."""
     pixels = synthetic_pixels(dep.input_shape, n, seed)
-    return pixels, apply_mean(pixels, dep.mean).reshape((n,) + dep.input_shape)
+    return pixels, KINDS[dep.preprocess].apply(pixels, dep.params).reshape((n,) + dep.input_shape)
 
 
 def float32_bound(dep, x, ref):

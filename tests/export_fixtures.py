@@ -6,18 +6,17 @@ statistics calibrated on synthetic images preprocessed with the config's kind so
 realistic scales, gamma with some negative values. Runs on 32x32x3 images (the CNN presets, cut
 down) get preprocessing parameters of the right form: a symmetric positive definite ZCA matrix
 for gcn_zca (fitting one over 3,072 dimensions takes ~10 s; the fit is tested in test_zca.py).
-Test modules import the pytest fixtures by name.
+The pytest fixtures built from these helpers are in conftest.py.
 """
 import dataclasses
 import json
 import os
 
 import numpy as np
-import pytest
 
 from bctrain.config import with_overrides
 from bctrain.paper.arch import layer_specs
-from bctrain.data.preprocess import KINDS, mean_of
+from bctrain.data.preprocess import KINDS
 from bcexport.reference import conv3, max_pool2
 
 N_TEST = 300
@@ -95,50 +94,17 @@ def make_run_dir(path, cfg, seed=0, params=None) -> str:
     """A finished run directory for `cfg` with random weights and the preprocessing parameters
     `params` (default: `preprocess_params`); returns its path."""
     os.makedirs(path, exist_ok=True)
-    n_in = int(np.prod(cfg.input_shape))
     params = preprocess_params(cfg, seed) if params is None else params
     with open(os.path.join(path, "config.json"), "w") as fh:
         fh.write(cfg.to_json())
     np.savez(os.path.join(path, "best.npz"), **random_weights(cfg, params, seed))
-    np.savez(os.path.join(path, "preprocess.npz"), kind=np.array(cfg.preprocess),
-             **{"mean": mean_of(cfg.preprocess, params, n_in), **params})
+    np.savez(os.path.join(path, "preprocess.npz"), kind=np.array(cfg.preprocess), **params)
     with open(os.path.join(path, "metrics.json"), "w") as fh:
         json.dump({"dataset": "synthetic", "data_dir": None, "preset": cfg.preset,
                    "binarize": cfg.binarize, "best_epoch": 1, "test_error": 0.9}, fh)
     return str(path)
 
 
-@pytest.fixture
-def tiny_run_dir(tmp_path):
-    """Finished run directory of a 784-32-16-10 MLP."""
-    return make_run_dir(tmp_path / "mlp", mlp_config())
-
-
-@pytest.fixture
-def tiny_cnn_run_dir(tmp_path):
-    """Finished run directory of an 8x8x3 conv(4)-conv(8)+pool-16-10 CNN."""
-    return make_run_dir(tmp_path / "cnn", cnn_config())
-
-
 def synthetic_loader(cfg, n=N_TEST):
     """A `load_test` for bcexport.verify.verify_run that ignores the run's dataset."""
     return lambda run_dir, data_dir: synthetic_test_data(cfg, n)
-
-
-def _exported(tmp_path_factory, name, cfg):
-    from bcexport.onnx.export import export_run
-    path = make_run_dir(tmp_path_factory.mktemp(name) / "run", cfg)
-    export_run(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def exported_mlp_dir(tmp_path_factory):
-    """The MLP run directory after `bcexport onnx` (shared by a module: copy it before changing it)."""
-    return _exported(tmp_path_factory, "mlp", mlp_config())
-
-
-@pytest.fixture(scope="module")
-def exported_cnn_dir(tmp_path_factory):
-    """The CNN run directory after `bcexport onnx` (shared by a module: copy it before changing it)."""
-    return _exported(tmp_path_factory, "cnn", cnn_config())

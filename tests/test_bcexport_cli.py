@@ -6,13 +6,14 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
 
 from bccommon import atomic
 from bcexport import cli, verify
-from export_fixtures import exported_mlp_dir, make_run_dir, mlp_config, synthetic_loader, tiny_run_dir  # noqa: F401
+from export_fixtures import make_run_dir, mlp_config, synthetic_loader
 
 
 def _error_line(capsys):
@@ -57,7 +58,7 @@ def test_unknown_preset(tiny_run_dir, capsys):
     path = os.path.join(tiny_run_dir, "config.json")
     with open(path) as fh:
         config = json.load(fh)
-    config["preset"] = "imagenet"
+    config["recipe"]["preset"] = "imagenet"
     with open(path, "w") as fh:
         json.dump(config, fh)
     assert cli.main(["onnx", tiny_run_dir]) == cli.EXIT_USAGE
@@ -82,6 +83,19 @@ def test_export_then_verify(tiny_run_dir, monkeypatch, capsys):
     monkeypatch.setattr(verify, "load_test_data", synthetic_loader(mlp_config()))
     assert cli.main(["verify", tiny_run_dir]) == 0
     assert "verify: PASSED" in capsys.readouterr().out
+
+
+def test_an_earlier_releases_run_directory_exports_and_verifies(tmp_path, monkeypatch, capsys):
+    """Earlier releases stored a `mean` array in preprocess.npz for every kind: ignored unless the
+    kind is "mean" (here non-zero, so that using it would show)."""
+    cfg = mlp_config(preprocess="none")
+    run_dir = make_run_dir(tmp_path / "run", cfg)
+    np.savez(os.path.join(run_dir, "preprocess.npz"), kind=np.array("none"), mean=np.full(784, 0.5, np.float32))
+    assert cli.main(["onnx", run_dir]) == 0
+    monkeypatch.setattr(verify, "load_test_data", synthetic_loader(cfg))
+    assert cli.main(["verify", run_dir]) == 0
+    assert "verify: PASSED" in capsys.readouterr().out
+    assert json.load(open(os.path.join(run_dir, "verify.json")))["preprocess"] == "none"
 
 
 def test_corrupted_onnx(exported_mlp_dir, tmp_path, monkeypatch, capsys):

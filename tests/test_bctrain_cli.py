@@ -1,11 +1,14 @@
 """`bctrain train`: user errors are one line on stderr, exit 2, and leave no run directory."""
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from bctrain.cli import main
+from bctrain.cli import Terminated, main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("args, words", [
@@ -60,19 +63,84 @@ def test_output_is_one_line_per_epoch_when_not_a_terminal(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("started", [False, True])
-def test_interrupt_says_how_to_go_on(tmp_path, capsys, monkeypatch, started):
+@pytest.mark.parametrize("stop, code, word", [(KeyboardInterrupt, 130, "interrupted"), (Terminated, 143, "terminated")])
+def test_interrupt_says_how_to_go_on(tmp_path, capsys, monkeypatch, started, stop, code, word):
     run = tmp_path / "run"
 
     def interrupted(*args, **kwargs):
         if started:  # Ctrl-C after the run directory was prepared
             run.mkdir()
             (run / "config.json").write_text("{}")
-        raise KeyboardInterrupt
+        raise stop
 
     monkeypatch.setattr("bctrain.train.train", interrupted)
-    assert main(["train", "--epochs", "1", "--run-dir", str(run)]) == 130
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["train", "--epochs", "1", "--run-dir", str(run)]) == code
+    assert signal.getsignal(signal.SIGTERM) is before  # main() puts back the handler it found
     err = capsys.readouterr().err
+    assert err.startswith(f"bctrain: {word}; ") and err.count("\n") == 1
     assert ("--resume" in err) == started and ("run the same command again" in err) == (not started)
+
+
+def test_an_interrupted_worker_that_writes_nothing_says_to_restart_every_worker(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}')
+    def terminated(*args, **kwargs):
+        raise Terminated
+
+    monkeypatch.setattr("bctrain.train.train", terminated)
+    assert main(["train", "--strategy", "multiworker", "--run-dir", str(tmp_path / "run")]) == 143
+    assert capsys.readouterr().err == ("bctrain: terminated; start every worker again, with --resume (RESUME=1) once "
+                                       "the chief's run directory holds the run\n")
+
+
+def test_sigterm_stops_in_one_line_with_exit_143(tmp_path):
+    """A real SIGTERM (here while TensorFlow would load) ends the command as Ctrl-C does, in one line."""
+    code = ("import os, signal, sys, time\n"
+            "from bctrain.run import startup\n"
+            "startup.load_tensorflow = lambda verbose: os.kill(os.getpid(), signal.SIGTERM) or time.sleep(30)\n"
+            "from bctrain.cli import main\n"
+            f"sys.exit(main(['train', '--run-dir', {str(tmp_path / 'run')!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (143, "bctrain: terminated; nothing was written; run the same "
+                                                       "command again\n")
+
+
+# The malformed TF_CONFIG of the reliability cases (D4); each crashed, some after writing the run directory.
+TF_CONFIGS = [
+    ("{not json", "TF_CONFIG: not JSON"),
+    ("[]", "TF_CONFIG: expected a JSON object"),
+    ('{"cluster": {"worker": ["localhost:12345"]}, "task": {"type": "worker", "index": 5}}', "task.index: 5"),
+    ('{"cluster": {"worker": ["localhost:12345", "localhost:12346"]}, "task": {"type": "chief", "index": 0}}',
+     'task.type: "chief"'),
+    ('{"cluster": {"worker": "localhost:12345"}, "task": {"type": "worker", "index": 0}}', "cluster.worker: "),
+]
+
+
+@pytest.mark.parametrize("command", ["train", "repeat"])
+@pytest.mark.parametrize("tf_config, words", TF_CONFIGS)
+def test_a_malformed_tf_config_is_one_line_before_tensorflow_loads(tmp_path, capsys, monkeypatch, command,
+                                                                  tf_config, words):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    monkeypatch.setattr("bctrain.run.startup.load_tensorflow", lambda verbose: pytest.fail("TensorFlow loaded"))
+    where = "--run-dir" if command == "train" else "--root-dir"
+    assert main([command, "--strategy", "multiworker", "--dataset", "mnist-sample", where, str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("bctrain: error: TF_CONFIG: ") and words in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_worker_lost_during_multiworker_training_is_one_line(tmp_path, capsys, monkeypatch):
+    import tensorflow as tf
+
+    def peer_gone(*args, **kwargs):  # what the collectives raise once another worker has stopped
+        raise tf.errors.UnavailableError(None, None, "Collective ops is aborted by: ... Socket closed")
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}}')
+    monkeypatch.setattr("bctrain.train.train", peer_gone)
+    assert main(["train", "--strategy", "multiworker", "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("bctrain: error: TF_CONFIG: another worker stopped or became "
+                                               "unreachable (UnavailableError); start every worker again"), err
 
 
 @pytest.mark.parametrize("make, words", [

@@ -19,7 +19,8 @@ def test_smoke_run_writes_every_path(tmp_path, capsys):
     for row in result["results"].values():
         assert len(row["shapes"]) == 2 * len(set(bench_bgemm.mnist_layers())) and all(s["us_per_call"] > 0 for s in row["shapes"].values())
         assert row["network_batch1_us"] > 0 and row["network_batch_samples_per_s"] > 0
-    assert "network, b1 us" in capsys.readouterr().out
+    assert "network batch 1, µs" in capsys.readouterr().out
+    assert result["argv"].startswith("python -m benchmarks.bench_bgemm --seconds") and result["date"]
 
 
 def test_inner_loops_are_counted(tmp_path):

@@ -30,7 +30,7 @@ def test_a_tiny_run_writes_every_row(tmp_path, monkeypatch, capsys):
     for r in result["rows"]:
         assert r["seconds_per_epoch"] > r["seconds_per_step"] * r["steps_per_epoch"] > 0
         assert r["steps_per_epoch"] == {"cifar10": 900, "svhn": 11_967}[r["preset"]]
-    assert len(result["on_paper"]) == 4 and "on paper" in capsys.readouterr().out
+    assert len(result["on_paper"]) == 4 and "On paper" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -40,4 +40,4 @@ def test_preprocessing_benchmark_runs_small(tmp_path, capsys):
     bench_preprocess.main(["--fit-images", "30", "--apply-images", "20", "--lcn-images", "10", "--out", str(out)])
     result = json.loads(out.read_text())
     assert result["gcn_zca_fit_images"] == 30 and result["gcn_lcn_svhn_seconds_extrapolated"] > 0
-    assert "gcn_zca: fit on 30 images" in capsys.readouterr().out
+    assert "| `gcn_zca` fit" in capsys.readouterr().out

@@ -6,7 +6,7 @@ import shutil
 from benchmarks import bench_infer
 from bcexport.c.export import export_c
 from c_fixtures import require
-from export_fixtures import exported_cnn_dir, exported_mlp_dir, make_run_dir, mlp_config  # noqa: F401
+from export_fixtures import make_run_dir, mlp_config
 
 SMOKE = ["--calls", "6", "--rounds", "2", "--batches", "1", "--warmup", "1"]
 

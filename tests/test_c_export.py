@@ -13,15 +13,14 @@ import sys
 import numpy as np
 import pytest
 
-from bctrain.data.preprocess import apply_mean
+from bctrain.data.preprocess import KINDS
 from bcexport import ExportError, cli, reference
 from bcexport.c import build as c_build
 from bcexport.c.export import export_c, read_c_export
 from bcexport.pack import load_deployment
 from bcexport.verify import verify_run
 from c_fixtures import require
-from export_fixtures import (cnn_config, exported_cnn_dir, exported_mlp_dir, mlp_config,  # noqa: F401
-                             synthetic_loader, synthetic_test_data, tiny_run_dir)
+from export_fixtures import cnn_config, mlp_config, synthetic_loader, synthetic_test_data
 
 C_FILES = {"bcnn_model.h", "bcnn_model.c", "harness.c", "bcnn_runtime.h", "export.json"}
 
@@ -119,6 +118,7 @@ def c_exported_cnn(exported_cnn_dir, tmp_path_factory):
     return str(run_dir)
 
 
+@pytest.mark.slow
 def test_verify_checks_the_c_conv_model(c_exported_cnn, tmp_path):
     report = _verify(_copy(c_exported_cnn, tmp_path), cnn_config())
     assert report["passed"] and {"c", "c_raw"} <= set(report["backends"])
@@ -143,7 +143,8 @@ def test_one_flipped_weight_bit_in_the_c_source_fails(c_exported_mlp, tmp_path):
     run_dir = _copy(c_exported_mlp, tmp_path)
     dep = load_deployment(run_dir)
     pixels, _, _ = synthetic_test_data(mlp_config())
-    hidden = reference.forward(dataclasses.replace(dep, blocks=dep.blocks[:-1]), apply_mean(pixels, dep.mean))
+    x = KINDS[dep.preprocess].apply(pixels, dep.params)
+    hidden = reference.forward(dataclasses.replace(dep, blocks=dep.blocks[:-1]), x)
     unit = int(np.argmax((hidden > 0).mean(axis=0)))     # an input of the last block that is often non-zero
     path = os.path.join(run_dir, "c", "bcnn_model.c")
     with open(path) as fh:
@@ -177,7 +178,7 @@ def test_a_flipped_weight_bit_the_logits_cannot_see_fails(c_exported_cnn, tmp_pa
     dep = load_deployment(run_dir)
     pixels, _, _ = synthetic_test_data(cnn_config())
     probes = np.random.default_rng(0).integers(0, 256, (256,) + pixels.shape[1:], dtype=np.uint8)  # verify's
-    x = apply_mean(np.concatenate([pixels, probes]), dep.mean).reshape((-1,) + dep.input_shape)
+    x = KINDS[dep.preprocess].apply(np.concatenate([pixels, probes]), dep.params).reshape((-1,) + dep.input_shape)
     hidden = reference.forward(dataclasses.replace(dep, blocks=dep.blocks[:-1]), x)
     unit = int(np.argmin((hidden > 0).mean(axis=0)))
     assert np.all(hidden[:, unit] == 0)  # the fixture has a unit that never fires (16 units, seed 0)

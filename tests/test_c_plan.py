@@ -54,7 +54,7 @@ def test_deep_convs_get_a_whole_row_set(height, c_in, rows):
     dense = Block("dense", (height * height * 16, 10), np.zeros(height * height * 20, np.uint8),
                   np.ones(10, np.float32), np.zeros(10, np.float32), False, False)
     cfg = with_overrides("cifar10", epochs=1)
-    dep = Deployment(cfg, (conv, dense), (height, height, c_in), "none", np.zeros(height * height * c_in, np.float32))
+    dep = Deployment(cfg, (conv, dense), (height, height, c_in), "none")
     plan = make_plan(dep)
     assert plan.steps[0].rows == rows and plan.patch_floats == rows * 9 * c_in
 

@@ -165,6 +165,7 @@ def _damage(source: str, array: str) -> str:
     return source[:match.start(1)] + repr(value) + source[match.end(1):]
 
 
+@pytest.mark.slow
 def test_verify_checks_the_c_pixel_entry_point(run, tmp_path):
     """`bcexport onnx`, `bcexport c`, `bcexport verify` pass, c_raw included; a damaged
     preprocessing constant in the C source fails c_raw and nothing else."""

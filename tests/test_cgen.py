@@ -15,7 +15,6 @@ from bcexport.c.generate import generate
 from bcexport.pack import sign_pm1
 from bcexport.rundir import load_best
 from c_fixtures import awkward_run, float32_bound, inputs, require, write_sources
-from export_fixtures import exported_mlp_dir  # noqa: F401
 
 
 @pytest.mark.parametrize("module", ["bcexport.c.generate", "bcexport.c.export", "bcexport.c.build"])

@@ -51,3 +51,37 @@ def test_checkpoints_of_a_checkpoint_manager_are_read(tmp_path):
     tf.train.CheckpointManager(ckpt, d, max_to_keep=2).save(checkpoint_number=5)
     w, fresh = make()
     assert checkpoints.restore_newest(fresh, d) == 5 and float(w) == 7.0
+
+
+class FullDisk:
+    """A checkpoint whose write fails as TensorFlow's SaveV2 does on a full disk, after making its parts'
+    directory (the message is TensorFlow 2.21's)."""
+
+    def write(self, path):
+        os.mkdir(path + "_temp")
+        raise tf.errors.ResourceExhaustedError(None, None, (
+            "{{function_node __wrapped__SaveV2_dtypes_49_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
+            f"{path}_temp/part-00000-of-00001.data-00000-of-00001.tempstate17302280565611823264; No space left on "
+            "device [Op:SaveV2]"))
+
+
+def test_a_failed_write_is_one_line_naming_the_checkpoint_and_leaves_no_parts(tmp_path):
+    d = str(tmp_path / "ckpt")
+    with pytest.raises(OSError) as info:
+        checkpoints.save(FullDisk(), d, 3)
+    assert str(info.value) == f"{d}/ckpt-3: checkpoint not written (No space left on device)"
+    assert os.listdir(d) == []
+
+
+def test_tensorflow_messages_lose_their_graph_decorations():
+    exc = tf.errors.NotFoundError(None, None, "{{function_node __wrapped__RestoreV2}} a/b; No such file\n"
+                                  "\t [[{{node RestoreV2}}]] [Op:RestoreV2]")
+    assert checkpoints.tf_message(exc) == "a/b; No such file"
+    assert checkpoints.tf_message(ValueError("")) == "ValueError"
+
+
+def test_the_parts_of_killed_writes_are_listed(tmp_path):
+    for name in ("ckpt-3_temp", "ckpt-12_temp", "ckpt-2.index", "ckpt_temp", "ckpt-3_temp.x"):
+        (tmp_path / name).mkdir()
+    assert checkpoints.leftovers(str(tmp_path)) == [str(tmp_path / "ckpt-12_temp"), str(tmp_path / "ckpt-3_temp")]
+    assert checkpoints.leftovers(str(tmp_path / "missing")) == []

@@ -27,7 +27,7 @@ def _run(model, feed):
 
 
 def _deployment(blocks, input_shape, cfg):
-    return Deployment(cfg, tuple(blocks), input_shape, "none", np.zeros(int(np.prod(input_shape)), np.float32))
+    return Deployment(cfg, tuple(blocks), input_shape, "none")
 
 
 def _block(kind, wb, a, c, pool=False, relu=False):
@@ -99,7 +99,7 @@ def test_flatten_before_the_first_dense_block_is_nhwc_row_major(cfg):
     assert np.abs(out - nchw).max() > 0.1  # the test tells the two orders apart
 
 
-@pytest.fixture(scope="module", params=["cifar10", "svhn"])
+@pytest.fixture(scope="module", params=[pytest.param("cifar10", marks=pytest.mark.slow), "svhn"])
 def exported_preset(request, tmp_path_factory):
     cfg = small_preset(request.param)
     path = make_run_dir(tmp_path_factory.mktemp(request.param) / "run", cfg)
@@ -157,4 +157,4 @@ def test_a_raw_model_needs_images_the_network_can_take(cfg):
     from bcexport.tfmodel import raw_inference_function
     dep = _deployment([_block("dense", np.ones((12, 10)), np.ones(10), np.zeros(10))], (12,), cfg)
     with pytest.raises(ExportError, match="raw-pixel model needs images of 12 values"):
-        raw_inference_function(Deployment(dep.cfg, dep.blocks, dep.input_shape, "none", dep.mean, {}, (32, 32, 3)))
+        raw_inference_function(Deployment(dep.cfg, dep.blocks, dep.input_shape, "none", {}, (32, 32, 3)))

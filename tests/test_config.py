@@ -186,6 +186,9 @@ def test_unknown_preset_and_unknown_keys_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="unknown config keys: colour"):
         load_config(str(tmp_path))
     data["recipe"].pop("colour")
+    (tmp_path / "config.json").write_text(json.dumps({**data, "colour": "blue"}))
+    with pytest.raises(ConfigError, match='"recipe" and "runtime" only, got colour, recipe, runtime'):
+        load_config(str(tmp_path))
     data["recipe"]["preset"] = "imagenet"
     (tmp_path / "config.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="unknown preset"):

@@ -57,7 +57,8 @@ def test_a_second_training_in_the_same_directory_is_refused(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("bctrain: error:") and "different run" in err[0]
 
 
-@pytest.mark.parametrize("preset", ["svhn", pytest.param("cifar10", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["svhn", "cifar10"])
 def test_a_small_cnn_trains_exports_and_verifies_on_official_format_files(preset, tmp_path, capsys):
     """Tiny files in the official format (SVHN .mat; CIFAR-10 tar.gz of pickled batches), a small
     CNN of the preset (its dataset, preprocessing with a real fit, optimizer), then the whole chain."""

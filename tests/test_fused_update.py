@@ -213,7 +213,8 @@ def _train_weights(cfg, kind, split=None, steps=4):
     return net.weights_dict()
 
 
-@pytest.mark.parametrize("precision,split", [("float32", None), ("float32", True), ("mixed_bfloat16", None)])
+@pytest.mark.parametrize("precision,split", [pytest.param("float32", None, marks=pytest.mark.slow), ("float32", True),
+                                             pytest.param("mixed_bfloat16", None, marks=pytest.mark.slow)])
 def test_training_step_with_fused_update_matches_xla_update(precision, split):
     """The split steps also take their product weights from the caches the fused update writes."""
     cfg = with_overrides("mnist", hidden=(64, 64), precision=precision)
@@ -231,7 +232,7 @@ def _with_fma() -> bool:
     return lib.bc_adam_path().decode() in ("avx2", "avx512")
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("precision", [pytest.param("float32", marks=pytest.mark.slow), "mixed_bfloat16"])
 def test_a_stale_product_weight_cache_would_be_caught(monkeypatch, precision):
     """Control for the test above: caches the update does not rewrite change the training (float32:
     the first layer's, read by the XLA step; mixed_bfloat16: every layer's, read by the split step)."""
@@ -250,6 +251,7 @@ def test_build_without_a_compiler_says_so(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_train_without_the_op_falls_back_or_refuses(tmp_path, capsys, monkeypatch):
     """`auto` says why it uses the XLA update and records it; `fused` is a one-line usage error."""
     import json

@@ -174,6 +174,7 @@ def test_max_pool2_odd_sizes_and_gradient():
     np.testing.assert_array_equal(tape.gradient(y, x).numpy()[0, :, :, 0], [[0, 1], [0, 0]])
 
 
+@pytest.mark.slow
 def test_a_conv_training_step_compiles_with_xla_under_op_determinism():
     """`bctrain train` enables op determinism; XLA refuses tf.nn.max_pool2d's gradient then."""
     import subprocess

@@ -25,6 +25,7 @@ def test_step_groups_refuse_empty_epochs_and_calls(n, per_call):
         step_groups(n, per_call)
 
 
+@pytest.mark.slow
 def test_training_records_the_same_epochs_whatever_the_steps_per_call(tmp_path):
     """30 steps per epoch (6,000 samples, batch 200): calls of 7 against calls of 1."""
     base = with_overrides("mnist", hidden=(32,), batch_size=200, lr_start=3e-3, lr_end=1e-3, epochs=2)

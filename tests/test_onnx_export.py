@@ -11,15 +11,14 @@ import pytest
 import tensorflow as tf
 from onnx import numpy_helper
 
-from bctrain.data.preprocess import apply_mean
+from bctrain.data.preprocess import KINDS
 from bcexport import reference
 from bcexport.onnx.export import OPSET, export_run
 from bcexport.pack import load_deployment
 from bcexport.onnx.packed import BITS_SUFFIX, find_binary_initializers
 from bcexport.tfmodel import inference_function
 from bcexport.verify import noise_level, tolerance
-from export_fixtures import (exported_cnn_dir, exported_mlp_dir, make_run_dir,  # noqa: F401
-                             mlp_config, synthetic_test_data)
+from export_fixtures import make_run_dir, mlp_config, synthetic_test_data
 
 FILES = ("model.onnx", "model.packed.onnx", "model.raw.onnx", "export.json")
 
@@ -37,7 +36,7 @@ def _run(path, feed):
 
 def _data(dep):
     pixels, _, _ = synthetic_test_data(dep.cfg, n=100, seed=11)
-    return pixels, apply_mean(pixels, dep.mean).reshape((len(pixels),) + dep.input_shape)
+    return pixels, KINDS[dep.preprocess].apply(pixels, dep.params).reshape((len(pixels),) + dep.input_shape)
 
 
 def test_files_are_written_atomically_and_valid(exported_mlp_dir):

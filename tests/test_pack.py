@@ -1,4 +1,5 @@
 """bcexport.pack: sign bits, their byte layout, BatchNorm folding, deployment loading (paper §9)."""
+import dataclasses
 import os
 
 import numpy as np
@@ -8,7 +9,11 @@ import tensorflow as tf
 from bctrain.paper.layers import BatchNorm, max_pool2
 from bcexport import ExportError
 from bcexport.pack import fold_bn, load_deployment, pack_bits, sign_pm1, unpack_bits
-from export_fixtures import make_run_dir, mlp_config, tiny_run_dir  # noqa: F401
+from export_fixtures import cnn_config, make_run_dir, mlp_config
+
+KIND_CONFIGS = {"mean": mlp_config(), "none": mlp_config(preprocess="none"),
+                "gcn_zca": dataclasses.replace(cnn_config(), preprocess="gcn_zca"),
+                "gcn_lcn": dataclasses.replace(cnn_config(), preprocess="gcn_lcn")}
 
 
 def test_sign_of_zero_is_plus_one():
@@ -94,7 +99,47 @@ def test_load_deployment(tiny_run_dir):
         np.testing.assert_array_equal(blk.wb, np.where(weights[f"{i}/w"] >= 0, 1, -1))
     assert np.any(weights["0/w"] == 0)
     assert dep.n_binary_weights == 784 * 32 + 32 * 16 + 16 * 10
-    assert dep.mean.shape == (784,)
+    assert dep.preprocess == "mean" and set(dep.params) == {"mean"} and dep.params["mean"].shape == (784,)
+
+
+@pytest.mark.parametrize("kind", KIND_CONFIGS)
+def test_the_deployment_holds_the_kinds_parameters_as_preprocess_npz_stores_them(kind, tmp_path):
+    path = make_run_dir(tmp_path / "run", KIND_CONFIGS[kind])
+    stored = np.load(os.path.join(path, "preprocess.npz"))
+    dep = load_deployment(path)
+    assert dep.preprocess == kind and sorted(dep.params) == sorted(set(stored.files) - {"kind"})
+    for name, value in dep.params.items():
+        assert value.dtype == np.float32
+        np.testing.assert_array_equal(value, stored[name])
+
+
+@pytest.mark.parametrize("kind", KIND_CONFIGS)
+def test_an_earlier_releases_preprocess_npz_loads_as_the_same_deployment(kind, tmp_path):
+    """Earlier releases stored a `mean` array beside every kind: kind "mean"'s parameter, zeros
+    for the others (ignored)."""
+    cfg = KIND_CONFIGS[kind]
+    path = make_run_dir(tmp_path / "run", cfg)
+    new = load_deployment(path)
+    mean = new.params.get("mean", np.zeros(int(np.prod(cfg.input_shape)), np.float32))
+    np.savez(os.path.join(path, "preprocess.npz"), kind=np.array(kind), **{"mean": mean, **new.params})
+    old = load_deployment(path)
+    assert old.preprocess == kind and sorted(old.params) == sorted(new.params)
+    for name in new.params:
+        np.testing.assert_array_equal(old.params[name], new.params[name])
+
+
+@pytest.mark.parametrize("stored, words", [
+    ({"mean": np.zeros(784, np.float32)}, "expected key 'kind'"),
+    ({"kind": np.array("median")}, "kind 'median', expected one of mean, none"),
+    ({"kind": np.array("mean")}, "mean is missing, expected [784] for kind 'mean'"),
+    ({"kind": np.array("mean"), "mean": np.zeros(783, np.float32)}, "mean is [783], expected [784]"),
+    ({"kind": np.array("mean"), "mean": np.full(784, np.nan, np.float32)}, "mean holds non-finite values"),
+])
+def test_a_bad_preprocess_npz_is_named(tiny_run_dir, stored, words):
+    np.savez(os.path.join(tiny_run_dir, "preprocess.npz"), **stored)
+    with pytest.raises(ExportError) as info:
+        load_deployment(tiny_run_dir)
+    assert "preprocess.npz: " in str(info.value) and words in str(info.value)
 
 
 def test_float_baseline_is_refused(tmp_path):

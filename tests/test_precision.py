@@ -69,7 +69,8 @@ def _batch(n=200, seed=0):
 
 
 @pytest.mark.parametrize("precision, binarize, jit", [("mixed_bfloat16", "det", False),
-                                                      ("mixed_bfloat16", "stoch", True),
+                                                      pytest.param("mixed_bfloat16", "stoch", True,
+                                                                   marks=pytest.mark.slow),
                                                       ("mixed_float16", "det", False)])
 def test_a_few_mixed_steps_lower_the_loss_and_keep_float32_state(precision, binarize, jit):
     cfg = dataclasses.replace(_tiny(precision, binarize=binarize), jit=jit)

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from scipy.signal import correlate2d
 
-from bctrain.data.preprocess import apply_mean
+from bctrain.data.preprocess import KINDS
 from bctrain.paper.arch import layer_specs
 from bctrain.paper.models import Net
 from bcexport import reference
@@ -18,8 +18,7 @@ from bcexport.pack import load_deployment
 from bcexport.rundir import load_best
 from bcexport.tfmodel import inference_function, raw_inference_function
 from bcexport.verify import noise_level, tolerance
-from export_fixtures import (cnn_config, make_run_dir, mlp_config, synthetic_test_data,  # noqa: F401
-                             tiny_cnn_run_dir, tiny_run_dir)
+from export_fixtures import cnn_config, make_run_dir, mlp_config, synthetic_test_data
 
 
 def test_conv3_matches_scipy_correlate():
@@ -93,7 +92,7 @@ def test_max_pool2_drops_odd_edge():
 
 def _inputs(dep, seed=0):
     pixels, labels, _ = synthetic_test_data(dep.cfg, n=64, seed=seed)
-    return pixels, apply_mean(pixels, dep.mean).reshape((len(pixels),) + dep.input_shape)
+    return pixels, KINDS[dep.preprocess].apply(pixels, dep.params).reshape((len(pixels),) + dep.input_shape)
 
 
 def _assert_close(dep, x, ref, other):
@@ -147,9 +146,9 @@ def test_chunks_bound_the_im2col_memory_of_large_cnns():
     cfg = PRESETS["cifar10"]
     weights = {f"{i}/{k}": np.ones(s.w_shape if k == "w" else (s.n_out,), np.float32)
                for i, s in enumerate(layer_specs(cfg)) for k in ("w", "b", "gamma", "beta", "mean", "std")}
-    dep = Deployment(cfg, build_blocks(cfg, weights), (32, 32, 3), "none", np.zeros(3072, np.float32))
+    dep = Deployment(cfg, build_blocks(cfg, weights), (32, 32, 3), "none")
     per_sample = 32 * 32 * 9 * 128 * 8  # the largest im2col: the second conv, float64
     n = reference.chunk_size(dep, np.float64)
     assert n * per_sample <= reference.CHUNK_BYTES < (n + 1) * per_sample
-    mlp = Deployment(PRESETS["mnist"], (), (784,), "none", np.zeros(784, np.float32))
+    mlp = Deployment(PRESETS["mnist"], (), (784,), "none")
     assert reference.chunk_size(mlp, np.float64) == reference.BATCH

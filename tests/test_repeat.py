@@ -75,6 +75,7 @@ def test_shards_split_the_seeds_and_the_summary_names_the_missing(tmp_path, monk
     assert "| mean ± std (n = 3) | | | 2.33 ± 1.53 %" in open(os.path.join(root, "summary.md")).read()
 
 
+@pytest.mark.slow
 def test_two_seeds_train_then_a_second_call_skips_them(tmp_path, monkeypatch):
     root = str(tmp_path / "rep")
     summary = rep.repeat(tiny(), root, 2, out=quiet())

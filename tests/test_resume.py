@@ -1,7 +1,12 @@
 """--resume resumes or refuses: checkpoint fallback, and damaged run directories left untouched."""
 import errno
+import hashlib
+import io
+import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from bctrain.cli import main
 from bctrain.config import ConfigError, with_overrides
 from bctrain.train import train
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = with_overrides("mnist", dataset="mnist-sample", hidden=(16,), batch_size=200, epochs=3, jit=False)
 ARGS = ["train", "--dataset", "mnist-sample", "--hidden", "16", "--batch-size", "200", "--epochs", "3",
         "--jit", "false"]  # CFG on the command line
@@ -114,6 +120,20 @@ def test_a_damaged_run_directory_is_refused_and_left_untouched(cut, fault, words
     assert snapshot(cut) == before
 
 
+def test_an_earlier_releases_run_directory_resumes(cut, runs):
+    """Releases before the preprocessing table wrote `mean_sha256` into data.json (not compared
+    any more) and no `params_sha256` (not required; test_rundir.py has each case alone); for kind
+    "mean" their preprocess.npz was this one's (`kind`, `mean`)."""
+    data = json.loads((cut / "data.json").read_text())
+    mean = np.load(cut / "preprocess.npz")["mean"]
+    old = {**{k: v for k, v in data.items() if k != "params_sha256"},
+           "mean_sha256": hashlib.sha256(mean.tobytes()).hexdigest()}
+    (cut / "data.json").write_text(json.dumps(old))
+    train(CFG, str(cut), resume=True, out=quiet())
+    assert_same_result(cut, runs / "full")
+    assert json.loads((cut / "data.json").read_text()) == old  # left as it was
+
+
 @pytest.mark.parametrize("kept", [("config.json", "data.json", "preprocess.npz"),  # stopped in epoch 1
                                   ("config.json", "data.json", "preprocess.npz", "best.npz")])
 def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(runs, tmp_path, kept):
@@ -127,6 +147,30 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(runs, 
         (run / "history.jsonl").write_text((runs / "cut" / "history.jsonl").read_text().splitlines()[0] + "\n")
     train(CFG, str(run), resume=True, out=quiet())
     assert_same_result(run, runs / "full")
+
+
+def test_a_resume_removes_what_a_killed_run_left(cut, runs):
+    """A kill during a write leaves its temporary: of best.npz, of history.jsonl, a checkpoint's parts."""
+    (cut / ".best.npz.k2x9q1.tmp").write_bytes((cut / "best.npz").read_bytes()[:1000])
+    (cut / ".history.jsonl.a8b7c6.tmp").write_text("{")
+    (cut / "ckpt" / "ckpt-3_temp").mkdir()
+    (cut / "ckpt" / "ckpt-3_temp" / "part-00000-of-00001.data-00000-of-00001.tempstate123").write_bytes(bytes(100))
+    out = io.StringIO()
+    train(CFG, str(cut), resume=True, out=out)
+    assert ("removed 3 leftovers of an interrupted run: .best.npz.k2x9q1.tmp, .history.jsonl.a8b7c6.tmp, "
+            "ckpt/ckpt-3_temp\n") in out.getvalue()
+    assert not [p for p in cut.rglob("*") if p.name.endswith(".tmp") or p.name.endswith("_temp")]
+    assert_same_result(cut, runs / "full")
+
+
+def test_a_start_killed_while_writing_config_json_is_run_again(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("train.lock", "data.json", ".config.json.k1x2.tmp"):
+        (run / name).write_text("{")
+    assert main(ARGS + ["--run-dir", str(run), "--epochs", "1"]) == 0
+    assert "removed 1 leftover of an interrupted run: .config.json.k1x2.tmp\n" in capsys.readouterr().out
+    assert not list(run.glob(".*.tmp"))
 
 
 def test_a_full_disk_at_the_start_leaves_a_directory_the_same_command_accepts(tmp_path, monkeypatch, capsys):
@@ -187,6 +231,59 @@ def test_a_full_disk_during_a_checkpoint_write_falls_back_on_resume(runs, tmp_pa
     assert main(ARGS + ["--run-dir", run, "--resume"]) == 0
     assert "unreadable ckpt-2" in capsys.readouterr().err
     assert_same_result(tmp_path / "run", runs / "full")
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A real 4 MiB file system (tmpfs), unmounted after the test; skipped where mounting is not allowed."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True,
+                             text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+# `bctrain train` whose file system is filled up just before the checkpoint of epoch 2 is written.
+FULL_AT_CHECKPOINT_2 = """
+import os, sys
+from bctrain.cli import main
+from bctrain.run import checkpoints
+save = checkpoints.save
+def fill_then_save(ckpt, ckpt_dir, epoch):
+    if epoch == 2:
+        with open(os.path.join(sys.argv[1], "filler"), "wb", buffering=0) as fh:
+            for size in (1 << 16, 1 << 10, 1):
+                try:
+                    while True:
+                        fh.write(bytes(size))
+                except OSError:
+                    pass
+    save(ckpt, ckpt_dir, epoch)
+checkpoints.save = fill_then_save
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_really_full_disk_during_a_checkpoint_write_is_one_line_and_the_run_resumes(runs, small_fs):
+    run = small_fs / "run"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", FULL_AT_CHECKPOINT_2, str(small_fs), *ARGS, "--run-dir", str(run)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert (result.returncode, result.stderr) == (2, f"bctrain: error: {run}/ckpt/ckpt-2: checkpoint not written (No "
+                                                     "space left on device); fix this, then continue with --resume "
+                                                     "(RESUME=1)\n")
+    assert sorted(os.listdir(run / "ckpt")) == ["ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+    (small_fs / "filler").unlink()
+    resumed = subprocess.run([sys.executable, "-m", "bctrain.cli", *ARGS, "--run-dir", str(run), "--resume"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0 and resumed.stderr == "", resumed.stderr
+    assert_same_result(run, runs / "full")
 
 
 def test_a_tensorboard_write_error_stops_in_one_line_and_the_run_resumes(runs, tmp_path, monkeypatch, capsys):

@@ -1,11 +1,14 @@
-"""Run directory: a different config is refused and nothing is overwritten."""
+"""Run directory: a different config or other data are refused and nothing is overwritten."""
 import dataclasses
+import hashlib
 import os
 
+import numpy as np
 import pytest
 
 from bctrain.run import rundir
 from bctrain.config import ConfigError, load_config, with_overrides
+from bctrain.data.splits import Splits
 
 
 def test_new_run_writes_config(tmp_path):
@@ -76,3 +79,72 @@ def test_a_dropout_run_keeps_the_random_algorithm_of_its_jit(tmp_path):
     rundir.prepare(run, cfg, resume=False)
     with pytest.raises(ConfigError, match="jit=True: .* draws its dropout masks with philox, which needs jit=False"):
         rundir.prepare(run, dataclasses.replace(cfg, jit=True), resume=True)
+
+
+def _splits(x_train) -> Splits:
+    labels = np.zeros(3, np.int64)
+    return Splits("mnist-sample", x_train, np.zeros(len(x_train), np.int64), x_train[:3], labels, x_train[:3],
+                  labels, "test")
+
+
+MEAN = np.array([0.25, 0.5, 0.0], np.float32)
+
+
+@pytest.mark.parametrize("params, parts", [
+    ({}, []),                                        # kinds none and gcn_lcn
+    ({"mean": MEAN}, [b"mean:float32:(3,);", MEAN.tobytes()]),
+])
+def test_the_data_record_names_the_training_images_and_the_fitted_parameters_of_any_kind(params, parts):
+    x = np.arange(5 * 4, dtype=np.uint8).reshape(5, 2, 2)
+    record = rundir.data_record(_splits(x), params)
+    assert record == {"dataset": "mnist-sample", "n_train": 5, "n_val": 3, "n_test": 3,
+                      "train_sha256": hashlib.sha256(x.tobytes()).hexdigest(),
+                      "params_sha256": hashlib.sha256(b"".join(parts)).hexdigest()}
+
+
+def _resume(tmp_path, stored: dict, data: dict):
+    """A run directory whose data.json holds `stored`, resumed with the data record `data`."""
+    run, cfg = str(tmp_path / "run"), with_overrides("mnist", epochs=2)
+    rundir.prepare(run, cfg, resume=False, data=stored)
+    before = open(os.path.join(run, "data.json")).read()
+    try:
+        rundir.prepare(run, cfg, resume=True, data=data)
+    finally:
+        assert open(os.path.join(run, "data.json")).read() == before
+
+
+def _record(params=None):
+    return rundir.data_record(_splits(np.ones((4, 2, 2), np.uint8)), {"mean": MEAN} if params is None else params)
+
+
+def test_a_resume_on_the_same_data_goes_on(tmp_path):
+    _resume(tmp_path, _record(), _record())
+
+
+def test_a_resume_with_other_fitted_parameters_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"trained on other data \(params_sha256 [0-9a-f]{12}\.\.\. then, "):
+        _resume(tmp_path, _record(), _record({"mean": MEAN + 1}))
+
+
+def test_an_earlier_releases_data_json_with_mean_sha256_resumes(tmp_path):
+    """Releases before this one also recorded `mean_sha256` (zeros unless kind "mean"): a key the
+    record no longer has is not compared."""
+    old = {**_record({}), "mean_sha256": hashlib.sha256(np.zeros(4, np.float32).tobytes()).hexdigest()}
+    _resume(tmp_path, old, _record({}))
+
+
+def test_an_earlier_releases_data_json_without_params_sha256_resumes(tmp_path):
+    """Releases before the preprocessing table recorded no params_sha256: their parameter (the
+    training mean) follows from the training images, still compared."""
+    old = {k: v for k, v in _record().items() if k != "params_sha256"}
+    _resume(tmp_path, {**old, "mean_sha256": hashlib.sha256(MEAN.tobytes()).hexdigest()}, _record())
+    with pytest.raises(ConfigError, match="train_sha256 "):
+        _resume(tmp_path / "other", old, rundir.data_record(_splits(np.zeros((4, 2, 2), np.uint8)), {}))
+
+
+def test_a_data_json_without_a_key_every_release_wrote_is_refused(tmp_path):
+    stored = {k: v for k, v in _record().items() if k != "train_sha256"}
+    with pytest.raises(ConfigError) as info:
+        _resume(tmp_path, stored, _record())
+    assert str(info.value) == (f"{tmp_path / 'run' / 'data.json'}: no train_sha256, so a resume cannot check "
+                               "that the data are the same; nothing was changed (start a new --run-dir)")

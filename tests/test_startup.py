@@ -22,6 +22,43 @@ def test_captured_output_is_dropped_on_success_and_replayed_on_failure(capfd):
     assert capfd.readouterr().err == "why the import failed\n"
 
 
+def test_captured_output_is_not_replayed_after_ctrl_c(capfd):
+    """Ctrl-C (or SIGTERM) while TensorFlow loads: the captured lines do not explain the stop."""
+    with pytest.raises(KeyboardInterrupt):
+        with stderr_captured():
+            os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+            raise KeyboardInterrupt
+    assert capfd.readouterr().err == ""
+
+
+# TensorFlow's C++ side logs `E0000 ...` lines in successful runs, such as `oneDNN supports DT_HALF only on
+# platforms with AVX-512` with mixed_float16 on an AVX-512 CPU. Stand-in for them on any machine without a
+# GPU: the `failed call to cuInit` line of the first device query, here after TensorFlow has loaded.
+RUNTIME_ERROR_LINE = """
+import sys
+from bctrain.run import startup
+{quiet}
+with startup.stderr_captured():
+    import tensorflow as tf
+print("--- loaded", file=sys.stderr, flush=True)
+tf.config.list_physical_devices()
+"""
+
+
+@pytest.mark.slow
+def test_tensorflow_runtime_error_lines_are_hidden_unless_verbose():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    after = []
+    for quiet in ("", "startup.quiet_logging()"):
+        result = subprocess.run([sys.executable, "-c", RUNTIME_ERROR_LINE.format(quiet=quiet)], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        after.append(result.stderr.split("--- loaded\n", 1)[1])
+    if not any(line.startswith("E0000") for line in after[0].splitlines()):
+        pytest.skip("TensorFlow logs no error line at its first device query on this machine (a GPU driver?)")
+    assert after[1] == ""
+
+
 def run(*args):
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 

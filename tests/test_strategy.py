@@ -3,9 +3,11 @@ fewer replicas, two workers on localhost. Scenarios needing logical CPU devices 
 (tests/strategy_runs.py), since devices can only be configured before TensorFlow starts."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -40,6 +42,9 @@ def test_bad_strategy_arguments_are_one_line_errors(monkeypatch):
         strategies.make("mirrored", -1)
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="TF_CONFIG"):
+        strategies.make("multiworker")
+    monkeypatch.setenv("TF_CONFIG", "[]")  # checked whole before TensorFlow's strategy sees it
+    with pytest.raises(ConfigError, match="TF_CONFIG: expected a JSON object"):
         strategies.make("multiworker")
 
     class Two:
@@ -162,6 +167,48 @@ def test_two_workers_on_localhost_write_one_run_directory(tmp_path):
     assert "epoch    1" in outputs[0][0] and outputs[1][0] == ""  # only the chief reports
     assert os.listdir(tmp_path / "tmp1") == []  # the other worker's private directory is gone
     assert set(os.listdir(tmp_path)) <= {"cache", "run", "tmp0", "tmp1"}  # nothing else was written
+
+
+def _listening(port) -> bool:
+    try:
+        socket.create_connection(("localhost", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop, code, line", [
+    (None, 2, "bctrain: error: TF_CONFIG: after 3 s still waiting for worker 0 at localhost:{peer} (Connection "
+     "refused); start every worker with the same TF_CONFIG cluster, or allow longer with BCTRAIN_PEER_TIMEOUT=SECONDS"),
+    (signal.SIGINT, 130, "bctrain: interrupted; start every worker again, with --resume (RESUME=1) once the chief's "
+     "run directory holds the run"),
+    (signal.SIGTERM, 143, "bctrain: terminated; start every worker again, with --resume (RESUME=1) once the chief's "
+     "run directory holds the run"),
+], ids=["timeout", "SIGINT", "SIGTERM"])
+def test_a_worker_waiting_for_a_peer_that_never_comes_stops_in_time_or_on_a_signal(tmp_path, stop, code, line):
+    """Worker 1 of two, worker 0 never started: it waits BCTRAIN_PEER_TIMEOUT seconds (here 3, or 60
+    when it is to be stopped by a signal) and stops with one line naming worker 0; SIGINT and SIGTERM
+    stop it at once. Nothing is written. (It used to wait inside TensorFlow forever, deaf to both.)"""
+    peer, port = _free_ports(2)
+    env = {**os.environ, "BCTRAIN_PEER_TIMEOUT": "60" if stop else "3", "TF_CONFIG": json.dumps(
+        {"cluster": {"worker": [f"localhost:{peer}", f"localhost:{port}"]}, "task": {"type": "worker", "index": 1}})}
+    proc = subprocess.Popen([sys.executable, "-m", "bctrain.cli", "train", "--strategy", "multiworker", "--dataset",
+                             "mnist-sample", "--run-dir", str(tmp_path / "run")], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while not _listening(port):  # it waits for worker 0 once it listens on its own port
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        waiting = time.monotonic()
+        if stop:
+            proc.send_signal(stop)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert time.monotonic() - waiting < (5 if stop else 8)
+    assert (proc.returncode, err.splitlines(), out) == (code, [line.format(peer=peer)], "")
+    assert not (tmp_path / "run").exists()
 
 
 def test_only_the_chief_task_writes_results(monkeypatch):

@@ -10,14 +10,13 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from bctrain.data.preprocess import apply_mean
+from bctrain.data.preprocess import KINDS
 from bcexport import ExportError, reference
 from bccommon import digests
 from bcexport.pack import load_deployment
 from bcexport.onnx.packed import BITS_SUFFIX, find_binary_initializers
 from bcexport.verify import compare, load_test_data, verify_run
-from export_fixtures import (cnn_config, exported_cnn_dir, exported_mlp_dir, mlp_config,  # noqa: F401
-                             synthetic_loader, synthetic_test_data, tiny_run_dir)
+from export_fixtures import cnn_config, mlp_config, synthetic_loader, synthetic_test_data
 
 
 def _copy(src, tmp_path):
@@ -72,7 +71,7 @@ def test_non_finite_logits_fail_and_are_recorded_as_valid_json():
 def _most_active_hidden_unit(run_dir, cfg):
     dep = load_deployment(run_dir)
     pixels, _, _ = synthetic_test_data(cfg)
-    x = apply_mean(pixels, dep.mean)
+    x = KINDS[dep.preprocess].apply(pixels, dep.params)
     hidden = reference.forward(dataclasses.replace(dep, blocks=dep.blocks[:-1]), x)
     return int(np.argmax((hidden > 0).mean(axis=0)))
 

@@ -76,7 +76,7 @@ def _gcn(settings: dict) -> list:
 
 PREPROCESS = {
     "mean": CPreprocess("bcnn_pre_mean", lambda shape, s: [math.prod(shape)],
-                        lambda dep, s: {"pre_mean": CArray("float", dep.mean)}, lambda shape: "0",
+                        lambda dep, s: {"pre_mean": CArray("float", dep.params["mean"])}, lambda shape: "0",
                         lambda s: "pixels / 255 - mean (float32)"),
     "none": CPreprocess("bcnn_pre_unit", lambda shape, s: [math.prod(shape)], lambda dep, s: {},
                         lambda shape: "0", lambda s: "pixels / 255 (float32)"),

@@ -13,7 +13,8 @@ parameters, dtype -> [N, D]; float32 for training, float64 for the verification 
 imported only when it is called), `param_shapes` (what a run's preprocess.npz must hold),
 `settings` (the fixed constants, recorded in the cache key) and `cached` (whether the
 preprocessed arrays are worth caching, `bctrain.data.cache`). Parameters are fitted on training
-data only (the registry's `fit_on`) and saved in the run directory, where export reuses them.
+data only (the registry's `fit_on`) and saved in the run directory (preprocess.npz: `kind` and the
+parameters), where export reuses them.
 Pure NumPy.
 """
 import hashlib
@@ -167,11 +168,6 @@ def get(kind: str) -> Kind:
     if kind not in KINDS:
         raise ValueError(f"unknown preprocessing {kind!r}, expected one of {', '.join(KINDS)}")
     return KINDS[kind]
-
-
-def mean_of(kind: str, params: dict, d: int) -> np.ndarray:
-    """The per-pixel mean of kind "mean" (zeros for every other kind): preprocess.npz's `mean`."""
-    return np.asarray(params["mean"], np.float32) if "mean" in params else np.zeros(d, np.float32)
 
 
 def preprocess(kind: str, x_fit: np.ndarray, *others: np.ndarray) -> tuple[dict, list[np.ndarray]]:

@@ -7,17 +7,23 @@ index to trust (`tf.train.CheckpointManager` keeps one, and a damaged index made
 checkpoint and start the run over). A checkpoint that cannot be read (truncated by a full disk, cut
 by a kill during the write, damaged) is skipped for the one before it, with a one-line notice; if
 none can be read, `CheckpointError` refuses the resume. Nothing is deleted until a newer checkpoint
-has been written.
+has been written. A failed write is one line naming the checkpoint and the reason, without
+TensorFlow's graph decorations (`{{function_node __wrapped__SaveV2...}}`, `[Op:SaveV2]`).
+`leftovers` lists what a killed write leaves behind: `ckpt-<epoch>_temp/` directories, where
+TensorFlow writes a checkpoint's parts before merging them under the final names.
 """
 import glob
 import os
 import re
+import shutil
 import sys
 
 from bctrain.config import ConfigError
 
 KEEP = 2
 _INDEX = re.compile(r"ckpt-(\d+)\.index$")
+_TEMP = re.compile(r"ckpt-\d+_temp$")  # TensorFlow's `<prefix>_temp/` of a write in progress
+_DECORATIONS = re.compile(r"\{\{[^}]*\}\}|\[Op:[^\]]*\]")
 
 
 class CheckpointError(ConfigError):
@@ -44,6 +50,21 @@ def _remove(ckpt_dir: str, epoch: int):
         os.remove(path)
 
 
+def tf_message(exc) -> str:
+    """The first line of a TensorFlow error without its graph decorations."""
+    text = _DECORATIONS.sub("", getattr(exc, "message", None) or str(exc)).strip()
+    return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
+
+
+def leftovers(ckpt_dir: str) -> list:
+    """Paths of the `ckpt-<epoch>_temp` directories a killed or failed write left in `ckpt_dir`."""
+    try:
+        names = os.listdir(ckpt_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(ckpt_dir, n) for n in names if _TEMP.match(n))
+
+
 def save(ckpt, ckpt_dir: str, epoch: int):
     """Write the checkpoint of `epoch`, then remove all but the KEEP newest up to `epoch` (and any
     left from a later epoch of an abandoned attempt)."""
@@ -53,7 +74,10 @@ def save(ckpt, ckpt_dir: str, epoch: int):
     try:
         ckpt.write(prefix(ckpt_dir, epoch))
     except tf.errors.OpError as exc:
-        raise OSError(f"{prefix(ckpt_dir, epoch)}: checkpoint not written ({exc.message})") from None
+        shutil.rmtree(prefix(ckpt_dir, epoch) + "_temp", ignore_errors=True)
+        where, sep, why = tf_message(exc).partition("; ")  # "<a part's temporary file>; No space left ..."
+        reason = why if sep and where.startswith(prefix(ckpt_dir, epoch)) else where + sep + why
+        raise OSError(f"{prefix(ckpt_dir, epoch)}: checkpoint not written ({reason})") from None
     older = [e for e in epochs(ckpt_dir) if e <= epoch]
     for e in [e for e in epochs(ckpt_dir) if e > epoch] + older[KEEP:]:
         _remove(ckpt_dir, e)
@@ -82,7 +106,7 @@ def restore_newest(ckpt, ckpt_dir: str, err=None):
         # Whatever the damage: TensorFlow raises OpErrors, but a truncated file gives IndexError,
         # a foreign one AssertionError or ValueError.
         except Exception as exc:  # noqa: BLE001
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            first = tf_message(exc)[:160]
             failures.append(f"ckpt-{epoch} ({type(exc).__name__}: {first})")
             continue
         if failures:

@@ -19,6 +19,8 @@ from bccommon import runfiles
 from bccommon import atomic
 from bctrain import choices
 from bctrain.config import Config, ConfigError, load_config
+from bctrain.data.preprocess import params_sha256
+from bctrain.run import leftovers
 
 
 def _recipe_differences(a: Config, b: Config) -> str:
@@ -40,11 +42,34 @@ def runtime_changes(stored: Config, cfg: Config) -> list:
     return lines
 
 
-def data_record(splits, mean) -> dict:
-    """What identifies the data of a run: a resume must see the same (recorded as data.json)."""
+def data_record(splits, params: dict) -> dict:
+    """What identifies the data of a run: a resume must see the same (recorded as data.json).
+    `params` are the fitted preprocessing parameters (bctrain.data.preprocess), of any kind."""
     return {"dataset": splits.name, "n_train": len(splits.y_train), "n_val": len(splits.y_val),
             "n_test": len(splits.y_test), "train_sha256": hashlib.sha256(splits.x_train.tobytes()).hexdigest(),
-            "mean_sha256": hashlib.sha256(np.asarray(mean, np.float32).tobytes()).hexdigest()}
+            "params_sha256": params_sha256(params)}
+
+
+# Keys of `data_record` that data.json written by an earlier release may lack. params_sha256 came
+# with the preprocessing table; before it, the only fitted parameter was kind "mean"'s training mean,
+# fixed by train_sha256 and the config, which are still compared.
+ADDED_KEYS = ("params_sha256",)
+
+
+def check_same_data(run_dir: str, stored: dict, data: dict):
+    """Refuse a resume whose data differ from the recorded ones (`stored`, its data.json): every
+    key of `data` is compared; keys only `stored` has (an earlier release's `mean_sha256`) are not,
+    and a key it lacks is refused unless it is one of ADDED_KEYS."""
+    path = os.path.join(run_dir, runfiles.DATA_JSON)
+    missing = [k for k in data if k not in stored and k not in ADDED_KEYS]
+    if missing:
+        raise ConfigError(f"{path}: no {', '.join(missing)}, so a resume cannot check that the data are the "
+                          "same; nothing was changed (start a new --run-dir)")
+    diffs = "; ".join(f"{k} {_short(stored[k])} then, {_short(data[k])} now"
+                      for k in data if k in stored and stored[k] != data[k])
+    if diffs:
+        raise ConfigError(f"{run_dir} was trained on other data ({diffs}); "
+                          "resume with the same data (--dataset, --data-dir)")
 
 
 def _refuse_non_directory(run_dir: str):
@@ -100,8 +125,10 @@ def check(run_dir: str, cfg: Config, resume: bool):
                               "it or choose another --run-dir (RUN_DIR=...)")
     elif resume:
         raise ConfigError(f"{run_dir}: nothing to resume (no config.json)")
-    elif os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {runfiles.LOCK, runfiles.DATA_JSON}:
-        # (a start that failed before config.json, e.g. on a full disk, may have left those two)
+    elif os.path.isdir(run_dir) and {n for n in os.listdir(run_dir) if not leftovers.is_leftover(n)} - {
+            runfiles.LOCK, runfiles.DATA_JSON}:
+        # (a start that failed before config.json, e.g. on a full disk or killed, may have left those
+        # two and temporaries, which the run removes)
         raise ConfigError(f"{run_dir} is not empty and is not a run directory; choose another --run-dir")
 
 
@@ -114,12 +141,7 @@ def prepare(run_dir: str, cfg: Config, resume: bool, data: dict | None = None) -
     config_path = os.path.join(run_dir, runfiles.CONFIG_JSON)
     if resume:
         if data is not None:
-            stored_data = read_data_record(run_dir)
-            if stored_data != data:
-                diffs = "; ".join(f"{k} {_short(stored_data.get(k))} then, {_short(data[k])} now"
-                                  for k in data if stored_data.get(k) != data[k])
-                raise ConfigError(f"{run_dir} was trained on other data ({diffs}); "
-                                  "resume with the same data (--dataset, --data-dir)")
+            check_same_data(run_dir, read_data_record(run_dir), data)
         return runtime_changes(load_config(run_dir), cfg)
     os.makedirs(run_dir, exist_ok=True)
     if data is not None:

@@ -1,4 +1,5 @@
-"""Loading TensorFlow without its start-up noise on stderr (absl, oneDNN and CUDA lines).
+"""Loading TensorFlow without its start-up noise on stderr (absl, oneDNN and CUDA lines), and
+keeping its C++ side's log lines off stderr after that.
 
 Importing TensorFlow prints a handful of lines from C++ before its logging is configured, so
 TF_CPP_MIN_LOG_LEVEL cannot stop them ("All log messages before absl::InitializeLog() ...", oneDNN,
@@ -6,36 +7,49 @@ TF_CPP_MIN_LOG_LEVEL cannot stop them ("All log messages before absl::Initialize
 on any machine without a GPU: lines a user reads as failures. Both happen once, in `import
 tensorflow` and the first `list_physical_devices`, so `load_tensorflow` runs those two with file
 descriptor 2 (where C++ writes) pointed at a temporary file. The captured text is dropped, or
-written out if loading fails, so a real failure is never hidden. `verbose=True` shows everything
-(TensorFlow's own default log level). Stdlib only until TensorFlow is imported.
+written out if loading fails, so a real failure is never hidden (not after Ctrl-C: the user knows
+why it stopped). After start-up, TF_CPP_MIN_LOG_LEVEL=3 keeps TensorFlow's runtime warnings and
+errors off stderr: a failing op prints two `W0000 ... OP_REQUIRES failed` lines before the
+exception that bctrain turns into its one line, and kernels print lines such as `E0000 ... oneDNN
+supports DT_HALF only on platforms with AVX-512` in successful runs. `verbose=True` shows everything
+(TensorFlow's own default log level); a TF_CPP_MIN_LOG_LEVEL the user set wins. Stdlib only until
+TensorFlow is imported.
 """
 import contextlib
 import os
 import sys
 import tempfile
 
-QUIET_LOG_LEVEL = "1"  # after start-up: TensorFlow's warnings and errors, not its INFO lines
+QUIET_LOG_LEVEL = "3"  # after start-up: only TensorFlow's fatal lines (errors reach Python as exceptions)
 
 
 @contextlib.contextmanager
 def stderr_captured():
-    """Send file descriptor 2 to a temporary file for the block; replay it if the block raises."""
+    """Send file descriptor 2 to a temporary file for the block; replay it if the block raises an
+    error (not on Ctrl-C or SIGTERM, KeyboardInterrupt: what was captured does not explain those)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
             yield
-        except BaseException:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt):
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
             raise
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def quiet_logging():
+    """Keep TensorFlow's C++ log lines below fatal off stderr (before it is imported; a user's
+    TF_CPP_MIN_LOG_LEVEL wins)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_LOG_LEVEL)
 
 
 def load_tensorflow(verbose: bool = False):
@@ -44,7 +58,7 @@ def load_tensorflow(verbose: bool = False):
         import tensorflow as tf
         tf.config.list_physical_devices()
         return tf
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_LOG_LEVEL)  # a user setting wins
+    quiet_logging()
     with stderr_captured():
         import tensorflow as tf
         tf.config.list_physical_devices()

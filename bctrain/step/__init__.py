@@ -8,4 +8,5 @@ place from the configuration, device, precision and strategy (docs/DESIGN.md).
     precision     the --precision table (float32, mixed_bfloat16, mixed_float16)
     loss_scale    dynamic loss scaling of mixed_float16
     strategy      tf.distribute strategies (default, mirrored, multiworker)
+    cluster       TF_CONFIG checked whole, and the other workers waited for with a time limit
 """

@@ -69,7 +69,7 @@ class StepPlan:
 
     def describe(self) -> str:
         """One line for the run's start line and history: e.g. 'whole XLA step, fused update, ...'."""
-        form = {"whole": "whole", "split": "split"}[self.form] + (" XLA" if self.jit else "") + " step"
+        form = self.form + (" XLA" if self.jit else "") + " step"
         cached = {"none": "", "first": ", first layer's ±1 weights cached", "all": ", ±1 weights cached"}[self.cached]
         return f"{form}, {self.update} update{cached}, {self.per_call} step{'s' if self.per_call > 1 else ''} per call"
 

@@ -11,19 +11,22 @@ each sample is used once per step and counted once in evaluation. The step (bctr
 the loss over the global batch, all-reduces the gradients and applies the update once per variable
 on every replica's copy; BatchNorm all-reduces its statistics (bctrain.paper.layers). Under multiworker
 the chief (task "chief", else worker 0) writes the run directory; every other worker runs the same
-loop in a private temporary directory that is deleted at the end (`worker_run_dir`).
+loop in a private temporary directory that is deleted at the end (`worker_run_dir`). TF_CONFIG is
+checked, and the other workers waited for with a time limit, by bctrain.step.cluster.
 """
 import contextlib
-import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 
 import tensorflow as tf
 
 from bccommon import runfiles
 from bctrain.choices import STRATEGIES
 from bctrain.config import ConfigError
+from bctrain.step import cluster
 
 _ONE_PER_PROCESS = {}
 
@@ -70,11 +73,8 @@ def make(name: str, replicas: int = 0):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ConfigError("strategy=multiworker needs TF_CONFIG naming the cluster and this task "
-                              "(README: 'Several devices and hosts')")
         if "multiworker" not in _ONE_PER_PROCESS:  # collectives are configured once per process
-            _ONE_PER_PROCESS["multiworker"] = tf.distribute.MultiWorkerMirroredStrategy()
+            _ONE_PER_PROCESS["multiworker"] = _multiworker(cluster.from_env())
         return _ONE_PER_PROCESS["multiworker"]
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -87,6 +87,19 @@ def make(name: str, replicas: int = 0):
     # same process reuses, and a differently shaped run then fails on the shapes cached for them.
     return tf.distribute.MirroredStrategy(_cpu_devices(max(replicas, 1)),
                                           cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+def _multiworker(workers):
+    """MultiWorkerMirroredStrategy once every worker answers: TensorFlow's own wait for them has no time
+    limit and holds the interpreter lock, so no signal would get through (bctrain.step.cluster).
+    TensorFlow then takes SIGTERM for its preemption notifier, which only logs it: the handler that
+    was there before (the command line's, or the default: end the process) is put back."""
+    cluster.wait_for_peers(workers, cluster.peer_timeout())
+    sigterm = signal.getsignal(signal.SIGTERM)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if sigterm is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, sigterm)
+    return strategy
 
 
 def is_chief(task_type, task_id, cluster: dict) -> bool:
@@ -102,9 +115,7 @@ def task_writes_results(name: str) -> bool:
     """Whether this process writes results under strategy `name` (read from TF_CONFIG, no TensorFlow)."""
     if name != "multiworker":
         return True
-    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    task = config.get("task", {})
-    return is_chief(task.get("type"), task.get("index", 0), config.get("cluster", {}))
+    return cluster.from_env().writes_results
 
 
 def writes_results(strategy) -> bool:
@@ -151,6 +162,5 @@ def check_same_epoch(strategy, epoch: int):
 
 def record(name: str, strategy) -> dict:
     """What history.jsonl and metrics.json record of the strategy."""
-    workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}) if name == "multiworker" else {}
     return {"strategy": name, "replicas": int(strategy.num_replicas_in_sync),
-            "workers": sum(len(v) for v in workers.values()) or 1}
+            "workers": cluster.from_env().size if name == "multiworker" else 1}

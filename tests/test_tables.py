@@ -1,0 +1,44 @@
+"""benchmarks.tables: results files as Markdown, on hand-made results of the benchmarks' shapes
+(the benchmarks' own smoke tests render their real output; these cover what no quick test runs)."""
+from benchmarks.tables import ckernels, speed
+
+PROV = {"command": "make bench-x", "machine": "CPU: T, 2 cores", "date": "2026-12-07T00:00:00+00:00"}
+
+
+def infer_run(threads):
+    row = {"batch1_ms_median": 1.5, "batch1_ms_p90": 2.0, "batch256_samples_per_s": 8000.0, "weight_bytes": 40_000_000}
+    c = {"batch1_ms_median": 0.1, "batch1_ms_p90": 0.2, "batch256_samples_per_s": 16000.0, "weight_bytes": 1_250_000}
+    return {"threads": threads, "results": {"ORT": row, "C": c}}
+
+
+def test_the_speed_rows_name_their_command_and_say_what_is_missing():
+    cnn = {**PROV, "rows": [{"preset": "cifar10", "xla": True, "seconds_per_epoch": 900.0, "schedule_hours": 125.0,
+                             "epochs": 500},
+                            {"preset": "cifar10", "xla": False, "seconds_per_epoch": 730.0, "schedule_hours": 101.4,
+                             "epochs": 500}]}
+    text = speed.render_speed({"bench_train": None, "bench_cnn": cnn,
+                               "bench_infer_mnist": {**PROV, "runs": [infer_run(1), infer_run(2)]}})
+    assert "| training step, `mnist` MLP | not measured yet: run `make bench-train` | |" in text
+    assert ("batch 1: 0.100 ms against 1.500 ms (15.0x lower); batch 256: 16,000 against 8,000 images/s; "
+            "weights held 32x smaller | `make bench-x`, CPU: T, 2 cores, 2026-12-07 |") in text
+    assert "730 s per epoch, 4.2 days for 500 epochs (XLA off)" in text
+
+
+def test_the_cnn_c_table_has_every_preset_and_the_float32_zca_note():
+    entry = {"x_ms": 5.0, "pixels_ms": 9.0, "preprocessing_ms_per_image": 4.0}
+    preset = {"preset": "cifar10", "binary_weights": 14_022_016, "weight_bytes": 1_755_584, "preprocess": "gcn_zca",
+              "compile": {"source_bytes": 113_000_000, "seconds": 4.3, "text": 39_000_000},
+              "native": {"scratch_bytes": 2_388_032}, "conv_rows": [608, 16, 8],
+              "microcontroller": {"flash": 39_591_041, "ram": 1_374_968}, "verify_passed": True,
+              "verify": {"c": {"max_diff_over_tol": 0.166}, "c_raw": {"max_diff_over_tol": 0.165}},
+              "entry_points": {"batch1": entry, "batch16": {**entry, "preprocessing_ms_per_image": 1.6}},
+              "seconds": {"train": 12.0, "bcexport onnx": 27.0, "bcexport c": 24.0, "bcexport verify": 61.0},
+              "zca_float32": {"float32_blas": {"max_over_tol": 0.085, "samples_over_tol": 0},
+                              "float32_sequential": {"max_over_tol": 0.08, "samples_over_tol": 0}}}
+    text = ckernels.render_cnn_c({**PROV, "results": [preset, {**preset, "preset": "svhn", "preprocess": "gcn_lcn",
+                                                               "microcontroller": {"skipped": "no arm-none-eabi-gcc"}}]})
+    assert "| cifar10 | 14,022,016 | 1,755,584 B | 113,000,000 B | 4.3 s | 39,000,000 B | 2,388,032 B | 608, 16, 8 | " \
+           "39,591,041 / 1,374,968 B |" in text
+    assert "| no arm-none-eabi-gcc |" in text and "| PASSED | 0.166 | 0.165 | 5.00 ms | 9.00 ms | 4.00 / 1.60 ms | " \
+                                                 "12, 27, 24, 61 |" in text
+    assert text.count("a float32 ZCA would move the logits by up to 0.085") == 2
