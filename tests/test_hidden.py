@@ -13,8 +13,7 @@ from bcexport import ExportError, backends, hidden
 from bcexport.onnx.export import export_run
 from bcexport.pack import load_deployment
 from bcexport.verify import verify_run
-from export_fixtures import (cnn_config, exported_mlp_dir, make_run_dir, mlp_config, synthetic_loader,  # noqa: F401
-                             synthetic_test_data)
+from export_fixtures import cnn_config, make_run_dir, mlp_config, synthetic_loader, synthetic_test_data
 
 
 def bnn(cfg):
