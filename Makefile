@@ -37,7 +37,7 @@ CONFIG_ARGS = --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs 
 TRAIN_ARGS = $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 .PHONY: venv test test-all train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
-	bench-infer bench-infer-cnn bench-bgemm bench-cnn bench-cnn-c results-mnist cnn-check docs clean
+	bench-infer bench-infer-cnn bench-bgemm bench-cnn bench-cnn-c results-mnist cnn-check bnn-check docs clean
 
 venv: $(STAMP)
 
@@ -125,6 +125,12 @@ CNN_CHECK_ARGS ?=
 cnn-check: $(STAMP)
 	$(PY) -m benchmarks.cnn_check --out-dir $(CNN_CHECK_DIR) $(if $(CNN_CHECK_EPOCHS),--epochs $(CNN_CHECK_EPOCHS)) \
 		$(CNN_CHECK_ARGS)
+
+# BinaryNet against BinaryConnect and float at a reduced width on the bundled sample (docs/BINARYNET.md);
+# BNN_ARGS: e.g. "--width 512 --epochs 50 --seeds 3", or "--dataset mnist" for the full MNIST.
+BNN_ARGS ?=
+bnn-check: $(STAMP)
+	$(RECORD) $(PY) -m benchmarks.bnn_check $(BNN_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LARQ_VENV) $(LARQ_VENV).log *.egg-info .pytest_cache

@@ -7,8 +7,9 @@ reader of `bcexport.stored_weights` that compares them with the trained signs ex
 trusting any logit (None only for the training code path, which runs best.npz itself). A back end
 whose file exists is always verified (unless its `available` test says the file lacks it, as a C
 model without a pixel entry point); a `required` one, or one that export.json or c/export.json
-lists, must exist. `details` adds facts to its verify.json entry (the C kernel path). Adding a back
-end is one entry here.
+lists, must exist. `details` adds facts to its verify.json entry (the C kernel path). With binary
+activations (BinaryNet) a back end must also give its hidden blocks' ±1 outputs (`hidden`,
+bcexport.hidden); one without them cannot be verified there. Adding a back end is one entry here.
 """
 import functools
 import hashlib
@@ -34,6 +35,7 @@ class Backend:
     stored: Callable | None = None      # (path, dep) -> stored_weights.Stored: its binary weights, read
     available: Callable | None = None   # (run_dir) -> False: skip it although its file exists
     details: Callable | None = None     # (run_dir) -> dict recorded in verify.json
+    hidden: Callable | None = None      # (path, dep, run_dir, batch) -> run: inputs -> (logits, [±1 per hidden block])
 
 
 def batched(fn, x, batch) -> np.ndarray:
@@ -50,6 +52,46 @@ def tf_net_logits(path, dep, x, batch, run_dir) -> np.ndarray:
     net = Net(dep.cfg, seed=dep.cfg.seed)
     net.load_weights_dict(load_best(run_dir, dep.cfg))
     return batched(lambda xb: net(tf.constant(xb), training=False, eval_mode="binary").numpy(), x, batch)
+
+
+def _batched_outputs(fn, x, batch) -> tuple:
+    """(first output, [the others]) of fn (a list of arrays per slice) over slices of x, concatenated."""
+    parts = [fn(x[i:i + batch]) for i in range(0, len(x), batch)]
+    outs = [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
+    return outs[0], outs[1:]
+
+
+def tf_net_hidden(path, dep, run_dir, batch):
+    """The training code path with its hidden blocks' ±1 outputs (Net's taps), products in float32:
+    the deployed arithmetic, whatever precision trained it."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from bctrain.paper.models import Net
+    from bcexport.rundir import load_best
+    cfg = dataclasses.replace(dep.cfg, precision="float32")
+    net = Net(cfg, seed=cfg.seed)
+    net.load_weights_dict(load_best(run_dir, cfg))
+
+    def run(xb):
+        taps = []
+        y = net(tf.constant(xb), training=False, eval_mode="binary", taps=taps)
+        return [y.numpy()] + [t.numpy().astype(np.int8) for t in taps]
+    return lambda x: _batched_outputs(run, x, batch)
+
+
+def onnx_hidden(path, dep, run_dir, batch):
+    """onnxruntime on an in-memory copy of the ONNX file with its act<i> tensors as outputs."""
+    from bcexport.hidden import hidden_blocks, onnx_hidden_model
+    from bcexport.onnx.export import session
+    sess = session(onnx_hidden_model(stored_weights.load_onnx(path), len(hidden_blocks(dep))))
+    name = sess.get_inputs()[0].name
+
+    def run(xb):
+        logits, *acts = sess.run(None, {name: xb})
+        return [logits] + [a.astype(np.int8) for a in acts]
+    return lambda feed: _batched_outputs(run, feed, batch)
 
 
 def onnx_logits(path, dep, feed, batch, run_dir) -> np.ndarray:
@@ -105,11 +147,12 @@ def c_details(run_dir: str) -> dict:
 
 C_FILE = f"{runfiles.C_DIR}/{runfiles.C_SOURCE}"
 BACKENDS = (
-    Backend("tf_net", None, "x", tf_net_logits),
-    Backend("onnx", runfiles.MODEL_ONNX, "x", onnx_logits, stored=stored_weights.onnx_float),
-    Backend("onnx_packed", runfiles.MODEL_PACKED_ONNX, "x", onnx_logits, stored=stored_weights.onnx_bits),
+    Backend("tf_net", None, "x", tf_net_logits, hidden=tf_net_hidden),
+    Backend("onnx", runfiles.MODEL_ONNX, "x", onnx_logits, stored=stored_weights.onnx_float, hidden=onnx_hidden),
+    Backend("onnx_packed", runfiles.MODEL_PACKED_ONNX, "x", onnx_logits, stored=stored_weights.onnx_bits,
+            hidden=onnx_hidden),
     Backend("onnx_raw", runfiles.MODEL_RAW_ONNX, "pixels", onnx_logits, required=False,
-            stored=stored_weights.onnx_float),
+            stored=stored_weights.onnx_float, hidden=onnx_hidden),
     Backend("c", C_FILE, "x", c_logits, required=False, stored=stored_weights.c_bits, details=c_details),
     Backend("c_raw", C_FILE, "pixels", c_raw_logits, required=False, stored=stored_weights.c_bits,
             available=c_has_pixels, details=c_details),

@@ -6,6 +6,11 @@ block. With h > 0 (so pooling commutes with the positive scale and the per-chann
 
     y = a ⊙ pool(x ∗ sign(w)) + c,   a = γ·h/(std + ε),   c = β + γ·(b − mean)/(std + ε).
 
+With binary activations (BinaryNet, PAPER.md §10) each hidden block's BatchNorm + sign is instead one
+comparison per unit (`bcexport.threshold`): out = +1 where direction · pool(x ∗ sign(w)) >= threshold;
+the blocks after the first take ±1 inputs, so their products are exact integers; the output block
+keeps a ⊙ u + c. The Deployment format (fields, zero padding) is documented in docs/BINARYNET.md.
+
 Bit order of `pack_bits`: the ±1 array is flattened row-major (C order) in its own layout (HWIO for
 conv kernels, [n_in, n_out] for dense); element k is bit (k mod 8) of byte k // 8, least significant
 bit first (numpy.packbits with bitorder="little"); bit 1 means +1, bit 0 means −1. The last byte is
@@ -19,7 +24,7 @@ import numpy as np
 from bctrain.config import Config
 from bctrain.paper.arch import layer_specs
 from bctrain.data.registry import DATASETS
-from bcexport import ExportError
+from bcexport import ExportError, threshold
 from bcexport.rundir import load_best, load_preprocess, require_finished
 
 BIT_ORDER = "little"
@@ -62,7 +67,9 @@ def fold_bn(h, b, gamma, beta, mean, std, eps):
 
 @dataclass(frozen=True)
 class Block:
-    """One deployed block: y = a ⊙ pool(x ∗ unpack(bits)) + c, then ReLU if `relu`."""
+    """One deployed block: u = pool(x ∗ unpack(bits)); y = a ⊙ u + c, then ReLU if `relu`, or, with
+    binary activations, y = ±1 by `sign` (a `bcexport.threshold.Threshold`; a and c are then only
+    the same BatchNorm as an affine, for information)."""
 
     kind: str            # "dense" | "conv"
     shape: tuple         # weight shape: (k, k, c_in, c_out) HWIO or (n_in, n_out)
@@ -71,6 +78,9 @@ class Block:
     c: np.ndarray        # float32 [n_out]
     pool: bool
     relu: bool
+    sign: threshold.Threshold | None = None  # BinaryNet's hidden blocks: BatchNorm + sign as thresholds
+    input: str = "real"  # "real" | "binary": the block's inputs are ±1 (those after a sign block)
+    tap_sums: np.ndarray | None = None  # int32 [3, 3, c_out] for a conv on ±1 inputs (zero padding)
 
     @property
     def wb(self) -> np.ndarray:
@@ -79,6 +89,11 @@ class Block:
     @property
     def n_weights(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs of one output value: n_in, or k·k·c_in."""
+        return math.prod(self.shape[:-1])
 
 
 @dataclass(frozen=True)
@@ -102,15 +117,27 @@ class Deployment:
     def n_binary_weights(self) -> int:
         return sum(b.n_weights for b in self.blocks)
 
+    @property
+    def binary_activations(self) -> bool:
+        """BinaryNet: the hidden blocks output ±1 (`Block.sign`)."""
+        return any(b.sign is not None for b in self.blocks)
+
 
 def build_blocks(cfg: Config, weights: dict) -> tuple:
     """Blocks from `layer_specs(cfg)` and a best.npz-style dict of float32 arrays."""
-    blocks = []
+    blocks, inputs = [], "real"
     for i, s in enumerate(layer_specs(cfg)):
         w = weights[f"{i}/w"]
-        a, c = fold_bn(s.h, *(weights[f"{i}/{k}"] for k in ("b", "gamma", "beta", "mean", "std")),
-                       eps=cfg.bn_eps)
-        blocks.append(Block(s.kind, tuple(w.shape), pack_bits(sign_pm1(w)), a, c, s.pool, s.relu))
+        bn = [weights[f"{i}/{k}"] for k in ("b", "gamma", "beta", "mean", "std")]
+        a, c = fold_bn(s.h, *bn, eps=cfg.bn_eps)
+        wb = sign_pm1(w)
+        sign = None
+        if s.act == "sign":
+            params = threshold.BatchNormParams.of(s.h, *bn, eps=cfg.bn_eps)
+            sign = threshold.fold(params, inputs, math.prod(w.shape[:-1]))
+        taps = threshold.tap_sums(wb) if s.kind == "conv" and inputs == "binary" else None
+        blocks.append(Block(s.kind, tuple(w.shape), pack_bits(wb), a, c, s.pool, s.relu, sign, inputs, taps))
+        inputs = "binary" if s.act == "sign" else "real"
     return tuple(blocks)
 
 

@@ -43,7 +43,7 @@ class Stored:
         return {"reader": self.reader, "form": self.form, "bytes": self.bytes}
 
 
-def _load(path: str) -> onnx.ModelProto:
+def load_onnx(path: str) -> onnx.ModelProto:
     try:
         return onnx.load(path)
     except Exception as exc:  # protobuf's DecodeError and friends
@@ -68,7 +68,7 @@ def _count_problems(matches: list, dep: Deployment, how: str) -> list:
 
 def onnx_bits(path: str, dep: Deployment) -> Stored:
     """A packed ONNX model (module docstring: onnx_bits)."""
-    model = _load(path)
+    model = load_onnx(path)
     matches, problems, total = [], [], 0
     for init in model.graph.initializer:
         if not init.name.endswith(packed_onnx.BITS_SUFFIX):
@@ -91,7 +91,7 @@ def onnx_float(path: str, dep: Deployment) -> Stored:
     """An ONNX model storing ±1 float weights (module docstring: onnx_float)."""
     sizes = {b.n_weights for b in dep.blocks}
     matches, problems, total = [], [], 0
-    for name, tensor in _float_tensors(_load(path)):
+    for name, tensor in _float_tensors(load_onnx(path)):
         if math.prod(tensor.dims) not in sizes:
             continue
         value = numpy_helper.to_array(tensor)

@@ -1,7 +1,12 @@
 """Inference tf.functions of the deployment form, over ±1 constants (paper §9).
 
 Each block is y = a ⊙ pool(x ∗ wb) + c (ReLU on all but the last), with wb the unpacked sign bits
-as float32 ±1 constants: no Sign op, no random op, no variables, no training branch.
+as float32 ±1 constants: no Sign op, no random op, no variables, no training branch. A hidden block
+with binary activations (BinaryNet, §10) is instead y = 2·[d ⊙ u >= t] − 1 with its thresholds t
+and directions d (`bcexport.threshold`), as float32 constants (the integer thresholds are exact
+there), named act<i>: the verification adds them to the ONNX outputs (bcexport.hidden). sign(0) = +1
+is in the thresholds; ONNX's Sign, which gives 0 at 0, is not used. On ±1 inputs u is an exact integer
+in float32.
 
 The constants are created inside the traced body: tf2onnx turns a tensor captured from outside a
 tf.function into an extra graph input, while constants built during tracing are frozen into the
@@ -32,6 +37,9 @@ def _blocks_graph(dep: Deployment, x):
             u = tf.matmul(x, tf.constant(blk.wb, name=f"wb{i}"))
         if blk.pool:
             u = tf.nn.max_pool2d(u, ksize=2, strides=2, padding="VALID")
+        if blk.sign is not None:
+            x = _sign_graph(blk, u, i)
+            continue
         a = tf.constant(blk.a, name=f"a{i}")
         if blk.kind == "conv" and not blk.pool:
             a = tf.broadcast_to(a, tf.shape(u))  # keeps the kernel ±1: see the module docstring
@@ -39,6 +47,20 @@ def _blocks_graph(dep: Deployment, x):
         if blk.relu:
             x = tf.nn.relu(x)
     return tf.identity(x, name="logits")
+
+
+def act_name(i: int) -> str:
+    """The name of block i's ±1 output in the graph (and in the ONNX files)."""
+    return f"act{i}"
+
+
+def _sign_graph(blk, u, i):
+    """±1 where direction · u >= threshold (the constants broadcast as `a` is, for the same reason)."""
+    d = tf.constant(blk.sign.direction.astype("float32"), name=f"dir{i}")
+    if blk.kind == "conv" and not blk.pool:
+        d = tf.broadcast_to(d, tf.shape(u))
+    up = d * u >= tf.constant(blk.sign.threshold.astype("float32"), name=f"thr{i}")
+    return tf.subtract(2.0 * tf.cast(up, tf.float32), 1.0, name=act_name(i))  # 1 or 0 -> +1 or −1, exactly
 
 
 def inference_function(dep: Deployment):

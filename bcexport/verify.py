@@ -13,6 +13,13 @@ the packed weights (`bcexport.reference`):
 Every back end whose file exists is verified, whatever export.json lists; the C entries record the
 kernel path they ran. A C export that export.c.json records must be there whole (`bcexport.c.swap`).
 
+With binary activations (BinaryNet, PAPER.md §10) every back end also gives the ±1 outputs of its
+hidden blocks, checked block by block, each fed the back end's own bits of the block before: exactly
+equal on ±1 inputs, equal on the first block (real inputs) except where float32 summation in another
+order can move the product across the threshold; the logits are compared as below with the output
+block computed on the back end's own last hidden bits (bcexport.hidden; verify.json: each back end's
+`hidden`, and `binary_activations`).
+
 The test data is the run's dataset (metrics.json, `bctrain.data.registry`), preprocessed with the
 run's kind and parameters (preprocess.npz, `bctrain.data.preprocess.KINDS`). Each back end is
 compared with the float64 reference of what it is fed: back ends fed "x" with the reference on
@@ -59,19 +66,15 @@ from bctrain.data import DATASETS, load_splits
 from bctrain.data.preprocess import KINDS
 from bccommon import runfiles
 from bccommon import atomic
-from bcexport import ExportError, backends, lock, reference
+from bcexport import ExportError, backends, hidden, lock, reference
 from bccommon import digests
 from bcexport.c import swap
 from bcexport.c.export import read_c_export
 from bcexport.pack import Deployment, load_deployment
 from bcexport.rundir import read_export, read_metrics
+from bcexport.tolerance import K_TOL, U32, checked_noise, compare, noise_level, tolerance
 
-U32 = 2.0 ** -24
-K_TOL = 16
-NOISE_FLOOR = 4 * U32
 MAX_WEIGHT_BYTES_RATIO = 1 / 30
-# The measured tolerance must stay a float32 rounding bound: beyond this the check is refused.
-MAX_RTOL = 1e-4
 N_PROBES = 256  # random images checked after the test set
 
 
@@ -86,49 +89,6 @@ def load_test_data(run_dir: str, data_dir=None) -> tuple:
     data_dir = data_dir or metrics.get("data_dir")
     splits = load_splits(dataset, data_dir, allow_sample=False)
     return splits.x_test, splits.y_test, splits.name
-
-
-def logit_scale(ref) -> np.ndarray:
-    """max(1, max_j |ref_j|) per sample."""
-    return np.maximum(1.0, np.abs(ref).max(axis=1, initial=0.0))
-
-
-def noise_level(dep: Deployment, x, ref, ref32=None) -> float:
-    """s: the largest deviation of the float32 reference pass on x (`ref32`, computed if not given)
-    from `ref`, relative to the logit scale."""
-    if ref32 is None:
-        ref32 = reference.forward(dep, x, dtype=np.float32)
-    dev = np.abs(ref32.astype(np.float64) - ref).max(axis=1, initial=0.0) / logit_scale(ref)
-    return max(NOISE_FLOOR, float(dev.max(initial=0.0)))
-
-
-def tolerance(ref, noise: float) -> np.ndarray:
-    """Per-sample absolute tolerance [N]: K · s · max(1, max_j |ref_j|) (module docstring)."""
-    return K_TOL * noise * logit_scale(ref)
-
-
-def _finite_or_none(value):
-    """JSON has no NaN or infinity: a non-finite figure is recorded as null."""
-    return float(value) if np.isfinite(value) else None
-
-
-def compare(ref, other, tol, labels) -> dict:
-    """Logit and argmax agreement of one back end with the reference; accuracy over the first
-    len(labels) rows (the test set; the rows after it are random probes)."""
-    diff = np.abs(np.asarray(other, np.float64) - ref)
-    diff[~np.isfinite(diff)] = np.inf  # a NaN logit is as far off as an infinite one
-    top2 = np.sort(ref, axis=1)[:, -2:]
-    tie = (top2[:, 1] - top2[:, 0]) <= 2 * tol
-    disagree = other.argmax(axis=1) != ref.argmax(axis=1)
-    within = bool(np.all(diff <= tol[:, None]))
-    bad = int(np.sum(disagree & ~tie))
-    return {"accuracy": float(np.mean(other[:len(labels)].argmax(axis=1) == labels)),
-            "max_abs_logit_diff": _finite_or_none(diff.max(initial=0.0)),
-            "max_diff_over_tol": _finite_or_none((diff.max(axis=1, initial=0.0) / tol).max(initial=0.0)),
-            "non_finite_logits": int(np.sum(~np.isfinite(other))),
-            "argmax_agreement": float(1.0 - np.mean(disagree)) if len(ref) else 1.0,
-            "argmax_disagreements": bad, "tie_disagreements": int(np.sum(disagree & tie)),
-            "logits_within_tol": within, "passed": within and bad == 0}
 
 
 def verify_run(run_dir: str, data_dir=None, load_test=None, out=None, err=None) -> dict:
@@ -170,20 +130,19 @@ def _verify(run_dir: str, dep: Deployment, data_dir, load_test, out) -> dict:
     batch = dep.cfg.eval_batch_size
 
     feeds = {"x": x, "pixels": pixels}
-    outputs = {b.name: b.logits(path, dep, feeds[b.feed], batch, run_dir) for b, path in todo}
-    ref32 = reference.forward(dep, x, dtype=np.float32)
-    refs = {"x": reference.forward(dep, x)}
+    exact = {"x": x}  # what each feed's reference computes from
     if any(b.feed == "pixels" for b, _ in todo):
-        refs["pixels"] = reference.forward(dep, kind.apply(pixels, dep.params, np.float64))
-    noise = {feed: noise_level(dep, x, r, ref32) for feed, r in refs.items()}
-    for feed, s in noise.items():
-        if K_TOL * s > MAX_RTOL:
-            raise ExportError(f"{run_dir}: float32 rounding noise of this network ({feed} input) is {s:.1e} of its "
-                              f"logit scale; a tolerance of {K_TOL * s:.1e} (> {MAX_RTOL:.0e}) would not be a "
-                              "parity check")
-    tols = {feed: tolerance(r, noise[feed]) for feed, r in refs.items()}
-    results = {b.name: compare(refs[b.feed], outputs[b.name], tols[b.feed], labels) for b, _ in todo}
-    ref = refs["x"]
+        exact["pixels"] = kind.apply(pixels, dep.params, np.float64)
+    if dep.binary_activations:
+        results, ref, noise = hidden.compare_backends(run_dir, dep, todo, feeds, exact, labels, batch)
+    else:
+        outputs = {b.name: b.logits(path, dep, feeds[b.feed], batch, run_dir) for b, path in todo}
+        ref32 = reference.forward(dep, x, dtype=np.float32)
+        refs = {feed: reference.forward(dep, xe) for feed, xe in exact.items()}
+        noise = {feed: checked_noise(run_dir, feed, noise_level(dep, x, r, ref32)) for feed, r in refs.items()}
+        tols = {feed: tolerance(r, noise[feed]) for feed, r in refs.items()}
+        results = {b.name: compare(refs[b.feed], outputs[b.name], tols[b.feed], labels) for b, _ in todo}
+        ref = refs["x"]
     stored = {}  # (reader, path) -> stored_weights.Stored: c and c_raw read one file
     for b, path in todo:
         if b.stored:
@@ -214,6 +173,8 @@ def _verify(run_dir: str, dep: Deployment, data_dir, load_test, out) -> dict:
                       **({"s_pixels": noise["pixels"], "rtol_pixels": K_TOL * noise["pixels"]}
                          if "pixels" in noise else {})},
         "preprocess": dep.preprocess,
+        **({"binary_activations": {"hidden_blocks": hidden.hidden_blocks(dep), "rule": hidden.RULE}}
+           if dep.binary_activations else {}),
         "reference": {"accuracy": float(np.mean(ref[:len(labels)].argmax(axis=1) == labels)),
                       "arithmetic": "float64"},
         "backends": results, "sizes": sizes, "size_passed": bool(size_ok), "changed_since_export": changed,
@@ -242,6 +203,9 @@ def print_table(report: dict, out):
         print(f"{name:<12} {100 * b['accuracy']:>8.2f}% {diff:>12.3e} "
               f"{over:>8.3g} {b['argmax_disagreements']:>8d} {b['tie_disagreements']:>5d}  "
               f"{'ok' if b['passed'] else 'FAIL'}", file=out)
+    for name, b in report["backends"].items():
+        if "hidden" in b:
+            print(f"{name}: {hidden.describe(b['hidden'], report['n_test'] + report['n_random_probes'])}", file=out)
     for name, b in report["backends"].items():
         if "details" in b:
             print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in b["details"].items()), file=out)

@@ -2,6 +2,7 @@
 code that acts on a choice all read these tables (paper §1-§6 for the first three).
 
     BINARIZE        det | stoch | none: how the weights of the products are made, and how a run is evaluated
+    BINARIZE_ACT    none | sign: the hidden activations (ReLU, or BinaryNet's ±1, arXiv:1602.02830)
     EVAL_MODES      real | binary: the weights a test pass uses (paper §2: stochastic runs are reported
                     with the real weights; deployed, they are ±1)
     OPTIMIZERS      adam | sgd
@@ -27,6 +28,11 @@ class Binarize(Choice):
     eval_modes: tuple   # the evaluation passes of a run; the first selects the epoch and gives test_error
 
 
+@dataclass(frozen=True)
+class Activation(Choice):
+    act: str            # the hidden blocks' activation after BatchNorm (bctrain.paper.arch.LayerSpec.act)
+
+
 def describe(choices: dict) -> str:
     """'a (help) | b (help)' for a --help text, from each entry's `help` (a dataset's `title`)."""
     return " | ".join(f"{name} ({getattr(entry, 'help', None) or entry.title})" for name, entry in choices.items())
@@ -43,6 +49,11 @@ BINARIZE = {
     "det": Binarize("sign(w), sign(0) = +1", binary=True, eval_modes=("binary",)),
     "stoch": Binarize("+1 with probability hard_sigmoid(w)", binary=True, eval_modes=("real", "binary")),
     "none": Binarize("float baseline: w itself", binary=False, eval_modes=("real",)),
+}
+
+BINARIZE_ACT = {
+    "none": Activation("real activations: ReLU after BatchNorm, as BinaryConnect", act="relu"),
+    "sign": Activation("BinaryNet: sign after BatchNorm, sign(0) = +1; backward g·1{|x| <= 1}", act="sign"),
 }
 
 EVAL_MODES = {

@@ -9,9 +9,12 @@ A configuration has two parts (`Config.recipe`, `Config.runtime`):
   strategy, replicas: other kernels, sums in another order), the resume says so in one line
   (`bctrain.run.rundir`).
 A run directory records both in `config.json` (`{"recipe": {...}, "runtime": {...}}`); export and
-resume read it back, so the architecture is never described twice. Command-line flags override
-preset fields. Every named choice is the key of one table (`bctrain.choices`, the precision, dataset
-and preprocessing tables), read here for the flags' choices and the validation.
+resume read it back, so the architecture is never described twice. A recipe field added after
+release (`_added`: binary activations and dropout, BinaryNet §10) may be absent from an earlier
+run's config.json: it takes its default there, which is the behaviour before it existed.
+Command-line flags override preset fields. Every named choice is the key of one table
+(`bctrain.choices`, the precision, dataset and preprocessing tables), read here for the flags'
+choices and the validation.
 """
 import dataclasses
 import json
@@ -40,6 +43,11 @@ def _runtime(default, help_text, resume_note=None, **kw):
     return _f(default, help_text, runtime=True, resume_note=resume_note, **kw)
 
 
+def _added(recipe_field):
+    """A recipe field added after release: an earlier config.json without it means its default."""
+    return field(default=recipe_field.default, metadata={**recipe_field.metadata, "absent_means_default": True})
+
+
 def _choice(default, what, table, **runtime):
     """A field whose value is a key of `table` (a bctrain.choices table): help and choices from it;
     `runtime` (resume_note=...) makes it a runtime field."""
@@ -55,6 +63,11 @@ class Config:
     preset: str = _f("mnist", "preset the other fields started from")
     dataset: str = _choice("mnist", "dataset (mnist falls back to the bundled sample if it cannot be had)", DATASETS)
     binarize: str = _choice("det", "weight binarization", choices.BINARIZE)
+    binarize_act: str = _added(_choice("none", "hidden activations", choices.BINARIZE_ACT))
+    dropout_in: float = _added(_f(0.0, "dropout probability of the network's input, in training only (0: none; "
+                                       "BinaryNet's MNIST: 0.2)"))
+    dropout_hidden: float = _added(_f(0.0, "dropout probability after each hidden block's activation, in training "
+                                           "only (0: none; BinaryNet's MNIST: 0.5)"))
     input_shape: tuple = _f((784,), "input shape of one preprocessed sample")
     n_classes: int = _f(10, "number of classes")
     conv: tuple = _f((), "channels of the 3x3 binary conv layers (CNN presets)")
@@ -134,7 +147,8 @@ class Config:
         unknown = sorted(set(d) - set(names))
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
-        missing = sorted(set(Config.recipe_fields()) - set(d))
+        missing = sorted(set(Config.recipe_fields()) - set(d) - {
+            name for name, f in names.items() if f.metadata.get("absent_means_default")})
         if missing:
             raise ConfigError(f"missing recipe fields: {', '.join(missing)}")
         fixed = {k: tuple(v) if isinstance(names[k].default, tuple) and isinstance(v, list) else v
@@ -167,6 +181,20 @@ PRESETS = {
     # The mnist recipe on a network small enough for a 256 KB-flash microcontroller (bcexport c):
     # 784-3x256-10, 334,336 binary weights, 42 KB of 1-bit weights.
     "mnist-small": Config(preset="mnist-small", hidden=(256, 256, 256)),
+    # BinaryNet (arXiv:1602.02830; the authors' Train-time/mnist.py, cifar10.py, svhn.py; PAPER.md §10):
+    # binary activations, inputs 2x/255 - 1, alpha 0.1; the MLP 784-3x4096-10 with dropout (in .2,
+    # hidden .5), the CNNs of the BinaryConnect presets without GCN/ZCA/LCN and at other learning rates.
+    "mnist-bnn": Config(preset="mnist-bnn", binarize_act="sign", hidden=(4096, 4096, 4096), lr_start=3e-3,
+                        lr_end=3e-7, epochs=1000, bn_alpha=0.1, dropout_in=0.2, dropout_hidden=0.5,
+                        preprocess="pm1"),
+    "cifar10-bnn": Config(preset="cifar10-bnn", dataset="cifar10", binarize_act="sign", input_shape=(32, 32, 3),
+                          conv=(128, 128, 256, 256, 512, 512), pool=(0, 1, 0, 1, 0, 1), hidden=(1024, 1024),
+                          lr_start=1e-3, lr_end=3e-7, epochs=500, batch_size=50, bn_alpha=0.1,
+                          preprocess="pm1", eval_batch_size=500),
+    "svhn-bnn": Config(preset="svhn-bnn", dataset="svhn", binarize_act="sign", input_shape=(32, 32, 3),
+                       conv=(64, 64, 128, 128, 256, 256), pool=(0, 1, 0, 1, 0, 1), hidden=(1024, 1024),
+                       lr_start=1e-3, lr_end=1e-6, epochs=200, batch_size=50, bn_alpha=0.1,
+                       preprocess="pm1", eval_batch_size=500),
 }
 
 
@@ -180,6 +208,7 @@ RANGES = {
     "seed": (0, SEED_MAX, True, True),
     "lr_start": (0, math.inf, False, False), "lr_end": (0, math.inf, False, False),
     "bn_alpha": (0, 1, False, True), "bn_eps": (0, math.inf, False, False),
+    "dropout_in": (0, 1, True, False), "dropout_hidden": (0, 1, True, False),
     "beta1": (0, 1, True, False), "beta2": (0, 1, True, False), "adam_eps": (0, math.inf, False, False),
 }
 
@@ -212,9 +241,9 @@ def validate(cfg: Config) -> Config:
         problem = _type_problem(value, f.default)
         if problem:
             raise ConfigError(f"{f.name}={value!r}: {problem}")
-        choices = f.metadata.get("choices")
-        if choices and value not in choices:
-            raise ConfigError(f"{f.name}={value!r}: expected one of {', '.join(choices)}")
+        names = f.metadata.get("choices")
+        if names and value not in names:
+            raise ConfigError(f"{f.name}={value!r}: expected one of {', '.join(names)}")
     if cfg.preset not in PRESETS:
         raise ConfigError(f"unknown preset {cfg.preset!r}: expected one of {', '.join(PRESETS)}")
     for name, (low, high, low_in, high_in) in RANGES.items():
@@ -240,6 +269,11 @@ def validate(cfg: Config) -> Config:
                     raise ValueError
             except ValueError:
                 raise ConfigError(f"{name}={value!r}: expected 'glorot' or a finite positive number") from None
+    if choices.BINARIZE_ACT[cfg.binarize_act].act == "sign" and choices.BINARIZE[cfg.binarize].binary and not (
+            cfg.h != "glorot" and math.frexp(float(cfg.h))[0] == 0.5):
+        raise ConfigError(f"h={cfg.h!r}: binary activations (binarize_act={cfg.binarize_act}) need h a power of two "
+                          "(1 in the BinaryNet presets), so that the hidden products are exact in float32 and "
+                          "their BatchNorm + sign folds into exact integer thresholds (bcexport)")
     return cfg
 
 

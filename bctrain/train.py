@@ -144,7 +144,8 @@ def _train(cfg, run_dir, splits, arrays, params, data_dir, resume, out, stop_aft
              "step_plan": plan.describe()}
     writer = tf.summary.create_file_writer(os.path.join(run_dir, runfiles.TB_DIR))
     n_binary = count_binary_weights(net.specs)
-    print(f"{cfg.preset} ({cfg.binarize}) on {splits.name}: {len(x_train)}/{len(arrays['val'][0])}/"
+    acts = "" if cfg.binarize_act == "none" else f", {cfg.binarize_act} activations"
+    print(f"{cfg.preset} ({cfg.binarize}{acts}) on {splits.name}: {len(x_train)}/{len(arrays['val'][0])}/"
           f"{len(arrays['test'][0])} train/val/test, {n_binary:,} binary weights, {device_name()}, "
           f"strategy {cfg.strategy} ({where['replicas']} replica{'s' if where['replicas'] != 1 else ''}), "
           f"{plan.describe()}", file=out)
@@ -267,7 +268,7 @@ def _finish(cfg, run_dir, splits, arrays, history, state, n_binary, data_dir, ou
     metrics = {
         "dataset": splits.name, "data_source": splits.source,
         "data_dir": os.path.abspath(data_dir) if data_dir else None,
-        "preset": cfg.preset, "binarize": cfg.binarize,
+        "preset": cfg.preset, "binarize": cfg.binarize, "binarize_act": cfg.binarize_act,
         "n_train": len(arrays["train"][0]), "n_val": len(arrays["val"][0]), "n_test": len(arrays["test"][0]),
         "binary_weights": n_binary, "epochs_run": len(history), "best_epoch": best["epoch"],
         "val_error": best[f"val_error_{modes[0]}"], "test_error": best[f"test_error_{modes[0]}"],

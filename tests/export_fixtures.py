@@ -86,7 +86,7 @@ def random_weights(cfg, params, seed=0) -> dict:
                     f"{i}/mean": z.mean(axis=axes) + rng.normal(0, 0.05, s.n_out),
                     f"{i}/std": z.std(axis=axes) * rng.uniform(0.8, 1.2, s.n_out) + 1e-3})
         y = (z - out[f"{i}/mean"]) * gamma / (out[f"{i}/std"] + cfg.bn_eps) + out[f"{i}/beta"]
-        x = np.maximum(y, 0) if s.relu else y
+        x = np.where(y >= 0, 1.0, -1.0) if s.act == "sign" else np.maximum(y, 0) if s.relu else y
     return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
 
 

@@ -1,8 +1,8 @@
 """Scenarios under tf.distribute, each run in a fresh process by tests/test_strategy.py (logical CPU
 devices must be configured before TensorFlow starts). Prints one JSON object on its last line.
 
-    python -m tests.strategy_runs equivalence det|stoch
-    python -m tests.strategy_runs resume det|stoch RUN_ROOT
+    python -m tests.strategy_runs equivalence det|stoch|det-sign
+    python -m tests.strategy_runs resume det|stoch|bnn RUN_ROOT
     python -m tests.strategy_runs restore-on-one det|stoch RUN_ROOT
     python -m tests.strategy_runs variants RUN_ROOT
     python -m tests.strategy_runs multiworker full|cut|resume RUN_DIR   (every worker, TF_CONFIG set)
@@ -30,8 +30,16 @@ from bctrain.train import train
 STEPS = 5
 
 
+# BinaryNet's MLP recipe: binary activations, dropout, inputs in [-1, 1]
+BNN = dict(binarize_act="sign", dropout_in=0.2, dropout_hidden=0.5, preprocess="pm1")
+
+
 def tiny(binarize="det", **kw):
     # h = Glorot value: the product weights are then +-h, not +-1 (catches a misplaced 1/h)
+    if binarize == "bnn":
+        binarize, kw = "det", {**BNN, **kw}
+    elif binarize == "det-sign":
+        binarize, kw = "det", {"binarize_act": "sign", **kw}
     return with_overrides("mnist", **{"dataset": "mnist-sample", "hidden": (32,), "batch_size": 200,
                                       "epochs": 2, "lr_start": 3e-3, "lr_end": 1e-3, "jit": False,
                                       "binarize": binarize, **kw})
@@ -54,7 +62,8 @@ def oracle_step(net, opt, x, y_pm1, draws):
         tape.watch(flat)
         rows = tf.split(x, replicas)
         for i, (spec, lin, bn) in enumerate(zip(net.specs, net.linear, net.bn)):
-            z = bn(tf.concat([lin.apply(h, draws[r][i]) for r, h in enumerate(rows)], 0), training=True)
+            z = tf.concat([lin.apply(h, draws[r][i]) for r, h in enumerate(rows)], 0)
+            z = bn.sign(z, training=True) if spec.act == "sign" else bn(z, training=True)
             rows = tf.split(relu(z) if spec.relu else z, replicas)
         loss = squared_hinge(tf.concat(rows, 0), y_pm1)
     grads = tape.gradient(loss, flat + direct)
@@ -64,7 +73,7 @@ def oracle_step(net, opt, x, y_pm1, draws):
 
 def equivalence(binarize):
     mirrored = strategies.make("mirrored", 2)
-    cfg = tiny(binarize, h="glorot")
+    cfg = tiny(binarize, h="1" if binarize == "det-sign" else "glorot")  # binary activations: h a power of 2
     data, (x_eval, y_eval) = batches(cfg, STEPS)
     with mirrored.scope():
         net_m = Net(cfg, seed=1)
@@ -136,11 +145,13 @@ def restore_on_one(binarize, root):
 
 
 def variants(root):
-    """One epoch each, in one process: mixed precisions (XLA draws), per-replica BatchNorm."""
+    """One epoch each, in one process: mixed precisions (XLA draws), per-replica BatchNorm, and
+    BinaryNet's MLP in bfloat16 (its ±1 activations exact there)."""
     quiet = open(os.devnull, "w")
     errors = {}
     for name, kw in [("bf16-stoch-xla", dict(precision="mixed_bfloat16", binarize="stoch", jit=True)),
-                     ("f16", dict(precision="mixed_float16")), ("replica-bn", dict(bn_stats="replica"))]:
+                     ("f16", dict(precision="mixed_float16")), ("replica-bn", dict(bn_stats="replica")),
+                     ("bf16-bnn", dict(precision="mixed_bfloat16", binarize="bnn"))]:
         cfg = dataclasses.replace(tiny(**{k: v for k, v in kw.items() if k == "binarize"}), epochs=1,
                                   strategy="mirrored", replicas=2, **{k: v for k, v in kw.items() if k != "binarize"})
         errors[name] = train(cfg, os.path.join(root, name), out=quiet)["test_error"]

@@ -34,6 +34,14 @@ def test_missing_run_directory(tmp_path, capsys):
     assert "no such run directory" in _error_line(capsys)
 
 
+def test_binary_activations_have_no_c_back_end_yet(tmp_path, capsys):
+    import dataclasses
+    run = make_run_dir(tmp_path / "bnn", dataclasses.replace(mlp_config(), binarize_act="sign", preprocess="pm1"))
+    assert cli.main(["c", run]) == cli.EXIT_USAGE
+    assert "binary activations (binarize_act=sign) have no C back end yet" in _error_line(capsys)
+    assert not os.path.exists(os.path.join(run, "c"))
+
+
 @pytest.mark.parametrize("missing", ["metrics.json", "best.npz"])
 def test_unfinished_run(tiny_run_dir, missing, capsys):
     os.remove(os.path.join(tiny_run_dir, missing))

@@ -23,6 +23,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (["--h", "nan"], "h='nan'"),
     (["--bn-eps", "-1"], "bn_eps=-1.0"),
     (["--n-classes", "5", "--dataset", "mnist-sample"], "n_classes=5: mnist-sample has labels up to 9"),
+    (["--binarize-act", "tanh"], "binarize_act='tanh': expected one of none, sign"),
+    (["--preset", "mnist-bnn", "--h", "glorot"], "h='glorot': binary activations"),
+    (["--dropout-hidden", "1"], "dropout_hidden=1.0"),
+    (["--preprocess", "pm2"], "preprocess='pm2'"),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, args, words):
     run = tmp_path / "run"
@@ -45,7 +49,7 @@ def test_help_documents_every_make_variable(capsys):
         main(["train", "--help"])
     text = capsys.readouterr().out
     for flag in ("--epochs", "--binarize", "--seed", "--data-dir", "--run-dir", "--resume", "--jit", "--precision",
-                 "--patience", "--strategy", "--replicas"):
+                 "--patience", "--strategy", "--replicas", "--binarize-act", "--dropout-in", "--dropout-hidden"):
         assert flag in text
 
 

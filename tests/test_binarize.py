@@ -134,3 +134,37 @@ def test_stochastic_probability_under_xla_with_threefry():
     w = tf.fill([100_000], 0.5)
     draw = tf.function(lambda: binarize(w, "stoch", 1.0, training=True, gen=gen), jit_compile=True)
     assert abs(float(tf.reduce_mean(tf.cast(draw() > 0, tf.float32))) - 0.75) < 0.005
+
+
+# -- activations (BinaryNet, §10) -------------------------------------------------------------
+
+ACT_X = np.array([-3.0, -1.0000001, -1.0, -0.9999999, -0.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 0.9999999, 1.0,
+                  1.0000001, 2.0], np.float32)
+
+
+def _act_oracle(x, g):
+    """NumPy: sign with sign(0) = +1; gradient g where |x| <= 1 (both ends included), else 0."""
+    return np.where(x >= 0, 1.0, -1.0).astype(np.float32), np.where(np.abs(x) <= 1, g, 0).astype(np.float32)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_sign_ste_forward_and_backward_against_numpy(jit):
+    from bctrain.paper.binarize import sign_ste
+    x = tf.constant(ACT_X)
+    g = np.random.default_rng(0).normal(size=ACT_X.shape).astype(np.float32)
+
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = sign_ste(x)
+            loss = tf.reduce_sum(tf.constant(g) * y)
+        return y, tape.gradient(loss, x)
+
+    y, dx = (tf.function(run, jit_compile=True) if jit else run)(x)
+    want_y, want_dx = _act_oracle(ACT_X, g)
+    np.testing.assert_array_equal(y.numpy(), want_y)
+    np.testing.assert_array_equal(dx.numpy(), want_dx)
+    # the cases named by §10: x = ±0 gives +1; |x| = 1 passes the gradient; just beyond it does not
+    assert y.numpy()[6] == y.numpy()[7] == 1.0
+    assert dx.numpy()[2] == g[2] and dx.numpy()[11] == g[11]
+    assert dx.numpy()[1] == 0.0 and dx.numpy()[12] == 0.0

@@ -36,6 +36,38 @@ def test_cnn_presets_are_the_authors_recipes(name, conv, lr, epochs, decay, data
     assert round((cfg.lr_end / cfg.lr_start) ** (1 / cfg.epochs), 6) == decay
 
 
+@pytest.mark.parametrize("name, lr, epochs, dataset", [
+    ("mnist-bnn", (3e-3, 3e-7), 1000, "mnist"), ("cifar10-bnn", (1e-3, 3e-7), 500, "cifar10"),
+    ("svhn-bnn", (1e-3, 1e-6), 200, "svhn")])
+def test_binarynet_presets_are_the_authors_recipes(name, lr, epochs, dataset):
+    """BinaryNet's Train-time/mnist.py, cifar10.py, svhn.py (PAPER.md §10)."""
+    cfg = PRESETS[name]
+    assert (cfg.preset, cfg.dataset, cfg.binarize, cfg.binarize_act, cfg.preprocess) == (name, dataset, "det", "sign",
+                                                                                          "pm1")
+    assert ((cfg.lr_start, cfg.lr_end), cfg.epochs, cfg.bn_alpha, cfg.bn_eps) == (lr, epochs, 0.1, 1e-4)
+    assert (cfg.optimizer, cfg.h, cfg.lr_scale) == ("adam", "1", "glorot")
+    if dataset == "mnist":
+        assert cfg.hidden == (4096,) * 3 and cfg.batch_size == 100 and (cfg.dropout_in, cfg.dropout_hidden) == (.2, .5)
+    else:
+        twin = PRESETS[dataset]  # the BinaryConnect preset's CNN
+        assert (cfg.conv, cfg.pool, cfg.hidden, cfg.batch_size) == (twin.conv, twin.pool, twin.hidden, 50)
+        assert (cfg.dropout_in, cfg.dropout_hidden) == (0, 0)
+
+
+def test_binary_activations_need_h_a_power_of_two_and_dropout_a_probability():
+    assert with_overrides("mnist-bnn", h="0.5").h == "0.5"
+    assert with_overrides("mnist", binarize="none", binarize_act="sign", h="glorot").h == "glorot"  # float weights
+    with pytest.raises(ConfigError, match="h='glorot': binary activations .* power of two"):
+        with_overrides("mnist-bnn", h="glorot")
+    with pytest.raises(ConfigError, match="h='3': binary activations"):
+        with_overrides("mnist-bnn", h="3")
+    for field in ("dropout_in", "dropout_hidden"):
+        with pytest.raises(ConfigError, match=rf"{field}=1.0: expected a finite number in \[0, 1\)"):
+            with_overrides("mnist", **{field: 1.0})
+    with pytest.raises(ConfigError, match="binarize_act='tanh': expected one of none, sign"):
+        with_overrides("mnist", binarize_act="tanh")
+
+
 def test_dataset_and_preprocessing_choices_are_the_tables():
     from bctrain.data.preprocess import KINDS
     from bctrain.data.registry import DATASETS
@@ -77,6 +109,16 @@ def test_a_config_json_of_earlier_releases_is_read(tmp_path):
             if k not in ("strategy", "replicas")}
     (tmp_path / "config.json").write_text(json.dumps(flat))
     assert load_config(str(tmp_path)) == cfg
+
+
+def test_a_config_json_from_before_binary_activations_is_read_with_their_defaults(tmp_path):
+    cfg = with_overrides("mnist", epochs=3, hidden=(16, 8))
+    data = json.loads(cfg.to_json())
+    for name in ("binarize_act", "dropout_in", "dropout_hidden"):
+        del data["recipe"][name]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    loaded = load_config(str(tmp_path))
+    assert loaded == cfg and (loaded.binarize_act, loaded.dropout_in, loaded.dropout_hidden) == ("none", 0, 0)
 
 
 def test_a_field_under_the_wrong_heading_or_a_missing_recipe_field_is_refused(tmp_path):

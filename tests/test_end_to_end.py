@@ -25,6 +25,28 @@ def test_train_export_verify_on_the_bundled_sample(tmp_path, capsys):
     assert "verify: PASSED" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("conv", [(), pytest.param((4, 8), marks=pytest.mark.slow)])
+def test_a_binarynet_trains_exports_and_verifies_every_hidden_bit(conv, tmp_path, capsys):
+    """BinaryNet's recipe on the bundled sample (binary activations, dropout, inputs 2x/255 - 1), a tiny
+    MLP, or a tiny CNN on the 28x28 images; every hidden bit of TF and ONNX checked (bcexport.hidden)."""
+    run = str(tmp_path / "run")
+    net = (["--input-shape", "28,28,1", "--conv", ",".join(map(str, conv)), "--pool", "0,1", "--hidden", "16"]
+           if conv else ["--hidden", "48,32"])
+    assert bctrain_main(["train", "--preset", "mnist-bnn", *net, "--epochs", "1", "--batch-size", "200",
+                         "--jit", "false", "--run-dir", run]) == 0
+    assert bcexport_main(["onnx", run]) == 0
+    assert bcexport_main(["verify", run]) == 0
+    metrics = json.load(open(f"{run}/metrics.json"))
+    verify = json.load(open(f"{run}/verify.json"))
+    assert verify["passed"] and verify["binary_activations"]["hidden_blocks"] == [0, 1, 2][:3 if conv else 2]
+    assert metrics["binarize_act"] == "sign" and metrics["test_error"] < 0.5  # chance: 0.9
+    for name, b in verify["backends"].items():
+        assert all(r["mismatches"] == 0 for r in b["hidden"]["layers"]), name
+    # the training loop's test error and TF's in verify: the same network, decided alike
+    assert abs((1 - verify["backends"]["tf_net"]["accuracy"]) - metrics["test_error_binary"]) < 1e-12
+    assert "verify: PASSED" in capsys.readouterr().out
+
+
 def test_a_second_training_in_the_same_directory_is_refused(tmp_path, capsys):
     run = str(tmp_path / "run")
     args = ["train", "--epochs", "1", "--hidden", "16", "--jit", "false", "--run-dir", run]

@@ -197,3 +197,64 @@ print(float(step(tf.random.normal([4, 32, 32, 3]), y)[0]))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# -- BinaryNet: sign after BatchNorm, dropout (PAPER.md §10) ----------------------------------------
+
+def _near_tie_bn(n_units=64, n_rows=400, seed=0):
+    """A BatchNorm at inference and integer inputs, half of whose units have beta set so that some
+    input lands exactly on, or one float32 step beside, BN's zero."""
+    rng = np.random.default_rng(seed)
+    bn = BatchNorm(n_units, alpha=0.1)
+    gamma = rng.normal(0, 1, n_units).astype(np.float32)
+    gamma[:3] = [0.0, -0.0, -1.5]
+    mean = rng.normal(0, 5, n_units).astype(np.float32)
+    std = rng.uniform(0.5, 9, n_units).astype(np.float32)
+    x = rng.integers(-30, 31, (n_rows, n_units)).astype(np.float32)
+    s = gamma / (std + np.float32(1e-4))
+    beta = rng.normal(0, 2, n_units).astype(np.float32)
+    tie = -((x[0] - mean) * s)
+    beta[n_units // 2:] = (tie + rng.integers(-1, 2, n_units) * np.spacing(tie))[n_units // 2:]
+    for var, value in ((bn.gamma, gamma), (bn.beta, beta), (bn.mean, mean), (bn.std, std)):
+        var.assign(value)
+    return bn, x, ((x - mean) * s + beta >= 0)  # NumPy float32, TensorFlow's order: the oracle
+
+
+def test_sign_after_batchnorm_at_inference_is_numpy_s_decision_eagerly_and_under_xla():
+    bn, x, oracle = _near_tie_bn()
+    want = np.where(oracle, 1.0, -1.0)
+    eager = bn.sign(tf.constant(x), training=False).numpy()
+    xla = tf.function(lambda v: bn.sign(v, training=False), jit_compile=True)(tf.constant(x)).numpy()
+    np.testing.assert_array_equal(eager, want)
+    np.testing.assert_array_equal(xla, want)
+    assert all(len(np.unique(eager[:, j])) == 1 for j in (0, 1))  # gamma = ±0: a constant unit
+    # the sign of the BatchNorm output itself, in TensorFlow's kernels, decides alike
+    np.testing.assert_array_equal(np.where(bn(tf.constant(x), training=False).numpy() >= 0, 1.0, -1.0), want)
+    # control: XLA contracts BatchNorm's output into an FMA, which decides some of these ties otherwise
+    contracted = tf.function(lambda v: bn(v, training=False) >= 0, jit_compile=True)(tf.constant(x)).numpy()
+    assert np.any(contracted != oracle)
+
+
+def test_sign_after_batchnorm_in_training_is_sign_ste_of_the_batchnorm_output():
+    from bctrain.paper.binarize import sign_ste
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(0, 3, (50, 8)).astype(np.float32))
+    a, b = BatchNorm(8, alpha=0.1), BatchNorm(8, alpha=0.1)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        got, want = a.sign(x, training=True), sign_ste(b(x, training=True))
+        loss_got, loss_want = tf.reduce_sum(got * tf.range(8.0)), tf.reduce_sum(want * tf.range(8.0))
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(tape.gradient(loss_got, x).numpy(), tape.gradient(loss_want, x).numpy())
+    np.testing.assert_array_equal(a.mean.numpy(), b.mean.numpy())
+
+
+@pytest.mark.parametrize("p, scale", [(0.2, 1.25), (0.5, 2.0)])
+def test_dropout_keeps_one_minus_p_and_scales_exactly(p, scale):
+    from bctrain.paper.layers import dropout, dropout_keep
+    keep = dropout_keep(tf.random.Generator.from_seed(3), [400, 250], p)
+    x = tf.constant(np.random.default_rng(2).choice([-1.0, 1.0], (400, 250)).astype(np.float32))
+    y = dropout(x, keep, p).numpy()
+    kept = keep.numpy()
+    assert abs(kept.mean() - (1 - p)) < 0.01
+    np.testing.assert_array_equal(y, np.where(kept, x.numpy() * scale, 0.0))

@@ -13,7 +13,10 @@ from bctrain.paper.models import Net
 CIFAR10, SVHN = PRESETS["cifar10"], PRESETS["svhn"]
 
 
-@pytest.mark.parametrize("cfg, count", [(PRESETS["mnist"], 10_014_720), (CIFAR10, 14_022_016), (SVHN, 6_397_632)])
+@pytest.mark.parametrize("cfg, count", [
+    (PRESETS["mnist"], 10_014_720), (CIFAR10, 14_022_016), (SVHN, 6_397_632),
+    # BinaryNet: 784·4096 + 2·4096² + 4096·10; its CNNs are the BinaryConnect presets'
+    (PRESETS["mnist-bnn"], 36_806_656), (PRESETS["cifar10-bnn"], 14_022_016), (PRESETS["svhn-bnn"], 6_397_632)])
 def test_binary_weight_counts(cfg, count):
     assert count_binary_weights(layer_specs(cfg)) == count
 
@@ -24,6 +27,21 @@ def test_mnist_blocks_scales_and_output():
     assert [s.relu for s in specs] == [True, True, True, False]  # the output is BN only (L2-SVM)
     assert [round(s.lr_scale, 2) for s in specs] == [43.45, 52.26, 52.26, 37.04]
     assert all(s.h == 1.0 for s in specs)
+
+
+def test_binary_activations_are_the_hidden_blocks_and_the_output_stays_real():
+    specs = layer_specs(PRESETS["cifar10-bnn"])
+    assert [s.act for s in specs] == ["sign"] * 8 + ["none"]
+    assert [s.act for s in layer_specs(PRESETS["mnist"])] == ["relu"] * 3 + ["none"]
+    net = Net(with_overrides("mnist-bnn", hidden=(16, 8)), seed=1)
+    taps = []
+    y = net(tf.random.normal((5, 784)), training=False, taps=taps)
+    assert y.shape == (5, 10) and len(np.unique(y.numpy())) > 2  # real scores
+    assert [t.shape for t in taps] == [(5, 16), (5, 8)] and all(set(np.unique(t.numpy())) <= {-1, 1} for t in taps)
+    state = net.dropout_gen.state.numpy().copy()
+    net(tf.random.normal((5, 784)), training=False)  # no dropout, no draw at inference
+    np.testing.assert_array_equal(net.dropout_gen.state.numpy(), state)
+    assert not hasattr(Net(with_overrides("mnist", hidden=(16,)), seed=1), "dropout_gen")  # checkpoints unchanged
 
 
 def test_mnist_paper_uses_glorot_h_without_scaling():

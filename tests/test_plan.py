@@ -135,26 +135,33 @@ def _assert_same(got, want, what):
         np.testing.assert_array_equal(got_w[key], want_w[key], err_msg=f"{what}: {key}")
 
 
-def _config(binarize, precision, jit, conv=False):
+BNN = dict(binarize_act="sign", dropout_in=0.2, dropout_hidden=0.5)  # BinaryNet's MLP: binary activations, dropout
+
+
+def _config(binarize, precision, jit, conv=False, **bnn):
     # stoch draws need XLA for threefry (bctrain.paper.models): stoch plans run compiled
     if conv:
         return with_overrides("cifar10", input_shape=(8, 8, 3), conv=(4, 6), pool=(0, 1), hidden=(16,), batch_size=10,
-                              binarize=binarize, precision=precision, jit=jit, h="glorot")
-    return with_overrides("mnist", hidden=(48, 32), batch_size=20, binarize=binarize, precision=precision, jit=jit)
+                              binarize=binarize, precision=precision, jit=jit, h="glorot", **bnn)
+    return with_overrides("mnist", hidden=(48, 32), batch_size=20, binarize=binarize, precision=precision, jit=jit,
+                          **bnn)
 
 
 needs_op = pytest.mark.skipif(fused_update.load() is None, reason=fused_update.reason() or "no fused op")
 
 
 @needs_op
-@pytest.mark.parametrize("binarize, precision, jit, conv", [
-    ("det", "float32", True, False), ("det", "mixed_bfloat16", True, False),
-    pytest.param("det", "mixed_bfloat16", True, True, marks=pytest.mark.slow),  # whole: no bfloat16 instructions
-    pytest.param("det", "float32", True, True, marks=pytest.mark.slow),
-    pytest.param("stoch", "float32", True, False, marks=pytest.mark.slow),
-    pytest.param("det", "float32", False, False, marks=pytest.mark.slow)])
-def test_the_chosen_plan_gives_the_results_of_its_arithmetic_s_canonical_plan(binarize, precision, jit, conv):
-    cfg = _config(binarize, precision, jit, conv)
+@pytest.mark.parametrize("binarize, precision, jit, conv, bnn", [
+    ("det", "float32", True, False, {}), ("det", "mixed_bfloat16", True, False, {}),
+    ("det", "float32", True, False, BNN), ("det", "mixed_bfloat16", True, False, BNN),
+    pytest.param("det", "mixed_bfloat16", True, True, {}, marks=pytest.mark.slow),  # whole: no bfloat16 instructions
+    pytest.param("det", "float32", True, True, {}, marks=pytest.mark.slow),
+    pytest.param("stoch", "float32", True, False, {}, marks=pytest.mark.slow),
+    pytest.param("stoch", "float32", True, False, BNN, marks=pytest.mark.slow),
+    pytest.param("det", "float32", False, False, {}, marks=pytest.mark.slow),
+    pytest.param("det", "float32", False, False, BNN, marks=pytest.mark.slow)])
+def test_the_chosen_plan_gives_the_results_of_its_arithmetic_s_canonical_plan(binarize, precision, jit, conv, bnn):
+    cfg = _config(binarize, precision, jit, conv, **bnn)
     plan = choose_plan(dataclasses.replace(cfg, steps_per_call=4, update_kernel="fused"), gpu=False,
                        bf16_kernels=not conv)
     assert plan.per_call == 4 and plan.update == "fused"
@@ -197,11 +204,13 @@ def _every_plan(binarize, precision, jit):
 
 @needs_op
 @pytest.mark.slow
-@pytest.mark.parametrize("binarize, precision, jit", [
-    ("det", "float32", True), ("det", "float32", False), ("stoch", "float32", True),
-    ("det", "mixed_bfloat16", True), ("det", "mixed_bfloat16", False)])
-def test_every_plan_gives_the_results_of_its_arithmetic_s_canonical_plan(binarize, precision, jit):
-    cfg = _config(binarize, precision, jit)
+@pytest.mark.parametrize("binarize, precision, jit, bnn", [
+    ("det", "float32", True, {}), ("det", "float32", False, {}), ("stoch", "float32", True, {}),
+    ("det", "mixed_bfloat16", True, {}), ("det", "mixed_bfloat16", False, {}),
+    ("det", "float32", True, BNN), ("det", "float32", False, BNN), ("stoch", "float32", True, BNN),
+    ("det", "mixed_bfloat16", True, BNN)])
+def test_every_plan_gives_the_results_of_its_arithmetic_s_canonical_plan(binarize, precision, jit, bnn):
+    cfg = _config(binarize, precision, jit, **bnn)
     results = {}
     for plan in _every_plan(binarize, precision, jit):
         canonical = _canonical(plan)

@@ -31,6 +31,16 @@ def test_apply_mean_and_none(images):
     np.testing.assert_allclose(none, x.reshape(50, -1) / 255.0, atol=1e-7)
 
 
+def test_pm1_is_two_x_over_255_minus_one(images):
+    x, _ = images
+    params, (out,) = preprocess.preprocess("pm1", x)
+    assert params == {} and out.dtype == np.float32 and out.shape == (50, 784)
+    exact = 2 * x.reshape(50, -1).astype(np.float64) / 255 - 1
+    assert np.abs(out - exact).max() <= 2 ** -24  # two roundings of values below 1: within one ulp of 1
+    assert out.min() == -1.0 and out.max() == 1.0  # pixels 0 and 255 map exactly onto -1 and +1
+    np.testing.assert_array_equal(preprocess.KINDS["pm1"].apply(x, {}, np.float64), exact)
+
+
 def test_mean_comes_from_training_split_only(images):
     x_train, x_val = images
     params_a, (train_a, val_a) = preprocess.preprocess("mean", x_train, x_val)

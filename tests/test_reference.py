@@ -34,6 +34,49 @@ def test_conv3_matches_scipy_correlate():
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
+def _zero_padded_conv_oracle(x, w):
+    """Direct loops: out[n, i, j, o] = Σ over the taps inside the image of x · w (outside: 0)."""
+    n, height, width, c_in = x.shape
+    out = np.zeros((n, height, width, w.shape[3]), np.int64)
+    for i in range(height):
+        for j in range(width):
+            for dy in range(3):
+                for dx in range(3):
+                    y, v = i + dy - 1, j + dx - 1
+                    if 0 <= y < height and 0 <= v < width:
+                        out[:, i, j, :] += x[:, y, v, :] @ w[dy, dx]
+    return out
+
+
+@pytest.mark.parametrize("height, width", [(5, 6), (1, 4), (2, 2)])
+def test_binary_conv_with_zero_padding_and_the_popcount_border_correction(height, width):
+    """The reference's integer product of ±1 inputs (zero padding) against direct loops; and the
+    correction docs/BINARYNET.md gives the C task: with the border stored as bit 0 (−1) and a popcount
+    over all 9·c_in taps, u = K − 2·popcount(x XOR w) + Σ over the taps outside the image of tap_sums."""
+    from bcexport.pack import Block, pack_bits
+    from bcexport.threshold import tap_sums
+    rng = np.random.default_rng(height)
+    c_in, c_out = 3, 4
+    x = rng.choice([-1, 1], (2, height, width, c_in)).astype(np.int8)
+    w = rng.choice([-1, 1], (3, 3, c_in, c_out)).astype(np.int8)
+    blk = Block("conv", w.shape, pack_bits(w), np.ones(c_out, np.float32), np.zeros(c_out, np.float32), False, False,
+                input="binary")
+    oracle = _zero_padded_conv_oracle(x.astype(np.int64), w.astype(np.int64))
+    u = reference.product(blk, blk.wb, x)
+    assert u.dtype == np.int32
+    np.testing.assert_array_equal(u, oracle)
+    bits_x = np.pad(x > 0, ((0, 0), (1, 1), (1, 1), (0, 0)))  # border: bit 0, i.e. −1
+    taps = tap_sums(w)
+    for i in range(height):
+        for j in range(width):
+            patch = bits_x[:, i:i + 3, j:j + 3, :]                     # [N, 3, 3, c_in]
+            popcount = (patch[..., None] != (w > 0)).sum(axis=(1, 2, 3))  # [N, c_out]
+            outside = [(dy, dx) for dy in range(3) for dx in range(3)
+                       if not (0 <= i + dy - 1 < height and 0 <= j + dx - 1 < width)]
+            correction = sum((taps[dy, dx] for dy, dx in outside), np.zeros(c_out, np.int64))
+            np.testing.assert_array_equal(9 * c_in - 2 * popcount + correction, oracle[:, i, j, :])
+
+
 def test_float32_pass_is_close_but_not_identical(tiny_cnn_run_dir):
     dep = load_deployment(tiny_cnn_run_dir)
     _, x = _inputs(dep)

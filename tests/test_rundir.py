@@ -74,6 +74,13 @@ def test_a_stochastic_run_keeps_the_random_algorithm_of_its_jit(tmp_path):
     assert rundir.prepare(run, dataclasses.replace(cfg, steps_per_call=2), resume=True)  # other changes are fine
 
 
+def test_a_dropout_run_keeps_the_random_algorithm_of_its_jit(tmp_path):
+    run, cfg = str(tmp_path / "run"), with_overrides("mnist-bnn", epochs=2, jit=False)
+    rundir.prepare(run, cfg, resume=False)
+    with pytest.raises(ConfigError, match="jit=True: .* draws its dropout masks with philox, which needs jit=False"):
+        rundir.prepare(run, dataclasses.replace(cfg, jit=True), resume=True)
+
+
 def _splits(x_train) -> Splits:
     labels = np.zeros(3, np.int64)
     return Splits("mnist-sample", x_train, np.zeros(len(x_train), np.int64), x_train[:3], labels, x_train[:3],

@@ -61,11 +61,12 @@ def _scenario(*args, env=None, timeout=600):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("binarize", ["det", "stoch"])
+@pytest.mark.parametrize("binarize", ["det", "stoch", "det-sign"])
 def test_two_replicas_reproduce_one_device(binarize, tmp_path):
     """5 Adam steps of a 784-32-10 net, global batch 200, on 2 logical CPU devices vs 1 device.
 
-    det: against the single-device step itself. stoch: each replica draws its own weights, so the
+    det (and det-sign, binary activations): against the single-device step itself. stoch: each
+    replica draws its own weights, so the
     oracle is one device computing the same global step with the replicas' draws on their rows.
     Not bit for bit: BatchNorm's sums and the weight gradients are added in another order (two
     halves, then the all-reduce). Tolerances: 1e-4 on latent weights (an Adam step moves them by
@@ -87,8 +88,10 @@ def test_two_replicas_reproduce_one_device(binarize, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_mirrored_run_resumes_bit_identically(tmp_path):
-    r = _scenario("resume", "stoch", str(tmp_path), env={"BCNN_CACHE": str(tmp_path)})
+@pytest.mark.parametrize("binarize", ["stoch", "bnn"])
+def test_a_mirrored_run_resumes_bit_identically(binarize, tmp_path):
+    """bnn: binary activations and dropout, each replica drawing its rows' masks."""
+    r = _scenario("resume", binarize, str(tmp_path), env={"BCNN_CACHE": str(tmp_path)})
     assert r["identical"] and r["losses"][0] == r["losses"][1] and r["replicas"] == [2, 2]
 
 

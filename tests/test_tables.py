@@ -1,6 +1,6 @@
 """benchmarks.tables: results files as Markdown, on hand-made results of the benchmarks' shapes
 (the benchmarks' own smoke tests render their real output; these cover what no quick test runs)."""
-from benchmarks.tables import ckernels, cnn, speed
+from benchmarks.tables import bnn, ckernels, cnn, speed
 
 PROV = {"command": "make bench-x", "machine": "CPU: T, 2 cores", "date": "2026-12-07T00:00:00+00:00"}
 
@@ -79,3 +79,15 @@ def test_the_cnn_c_table_has_every_preset_and_the_float32_zca_note():
     assert "| no arm-none-eabi-gcc |" in text and "| PASSED | 0.166 | 0.165 | 5.00 ms | 9.00 ms | 4.00 / 1.60 ms | " \
                                                  "12, 27, 24, 61 |" in text
     assert text.count("a float32 ZCA would move the logits by up to 0.085") == 2
+
+
+def test_the_bnn_table_gives_each_variant_its_mean_std_and_epochs():
+    def variant(errors):
+        runs = [{"test_error": e, "best_epoch": 10 + i, "seconds": 100.0} for i, e in enumerate(errors)]
+        return {"test_error_mean": sum(errors) / len(errors), "test_error_std": 0.005 if len(errors) > 1 else None,
+                "runs": runs}
+    text = bnn.render({**PROV, "width": 256, "epochs": 30, "seeds": 2, "dataset": "mnist-sample",
+                       "variants": {"binarynet": variant([0.1, 0.09]), "float": variant([0.08, 0.08])}})
+    assert "3 × 256 hidden units, 30 epochs, on `mnist-sample`, 2 seeds per row" in text and "not** MNIST" in text
+    assert "| BinaryNet (±1 weights and activations) | 9.50 % | 0.50 % | 10, 11 | 100 |" in text
+    assert "| float (same net) | 8.00 % | 0.50 % | 10, 11 | 100 |" in text

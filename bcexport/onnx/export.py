@@ -124,6 +124,7 @@ def _export(run_dir: str, dep: Deployment) -> dict:
         "opset": OPSET,
         "preset": dep.cfg.preset,
         "binarize": dep.cfg.binarize,
+        "binarize_act": dep.cfg.binarize_act,
         "preprocess": dep.preprocess,
         "versions": {"tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__,
                      "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,

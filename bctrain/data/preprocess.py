@@ -1,8 +1,9 @@
-"""Input preprocessing kinds, one table (arXiv:1511.00363, §6: the three recipes).
+"""Input preprocessing kinds, one table (arXiv:1511.00363, §6: the three recipes; BinaryNet's, §10).
 
     kind     recipe    fitted parameters               x (float32, flattened row-major NHWC)
     mean     MNIST     mean [D]                        pixels / 255 − mean
     none     -         -                               pixels / 255
+    pm1      BinaryNet -                               2 · (pixels / 255) − 1, in [−1, 1]
     gcn_zca  CIFAR-10  zca_mean [D], zca_p [D, D]      zca(gcn(pixels, 55))          (gcn.py, zca.py)
     gcn_lcn  SVHN      -                               lcn(gcn(pixels, 1))           (gcn.py, lcn.py)
 
@@ -66,6 +67,16 @@ def apply_mean(x_uint8: np.ndarray, mean: np.ndarray, dtype=np.float32) -> np.nd
     return x
 
 
+def apply_pm1(x_uint8: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """2 · (x / 255) − 1, flattened: [N, D] in [−1, 1], BinaryNet's inputs (its mnist.py: 2·X − 1 with
+    X = x / 255; its cifar10.py and svhn.py: 2/255 · x − 1). The doubling is exact, so x is
+    x / 255 rounded, doubled, minus 1 rounded: two roundings, as the graph computes it."""
+    x = _flat_unit(x_uint8, dtype)
+    x *= dtype(2)
+    x -= dtype(1)
+    return x
+
+
 def _checked_uint8(x) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype != np.uint8:
@@ -106,6 +117,11 @@ def _graph_none(pixels, params):
     return tf.reshape(pixels, [-1, math.prod(pixels.shape[1:])]) / 255.0
 
 
+def _graph_pm1(pixels, params):
+    import tensorflow as tf
+    return tf.reshape(pixels, [-1, math.prod(pixels.shape[1:])]) / 255.0 * 2.0 - 1.0
+
+
 def _graph_gcn_zca(pixels, params):
     import tensorflow as tf
     return zca.apply_graph(gcn.gcn_graph(pixels, CIFAR_GCN_SCALE, tf.float64), params)
@@ -135,6 +151,8 @@ KINDS = {k.name: k for k in (
          _graph_mean, lambda d: {"mean": (d,)}),
     Kind("none", "pixels/255", lambda x: {}, lambda x, p, dtype=np.float32: apply_none(x, dtype), _graph_none,
          lambda d: {}),
+    Kind("pm1", "2*pixels/255 - 1, BinaryNet", lambda x: {}, lambda x, p, dtype=np.float32: apply_pm1(x, dtype),
+         _graph_pm1, lambda d: {}),
     Kind("gcn_zca", "GCN x55 then ZCA, CIFAR-10", _fit_gcn_zca, _apply_gcn_zca, _graph_gcn_zca,
          lambda d: {"zca_mean": (d,), "zca_p": (d, d)},
          settings={"gcn_scale": CIFAR_GCN_SCALE, "gcn_min_divisor": gcn.MIN_DIVISOR, "zca_bias": zca.BIAS},

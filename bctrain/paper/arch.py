@@ -1,8 +1,8 @@
 """The architecture of a BinaryConnect network as plain data (paper §6; authors' mnist.py / cifar10.py).
 
 A network is a list of blocks: binary linear (dense, or 3x3 conv "same") -> optional 2x2 max-pool ->
-BatchNorm -> ReLU; the last block (n_classes units) has no activation, its BatchNorm output is the
-"L2-SVM" score. `layer_specs(cfg)` is the one description of it: training (`bctrain.paper.models`), export,
+BatchNorm -> activation (ReLU, or BinaryNet's sign: `binarize_act`, PAPER.md §10); the last block
+(n_classes units) has no activation, its BatchNorm output is the "L2-SVM" score. `layer_specs(cfg)` is the one description of it: training (`bctrain.paper.models`), export,
 the NumPy reference and the C generator all call it. TensorFlow-free (stdlib, plus NumPy through
 the tables `bctrain.config` takes its choices from), so that packing, the reference and code
 generators never load TensorFlow.
@@ -13,6 +13,7 @@ scale of binary weights (`glorot_lr_scale`). Fans count the kernel area for conv
 import math
 from dataclasses import dataclass
 
+from bctrain import choices
 from bctrain.config import Config
 
 # Per-block arrays of a weights dict (best.npz): latent w, bias b, BatchNorm gamma, beta and the
@@ -37,9 +38,18 @@ class LayerSpec:
     n_out: int         # units, or filters
     kernel: int        # 3 for conv, 1 for dense
     pool: bool         # 2x2 max-pool after the linear part
-    relu: bool         # ReLU after BatchNorm (all blocks but the last)
+    act: str           # after BatchNorm: "relu" | "sign" (hidden blocks, `binarize_act`) | "none" (the last)
     h: float           # binarization scale: wb in {-h, +h}
     lr_scale: float    # step scale of the binary weights
+
+    @property
+    def relu(self) -> bool:
+        return self.act == "relu"
+
+    @property
+    def hidden(self) -> bool:
+        """A hidden block: an activation follows its BatchNorm (every block but the output)."""
+        return self.act != "none"
 
     @property
     def w_shape(self) -> tuple:
@@ -59,11 +69,12 @@ def fans(kind, n_in, n_out, kernel) -> tuple:
     return n_in * k2, n_out * k2
 
 
-def _spec(cfg: Config, kind, n_in, n_out, kernel, pool, relu) -> LayerSpec:
+def _spec(cfg: Config, kind, n_in, n_out, kernel, pool, hidden) -> LayerSpec:
     fan_in, fan_out = fans(kind, n_in, n_out, kernel)
     h = glorot_h(fan_in, fan_out) if cfg.h == "glorot" else float(cfg.h)
     scale = glorot_lr_scale(fan_in, fan_out) if cfg.lr_scale == "glorot" else float(cfg.lr_scale)
-    return LayerSpec(kind, n_in, n_out, kernel, bool(pool), relu, h, scale)
+    act = choices.BINARIZE_ACT[cfg.binarize_act].act if hidden else "none"
+    return LayerSpec(kind, n_in, n_out, kernel, bool(pool), act, h, scale)
 
 
 def layer_specs(cfg: Config) -> list:
@@ -85,6 +96,19 @@ def layer_specs(cfg: Config) -> list:
         n_in = units
     specs.append(_spec(cfg, "dense", n_in, cfg.n_classes, 1, False, False))
     return specs
+
+
+def output_shapes(cfg: Config) -> list:
+    """Each block's output shape after pooling, without the batch: (height, width, channels) or (units,)."""
+    shapes, shape = [], tuple(cfg.input_shape)
+    for s in layer_specs(cfg):
+        if s.kind == "conv":
+            height, width = shape[0], shape[1]
+            shape = (height // 2, width // 2, s.n_out) if s.pool else (height, width, s.n_out)
+        else:
+            shape = (s.n_out,)
+        shapes.append(shape)
+    return shapes
 
 
 def init_limit(spec: LayerSpec, mode: str) -> float:

@@ -1,4 +1,5 @@
-"""Weight binarization with the identity straight-through estimator (paper §1-§3).
+"""Weight binarization with the identity straight-through estimator (paper §1-§3), and BinaryNet's
+activation binarization (paper §10).
 
     hard_sigmoid(x) = clip((x + 1) / 2, 0, 1)
     det:    wb = +h if w >= 0 else -h                      (sign(0) = +1)
@@ -16,6 +17,12 @@ MNIST MLP), so it is halved this way (docs/BENCHMARKS.md).
 At test time (training=False) deterministic layers use h*sign(w) and stochastic layers use the
 real `w` (how the paper's stochastic numbers were obtained, §2): `eval_mode` "binary" or "real"
 chooses, for either mode. The Glorot scale of §3 is `bctrain.paper.arch.glorot_h`.
+
+Activations (BinaryNet, arXiv:1602.02830; `sign_ste`): forward sign_pm1(x), so sign(0) = +1 as for
+the weights; backward g·1{|x| <= 1}, the gradient of hard_tanh, both ends included. That is the
+gradient of the authors' binary_tanh_unit, 2·round(hard_sigmoid(x)) − 1 with an identity gradient
+through round: Theano's clip passes the gradient where min <= x <= max (Clip.grad,
+theano/scalar/basic.py), so at |x| = 1 it is g, not 0; larq's ste_sign also masks with |x| <= 1.
 """
 import tensorflow as tf
 
@@ -31,6 +38,14 @@ def sign_pm1(x):
     """+1 where x >= 0, else -1 (so sign(0) = +1), in the dtype of x."""
     x = tf.convert_to_tensor(x)
     return tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))
+
+
+@tf.custom_gradient
+def sign_ste(x):
+    """sign_pm1(x) forward; backward g·1{|x| <= 1} (BinaryNet's straight-through estimator, §10)."""
+    def grad(dy):
+        return dy * tf.cast(tf.abs(x) <= 1, dy.dtype)
+    return sign_pm1(x), grad
 
 
 @tf.custom_gradient

@@ -11,6 +11,20 @@ BatchNorm is the authors' layer (batch_norm.py of their code), not Ioffe & Szege
     inference: the same with the running mean and running std.
 eps is added to the std, not to the variance, and the running average is of the std.
 
+BinaryNet's hidden blocks (PAPER.md §10) end in sign(BatchNorm(x)) (`BatchNorm.sign`): in training the
+BatchNorm output through `sign_ste`; at inference the decision fl(fl(x − mean)·s) >= −beta, with
+s = fl(gamma / fl(std + eps)). That is exactly the decision fl(fl(fl(x − mean)·s) + beta) >= 0 of
+the BatchNorm output above (two float32 numbers add to a value >= 0 exactly when their exact sum is
+>= 0: both are multiples of the smallest subnormal, so a negative exact sum rounds to a negative
+number, never to −0; TensorFlow's flushing of subnormals aside), but it leaves XLA no multiply-add
+to contract into an FMA, which decides ties otherwise: TensorFlow's kernels and an XLA-compiled
+evaluation then decide alike, and bcexport.threshold folds the decision into exact thresholds.
+
+Dropout (BinaryNet's MLP: input 0.2, hidden 0.5; Lasagne's DropoutLayer): in training, each value is
+kept with probability 1 − p and scaled by 1 / (1 − p) (computed in float64, rounded once: 1.25 and 2
+exactly for 0.2 and 0.5); at inference it is the identity. The keep masks come from a
+tf.random.Generator the network owns and checkpoints (bctrain.paper.models).
+
 Several replicas (bctrain.step.strategy): with `stats="global"` (the default) BatchNorm all-reduces the
 batch statistics over the replicas, in two passes as one device computes them (sum and count, then
 the sum of squared deviations), so it normalises over the whole global batch as the authors' layer
@@ -25,7 +39,7 @@ float32, so BatchNorm computes its statistics and running averages in float32 (a
 import tensorflow as tf
 
 from bctrain import choices
-from bctrain.paper.binarize import binarize
+from bctrain.paper.binarize import binarize, sign_ste
 
 # sigma = sqrt(var) has an infinite derivative at var = 0, which turns the (zero) gradient of a
 # constant channel into NaN. Flooring var here keeps the gradient finite; the forward value
@@ -172,6 +186,15 @@ class BatchNorm(tf.Module):
             mean, std = self.mean, self.std
         return (x - mean) * (self.gamma / (std + self.eps)) + self.beta
 
+    def sign(self, x, training):
+        """sign(BatchNorm(x)), sign(0) = +1: through `sign_ste` in training; at inference the same
+        decision in a form XLA cannot contract (module docstring)."""
+        if training:
+            return sign_ste(self(x, training=True))
+        scaled = (x - self.mean) * (self.gamma / (self.std + self.eps))
+        # sign_pm1(scaled + beta), decided without the addition (module docstring)
+        return tf.where(scaled >= -self.beta, tf.ones_like(scaled), -tf.ones_like(scaled))
+
 
 def max_pool2(x):
     """2x2 max-pool, stride 2, padding "VALID" (NHWC; an odd last row or column is dropped).
@@ -189,3 +212,13 @@ def max_pool2(x):
 
 def relu(x):
     return tf.nn.relu(x)
+
+
+def dropout_keep(gen, shape, p):
+    """Keep masks (bool, `shape`) of dropout probability p, drawn from the tf.random.Generator `gen`."""
+    return gen.uniform(shape, dtype=tf.float32) >= p
+
+
+def dropout(x, keep, p):
+    """x / (1 − p) where `keep`, else 0 (module docstring); the scale is rounded once to x's dtype."""
+    return tf.where(keep, x * tf.cast(1.0 / (1.0 - p), x.dtype), tf.zeros_like(x))

@@ -1,7 +1,12 @@
 """Networks built from a Config: a list of blocks (paper §6, authors' mnist.py / cifar10.py).
 
-A block is binary linear (dense or 3x3 conv) -> optional 2x2 max-pool -> BatchNorm -> ReLU; the last
-block (10 units) has no activation: its BatchNorm output is the "L2-SVM" score (squared hinge loss).
+A block is binary linear (dense or 3x3 conv) -> optional 2x2 max-pool -> BatchNorm -> ReLU, or
+sign with binary activations (BinaryNet, PAPER.md §10: `BatchNorm.sign`); the last block (10 units)
+has no activation: its BatchNorm output is the "L2-SVM" score (squared hinge loss). The first block
+takes the real inputs. With dropout (BinaryNet's MLP) the input and each hidden block's activation
+are dropped in training (`bctrain.paper.layers.dropout`), from a generator of its own, seeded from the
+run's seed and checkpointed with the network (made only when a dropout probability is above 0, so
+that earlier checkpoints restore unchanged).
 The architecture itself is plain data in `bctrain.paper.arch` (`layer_specs`, TensorFlow-free); this module
 builds the tf.Modules from it.
 """
@@ -13,7 +18,7 @@ import tensorflow as tf
 
 from bctrain import choices
 from bctrain.paper import layers
-from bctrain.paper.arch import WEIGHT_KEYS, init_limit, layer_specs
+from bctrain.paper.arch import WEIGHT_KEYS, init_limit, layer_specs, output_shapes
 from bctrain.config import Config
 from bctrain.step.precision import PRECISIONS
 
@@ -39,6 +44,11 @@ class Net(tf.Module):
         init = tf.random.Generator.from_seed(seed)
         # Stochastic binarization draws (bctrain.choices.draw_algorithm)
         self.gen = tf.random.Generator.from_seed(seed + 1, alg=choices.draw_algorithm(cfg.jit))
+        # Dropout probabilities of the input and of each block's output (0 after the last block)
+        self.drop = [cfg.dropout_in] + [cfg.dropout_hidden if s.hidden else 0.0 for s in self.specs]
+        self.drop_shapes = [tuple(cfg.input_shape)] + output_shapes(cfg)
+        if any(self.drop):
+            self.dropout_gen = tf.random.Generator.from_seed(seed + 2, alg=choices.draw_algorithm(cfg.jit))
         self.linear, self.bn = [], []
         for i, s in enumerate(self.specs):
             kw = dict(mode=cfg.binarize, h=s.h, lr_scale=s.lr_scale, gen=self.gen,
@@ -51,9 +61,14 @@ class Net(tf.Module):
             self.bn.append(layers.BatchNorm(s.n_out, alpha=cfg.bn_alpha, eps=cfg.bn_eps, name=f"bn{i}",
                                             stats=cfg.bn_stats))
 
-    def __call__(self, x, training, eval_mode="binary", weights=None):
+    def __call__(self, x, training, eval_mode="binary", weights=None, keep=None, taps=None):
         """Scores [N, n_classes]; `weights` (one per layer, from `product_weights`) replaces the
-        binarization of this call (the split step binarizes outside the gradient tape)."""
+        binarization of this call (the split step binarizes outside the gradient tape), `keep`
+        (from `dropout_keep`) the dropout draws; `taps`, a list, receives each hidden block's
+        activation."""
+        if training and any(self.drop) and keep is None:
+            keep = self.dropout_keep(x.shape[0])
+        x = self._dropped(x, 0, training, keep)
         for i, (spec, lin, bn) in enumerate(zip(self.specs, self.linear, self.bn)):
             if spec.kind == "dense" and len(x.shape) > 2:
                 x = tf.reshape(x, [-1, math.prod(x.shape[1:])])
@@ -66,11 +81,26 @@ class Net(tf.Module):
                 with tf.name_scope("pool"):
                     x = layers.max_pool2(x)
             with tf.name_scope("batchnorm"):
-                x = bn(x, training=training)
-            if spec.relu:
+                x = bn.sign(x, training=training) if spec.act == "sign" else bn(x, training=training)
+            if spec.act != "sign" and spec.relu:
                 with tf.name_scope("relu"):
                     x = layers.relu(x)
+            if taps is not None and spec.hidden:
+                taps.append(x)
+            x = self._dropped(x, i + 1, training, keep)
         return x
+
+    def _dropped(self, x, where, training, keep):
+        """x after the dropout at `where` (0: the input, i + 1: block i's output)."""
+        if not training or not self.drop[where]:
+            return x
+        return layers.dropout(x, keep[where], self.drop[where])
+
+    def dropout_keep(self, rows: int) -> list:
+        """Dropout keep masks of a batch of `rows` samples, one per place (None where p = 0), drawn
+        in order from the network's dropout generator."""
+        return [layers.dropout_keep(self.dropout_gen, [rows, *shape], p) if p else None
+                for p, shape in zip(self.drop, self.drop_shapes)]
 
     def product_weights(self, training, eval_mode="binary"):
         """The weights each layer's product uses in this pass (`_BinaryLinear.product_weights`)."""

@@ -94,12 +94,14 @@ RUN_DIR_ADVICE = "choose another --run-dir (RUN_DIR=...) or the same settings"
 def check_same_config(stored: Config, cfg: Config, where: str, advice: str = RUN_DIR_ADVICE):
     """Refuse (one-line ConfigError naming `where` and the differing fields) a recorded config that
     holds another recipe than `cfg` (the runtime may differ): the one comparison of configurations.
-    A stochastic run also keeps its random-bit algorithm, which follows jit
-    (bctrain.choices.draw_algorithm)."""
+    A run that draws random bits in its steps (stochastic weights, dropout) also keeps its random-bit
+    algorithm, which follows jit (bctrain.choices.draw_algorithm)."""
     if stored.recipe() != cfg.recipe():
         raise ConfigError(f"{where} holds a different run ({_recipe_differences(stored, cfg)}); {advice}")
-    if cfg.binarize == "stoch" and choices.draw_algorithm(stored.jit) != choices.draw_algorithm(cfg.jit):
-        raise ConfigError(f"jit={cfg.jit}: {where} draws its stochastic weights with "
+    draws = [what for what, yes in (("stochastic weights", cfg.binarize == "stoch"),
+                                    ("dropout masks", cfg.dropout_in or cfg.dropout_hidden)) if yes]
+    if draws and choices.draw_algorithm(stored.jit) != choices.draw_algorithm(cfg.jit):
+        raise ConfigError(f"jit={cfg.jit}: {where} draws its {' and '.join(draws)} with "
                           f"{choices.draw_algorithm(stored.jit)}, which needs jit={stored.jit}; "
                           "resume with the jit it had")
 

@@ -6,6 +6,8 @@ arrangement of the same arithmetic.
                           outside XLA (a custom op cannot be compiled by XLA); with the first layer's
                           cache the first product reads the ±1 weights the previous update wrote
     split                 the product weights (binarization, or the caches) first, in an XLA function;
+                          the dropout masks where their generator's algorithm runs (threefry under
+                          XLA, philox in TensorFlow's kernels, as in the whole step of the run's jit);
                           the products under the gradient tape in TensorFlow's kernels; then the update
                           (XLA-compiled, or the fused op). The tape differentiates with respect to the
                           product weights themselves: that is the identity straight-through estimator,
@@ -134,6 +136,11 @@ def _split_step(net, opt, plan, cache, strategy):
         computed = iter(computed_product_weights() if any(c is None for c in cached) else [])
         return [next(computed) if c is None else c.read_value() for c in cached]
 
+    dropout_keep = None
+    if any(net.drop):
+        threefry = net.dropout_gen.algorithm == tf.random.Algorithm.THREEFRY.value
+        dropout_keep = tf.function(net.dropout_keep, jit_compile=threefry)
+
     def update(wb_grads, direct_grads):
         direct_grads = iter(direct_grads)
         grads = [next(direct_grads) if layer is None else
@@ -153,9 +160,10 @@ def _split_step(net, opt, plan, cache, strategy):
         x, y_pm1 = replica_slice(x), replica_slice(y_pm1)
         share = x.shape[0] * ctx.num_replicas_in_sync  # rows of the global batch
         wbs = product_weights()
+        keep = dropout_keep(x.shape[0]) if dropout_keep else None
         with tf.GradientTape() as tape:
             tape.watch(wbs)
-            y = net(x, training=True, weights=wbs)
+            y = net(x, training=True, weights=wbs, keep=keep)
             loss = squared_hinge(y, y_pm1)
             if ctx.num_replicas_in_sync > 1:
                 loss = loss * (x.shape[0] / share)

@@ -9,5 +9,6 @@ that names its command, machine, date and code version (benchmarks.provenance.li
     ckernels  make bench-bgemm (the binary product kernel), make bench-cnn-c (the CNNs in C)
     cnn       make bench-cnn: CNN training feasibility, and the preprocessing at full size
     mnist     make results-mnist: the mnist recipe on the bundled sample
+    bnn       make bnn-check: BinaryNet against BinaryConnect and float at a reduced width
     speed     the few speed figures README shows, from the train, infer and cnn results
 """
