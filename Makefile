@@ -123,7 +123,7 @@ CNN_CHECK_DIR ?= runs/cnn-check
 CNN_CHECK_EPOCHS ?=
 CNN_CHECK_ARGS ?=
 cnn-check: $(STAMP)
-	$(PY) -m benchmarks.cnn_check --out-dir $(CNN_CHECK_DIR) $(if $(CNN_CHECK_EPOCHS),--epochs $(CNN_CHECK_EPOCHS)) \
+	$(RECORD) $(PY) -m benchmarks.cnn_check --out-dir $(CNN_CHECK_DIR) $(if $(CNN_CHECK_EPOCHS),--epochs $(CNN_CHECK_EPOCHS)) \
 		$(CNN_CHECK_ARGS)
 
 # BinaryNet against BinaryConnect and float at a reduced width on the bundled sample (docs/BINARYNET.md);

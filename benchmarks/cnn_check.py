@@ -23,7 +23,6 @@ Usage: make cnn-check [CNN_CHECK_DIR=runs/cnn-check] [CNN_CHECK_EPOCHS=...]
    or: python -m benchmarks.cnn_check [--epochs N] [--presets cifar10,svhn] [--out-dir DIR] ...
 """
 import argparse
-import datetime
 import json
 import os
 import shlex
@@ -33,8 +32,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bccommon import atomic, machine, runfiles
-from benchmarks import cnn_check_data
+from bccommon import atomic, runfiles
+from benchmarks import cnn_check_data, provenance
+from benchmarks.tables import cnn_check as tables
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ("cifar10", "svhn")
@@ -149,29 +149,11 @@ def gaps(runs: dict) -> dict:
             if a in runs and b in runs}
 
 
-def table(results: dict) -> str:
-    lines = ["| preset | run | precision | epochs | selected epoch | val error | test error | test error, ±1 "
-             "weights | s/epoch |", "|---|---|---|---|---|---|---|---|---|"]
-    for preset, p in results["presets"].items():
-        for name, r in p["runs"].items():
-            binary = "" if r["test_error_binary"] is None else f"{100 * r['test_error_binary']:.2f} %"
-            lines.append(f"| {preset} | {name} | {r['precision']} | {r['epochs']} | {r['selected_epoch']} | "
-                         f"{100 * r['val_error']:.2f} % | {100 * r['test_error']:.2f} % | {binary} | "
-                         f"{r['seconds_per_epoch']:.1f} |")
-    for preset, p in results["presets"].items():
-        if p["gaps"]:
-            lines.append(f"{preset}: " + ", ".join(f"{k[:-3].replace('_minus_', ' - ')} {v:+.2f} pp"
-                                                    for k, v in p["gaps"].items()))
-    return "\n".join(lines)
-
-
 def collect(args, argv, runs, load_at_start) -> dict:
     """The results file: the command, the machine, the schedule, and every finished run per preset."""
     from bctrain.config import with_overrides
     out = base_dir(args)
-    results = {"command": shlex.join(["python", "-m", "benchmarks.cnn_check", *argv]),
-               "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-               "machine": machine.describe(), "load_average": [load_at_start, os.getloadavg()[0]],
+    results = {**provenance.stamp("benchmarks.cnn_check", argv), "load_average": [load_at_start, os.getloadavg()[0]],
                "data": "the real MNIST digits of data/mnist_sample.npz as 32x32x3 images in each preset's "
                        "official format (benchmarks/cnn_check_data.py)",
                "images": args.images or cnn_check_data.N_SAMPLE, "epochs": args.epochs, "presets": {}}
@@ -236,7 +218,7 @@ def main(argv=None) -> int:
         if code:
             failed.append(run.name)
     results = collect(args, argv, runs, load_at_start)
-    print(f"\n{results['machine']}\n{table(results)}")
+    print(f"\n{tables.render(results)}")
     if not any(p["runs"] for p in results["presets"].values()):
         print(f"cnn_check: error: no run finished (see {out}/<run>.log); {args.json} left as it was", file=sys.stderr)
         return 1

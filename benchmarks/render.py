@@ -25,7 +25,7 @@ import sys
 from typing import Callable
 
 from benchmarks import provenance
-from benchmarks.tables import bnn, ckernels, cnn, infer, mnist, speed, train
+from benchmarks.tables import bnn, ckernels, cnn, cnn_check, infer, mnist, speed, train
 
 MARKER = re.compile(r"<!-- results:([\w-]+) -->\n(.*?)<!-- /results:\1 -->", re.S)
 
@@ -49,8 +49,7 @@ def _single(name, command, fn):
 
 SECTIONS = dict((
     ("mnist_sample", _single("mnist_sample", "make results-mnist", mnist.render_sample)),
-    # issue 20 §1: `make cnn-check` writes cnn_check.json; its renderer comes with it
-    ("cnn_check", _single("cnn_check", "make cnn-check", None)),
+    ("cnn_check", _single("cnn_check", "make cnn-check", cnn_check.render)),
     ("speed", Section(tuple(part[0] for part in speed.PARTS), "(each row names its own)", speed.render_speed,
                       partial=True)),
     ("bench_train", _single("bench_train", "make bench-train", train.render)),

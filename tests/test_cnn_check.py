@@ -147,7 +147,8 @@ def test_finished_runs_are_reused_and_summarised_without_training(tmp_path, caps
     assert (p["preprocess"], p["conv"], p["hidden"], p["lr_start"]) == ("gcn_lcn", [32, 32, 64, 64, 128, 128],
                                                                         [256, 256], 1e-2)
     assert results["epochs"] == 2 and results["machine"].startswith(("CPU: ", "GPU: "))
+    assert results["command"].startswith("python -m benchmarks.cnn_check --epochs 2") and "code_version" in results
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
-    assert "finished earlier" in out and "| svhn | stoch | float32 | 2 | 2 | 20.00 % | 21.00 % | 22.00 % |" in out
+    assert "finished earlier" in out and "| `svhn` | stoch | 21.00 % | 22.00 % | 2 of 2 |" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "r.json", "svhn-stoch"]  # no data written

@@ -50,15 +50,16 @@ def test_a_changed_results_file_makes_the_section_stale_until_rendered(tmp_path)
     assert "3 epochs" in doc.read_text()
 
 
-def test_unknown_sections_unreadable_files_and_missing_renderers_are_one_line_errors(tmp_path, capsys):
+def test_unknown_sections_unreadable_files_and_missing_renderers_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(render.SECTIONS, "planned", render.Section(("planned",), "make planned", None))
     doc = tmp_path / "doc.md"
     doc.write_text("<!-- results:nonsense -->\n<!-- /results:nonsense -->\n")
     assert render.main(["--results-dir", str(tmp_path), str(doc)]) == 2
     (tmp_path / "mnist_sample.json").write_text("{not json")
     doc.write_text("<!-- results:mnist_sample -->\n<!-- /results:mnist_sample -->\n")
     assert render.main(["--results-dir", str(tmp_path), str(doc)]) == 2
-    (tmp_path / "cnn_check.json").write_text("{}")
-    doc.write_text("<!-- results:cnn_check -->\n<!-- /results:cnn_check -->\n")
+    (tmp_path / "planned.json").write_text("{}")
+    doc.write_text("<!-- results:planned -->\n<!-- /results:planned -->\n")
     assert render.main(["--results-dir", str(tmp_path), str(doc)]) == 2
     (tmp_path / "mnist_sample.json").write_text(json.dumps({"rows": []}))
     doc.write_text("<!-- results:mnist_sample -->\n<!-- /results:mnist_sample -->\n")

@@ -1,6 +1,6 @@
 """benchmarks.tables: results files as Markdown, on hand-made results of the benchmarks' shapes
 (the benchmarks' own smoke tests render their real output; these cover what no quick test runs)."""
-from benchmarks.tables import bnn, ckernels, cnn, speed
+from benchmarks.tables import bnn, ckernels, cnn, cnn_check, speed
 
 PROV = {"command": "make bench-x", "machine": "CPU: T, 2 cores", "date": "2026-12-07T00:00:00+00:00"}
 
@@ -91,3 +91,17 @@ def test_the_bnn_table_gives_each_variant_its_mean_std_and_epochs():
     assert "3 × 256 hidden units, 30 epochs, on `mnist-sample`, 2 seeds per row" in text and "not** MNIST" in text
     assert "| BinaryNet (±1 weights and activations) | 9.50 % | 0.50 % | 10, 11 | 100 |" in text
     assert "| float (same net) | 8.00 % | 0.50 % | 10, 11 | 100 |" in text
+
+
+def test_the_cnn_check_table_has_a_row_per_run_and_the_gaps_in_points():
+    def run(test_error, binary=None):
+        return {"test_error": test_error, "test_error_binary": binary, "selected_epoch": 9, "epochs": 10,
+                "seconds_per_epoch": 31.4}
+    runs = {"float": run(0.02), "det": run(0.0275), "stoch": run(0.03, 0.05)}
+    text = cnn_check.render({**PROV, "images": 10000, "epochs": 10, "presets": {
+        "svhn": {"runs": runs, "gaps": {"det_minus_float_pp": 0.75, "stoch_minus_det_pp": 0.25}}}})
+    assert text.startswith("Measured by `make bench-x` on CPU: T, 2 cores, 2026-12-07.")
+    assert "10,000 images" in text and ", 10 epochs;" in text
+    assert "| `svhn` | det | 2.75 % |  | 9 of 10 | 31 |" in text
+    assert "| `svhn` | stoch | 3.00 % | 5.00 % | 9 of 10 | 31 |" in text
+    assert "`svhn`: det − float +0.75 pp, stoch − det +0.25 pp." in text
