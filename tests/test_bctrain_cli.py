@@ -36,6 +36,7 @@ def test_user_errors_are_one_line(tmp_path, capsys, args, words):
     assert not run.exists()
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_a_failed_start_does_not_block_the_run_directory(tmp_path, capsys):
     run = str(tmp_path / "run")
     base = ["train", "--epochs", "1", "--hidden", "16", "--jit", "false", "--run-dir", run]
@@ -53,6 +54,7 @@ def test_help_documents_every_make_variable(capsys):
         assert flag in text
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_output_is_one_line_per_epoch_when_not_a_terminal(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert main(["train", "--epochs", "2", "--hidden", "16", "--jit", "false", "--run-dir", run]) == 0
@@ -192,6 +194,7 @@ def test_repeat_command_writes_the_summary(tmp_path, capsys):
     assert "mean ± std (n = 1)" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_non_finite_training_exits_1_with_one_line(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert main(["train", "--epochs", "3", "--hidden", "16", "--jit", "false", "--dataset", "mnist-sample",

@@ -30,7 +30,8 @@ def _batches(n):
     return list(pipeline.train_batches(x, pipeline.to_pm1(rng.integers(0, 10, len(x))), CFG.batch_size, 1, 1))
 
 
-@pytest.mark.parametrize("plan", [StepPlan("whole", True, "fused", "first"), StepPlan("split", True, "fused", "all")])
+@pytest.mark.parametrize("plan", [pytest.param(StepPlan("whole", True, "fused", "first"), marks=pytest.mark.slow),
+                                  StepPlan("split", True, "fused", "all")])
 def test_a_step_made_before_the_restore_continues_as_the_uninterrupted_run(tmp_path, plan, monkeypatch):
     batches = _batches(6)
     net, _, step, ckpt = _setup(plan)

@@ -63,7 +63,6 @@ def test_write_data_keeps_an_existing_directory(tmp_path):
     assert list((tmp_path / "data").iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["data"]
 
 
-@pytest.mark.slow
 def test_a_tiny_binary_cnn_learns_from_the_svhn_files(tmp_path):
     """The learning guard: det BinaryConnect, four narrow binary 3x3 convs (each followed by a pool)
     and a binary dense layer, 5 epochs on 750 digits read from the SVHN files (GCN + LCN); the test

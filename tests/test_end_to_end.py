@@ -47,6 +47,7 @@ def test_a_binarynet_trains_exports_and_verifies_every_hidden_bit(conv, tmp_path
     assert "verify: PASSED" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_a_second_training_in_the_same_directory_is_refused(tmp_path, capsys):
     run = str(tmp_path / "run")
     args = ["train", "--epochs", "1", "--hidden", "16", "--jit", "false", "--run-dir", run]

@@ -153,7 +153,8 @@ needs_op = pytest.mark.skipif(fused_update.load() is None, reason=fused_update.r
 @needs_op
 @pytest.mark.parametrize("binarize, precision, jit, conv, bnn", [
     ("det", "float32", True, False, {}), ("det", "mixed_bfloat16", True, False, {}),
-    ("det", "float32", True, False, BNN), ("det", "mixed_bfloat16", True, False, BNN),
+    pytest.param("det", "float32", True, False, BNN, marks=pytest.mark.slow),
+    pytest.param("det", "mixed_bfloat16", True, False, BNN, marks=pytest.mark.slow),
     pytest.param("det", "mixed_bfloat16", True, True, {}, marks=pytest.mark.slow),  # whole: no bfloat16 instructions
     pytest.param("det", "float32", True, True, {}, marks=pytest.mark.slow),
     pytest.param("stoch", "float32", True, False, {}, marks=pytest.mark.slow),

@@ -110,7 +110,8 @@ def _conv_cfg(precision):
                           batch_size=20, precision=precision, optimizer="sgd", lr_start=1e-3, steps_per_call=1)
 
 
-@pytest.mark.parametrize("bf16_kernels", [False, pytest.param(True, marks=pytest.mark.slow)])  # whole step, split step
+@pytest.mark.slow
+@pytest.mark.parametrize("bf16_kernels", [False, True])  # whole step, split step
 def test_bfloat16_conv_steps_match_the_float32_steps(bf16_kernels):
     """Three SGD steps of a conv net in mixed_bfloat16 against float32 as the oracle, both as a CPU
     without bfloat16 instructions runs them (the whole XLA step) and as one with them does (the split

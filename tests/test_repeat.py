@@ -96,6 +96,7 @@ def test_two_seeds_train_then_a_second_call_skips_them(tmp_path, monkeypatch):
     assert again["runs"] == summary["runs"] and log.read_text().count("skipped") == 2
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_binarynet_seeds_differ_and_are_summarised(tmp_path):
     """Binary activations with dropout: each seed its own weights and dropout masks."""
     cfg = tiny(binarize_act="sign", dropout_in=0.2, dropout_hidden=0.5, preprocess="pm1")
@@ -105,6 +106,7 @@ def test_binarynet_seeds_differ_and_are_summarised(tmp_path):
     assert summary["config"]["recipe"]["binarize_act"] == "sign"
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_an_interrupted_seed_is_resumed(tmp_path, monkeypatch):
     root = str(tmp_path / "rep")
     cfg = tiny(epochs=2)

@@ -120,6 +120,7 @@ def test_a_damaged_run_directory_is_refused_and_left_untouched(cut, fault, words
     assert snapshot(cut) == before
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_an_earlier_releases_run_directory_resumes(cut, runs):
     """Releases before the preprocessing table wrote `mean_sha256` into data.json (not compared
     any more) and no `params_sha256` (not required; test_rundir.py has each case alone); for kind
@@ -135,7 +136,8 @@ def test_an_earlier_releases_run_directory_resumes(cut, runs):
 
 
 @pytest.mark.parametrize("kept", [("config.json", "data.json", "preprocess.npz"),  # stopped in epoch 1
-                                  ("config.json", "data.json", "preprocess.npz", "best.npz")])
+                                  pytest.param(("config.json", "data.json", "preprocess.npz", "best.npz"),
+                                               marks=pytest.mark.slow)])
 def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(runs, tmp_path, kept):
     run = tmp_path / "early"
     run.mkdir()
@@ -149,6 +151,7 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(runs, 
     assert_same_result(run, runs / "full")
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_a_resume_removes_what_a_killed_run_left(cut, runs):
     """A kill during a write leaves its temporary: of best.npz, of history.jsonl, a checkpoint's parts."""
     (cut / ".best.npz.k2x9q1.tmp").write_bytes((cut / "best.npz").read_bytes()[:1000])
@@ -163,6 +166,7 @@ def test_a_resume_removes_what_a_killed_run_left(cut, runs):
     assert_same_result(cut, runs / "full")
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_a_start_killed_while_writing_config_json_is_run_again(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
@@ -191,6 +195,7 @@ def test_a_full_disk_at_the_start_leaves_a_directory_the_same_command_accepts(tm
     assert main(ARGS + ["--run-dir", run, "--epochs", "1"]) == 0
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_a_full_disk_mid_run_stops_in_one_line_and_the_run_resumes(runs, tmp_path, monkeypatch, capsys):
     run = str(tmp_path / "run")
     real = atomic.write_bytes
@@ -211,6 +216,7 @@ def test_a_full_disk_mid_run_stops_in_one_line_and_the_run_resumes(runs, tmp_pat
     assert_same_result(tmp_path / "run", runs / "full")
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_a_full_disk_during_a_checkpoint_write_falls_back_on_resume(runs, tmp_path, monkeypatch, capsys):
     run = str(tmp_path / "run")
     real = tf.train.Checkpoint.write
@@ -286,6 +292,7 @@ def test_a_really_full_disk_during_a_checkpoint_write_is_one_line_and_the_run_re
     assert_same_result(run, runs / "full")
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_a_tensorboard_write_error_stops_in_one_line_and_the_run_resumes(runs, tmp_path, monkeypatch, capsys):
     run = str(tmp_path / "run")
     real = tf.summary.histogram
@@ -304,6 +311,7 @@ def test_a_tensorboard_write_error_stops_in_one_line_and_the_run_resumes(runs, t
     assert_same_result(tmp_path / "run", runs / "full")
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_a_resumed_xla_step_with_the_fused_update_continues_bit_identically(tmp_path):
     """The float32 XLA step with the fused update reads the first layer's ±1 weights from a variable
     the update writes (bctrain.step.caches); a resume must seed it from the restored weights."""

@@ -59,9 +59,10 @@ def test_stochastic_run_reports_real_and_binary(tmp_path):
 BNN = dict(binarize_act="sign", dropout_in=0.2, dropout_hidden=0.5, preprocess="pm1")  # BinaryNet's MLP recipe
 
 
-@pytest.mark.parametrize("binarize, jit, bnn", [("det", False, {}), ("stoch", False, {}),
+@pytest.mark.parametrize("binarize, jit, bnn", [("det", False, {}),
+                                                pytest.param("stoch", False, {}, marks=pytest.mark.slow),
                                                 pytest.param("stoch", True, {}, marks=pytest.mark.slow),
-                                                ("det", False, BNN),
+                                                pytest.param("det", False, BNN, marks=pytest.mark.slow),
                                                 pytest.param("det", True, BNN, marks=pytest.mark.slow),
                                                 pytest.param("stoch", True, BNN, marks=pytest.mark.slow)])
 def test_resume_is_bit_identical(tmp_path, binarize, jit, bnn):
@@ -88,6 +89,7 @@ def test_binary_activations_with_dropout_learn(tmp_path):
     assert metrics["val_error"] < 0.4
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_mismatched_run_directory_is_refused(tmp_path):
     run = str(tmp_path / "run")
     train(tiny(epochs=1), run, out=quiet())
@@ -105,6 +107,7 @@ def test_learning_rate_starts_at_lr_start_and_decays_once_per_epoch(tmp_path):
     assert lrs == pytest.approx([cfg.lr_start, cfg.lr_start * decay, cfg.lr_start * decay ** 2], rel=1e-12)
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_stochastic_selection_uses_real_weights(tmp_path):
     metrics = train(tiny(epochs=3, binarize="stoch"), str(tmp_path / "run"), out=quiet())
     history = [json.loads(x) for x in open(tmp_path / "run" / "history.jsonl")]
@@ -117,6 +120,7 @@ def test_stochastic_selection_uses_real_weights(tmp_path):
     assert int(np.load(tmp_path / "run" / "best.npz")["epoch"]) == best["epoch"]
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_float_baseline_has_no_binary_diagnostics(tmp_path):
     metrics = train(tiny(epochs=1, binarize="none"), str(tmp_path / "run"), out=quiet())
     record = json.loads(open(tmp_path / "run" / "history.jsonl").readline())
@@ -124,6 +128,7 @@ def test_float_baseline_has_no_binary_diagnostics(tmp_path):
     assert metrics["test_error_binary"] is None and metrics["test_error"] < 0.5
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_resume_on_other_data_is_refused(tmp_path):
     from tests.test_mnist import write_mnist_dir
     cfg = tiny(epochs=2)
@@ -148,6 +153,7 @@ def test_epochs_without_improvement_counts_strict_improvements():
     assert epochs_without_improvement(history(0.5, 0.6, 0.3), "v") == 0
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_patience_stops_early_and_keeps_the_selection_rule(tmp_path):
     from bctrain.train import epochs_without_improvement
     cfg = dataclasses.replace(tiny(epochs=20, patience=2), lr_end=1e-7)
@@ -187,6 +193,7 @@ def test_a_cnn_trains_on_svhn_files_with_gcn_lcn(tmp_path):
     assert weights["0/w"].shape == (3, 3, 3, 4) and weights["2/w"].shape == (16 * 16 * 4, 8)
 
 
+@pytest.mark.slow  # a few seconds or more: make test-all
 def test_cnn_resume_is_bit_identical_and_reuses_the_preprocessing_cache(tmp_path, monkeypatch):
     from bctrain.data import cache
     data_dir = str(_svhn_dir(tmp_path))
