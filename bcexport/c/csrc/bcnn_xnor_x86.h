@@ -1,0 +1,73 @@
+/* x86 paths of bcnn_xnor_pop (included by bcnn_xnor.h, which states the contract): AVX2 with the
+ * vpshufb nibble look-up, AVX-512 with VPOPCNTDQ. */
+#ifndef BCNN_XNOR_X86_H
+#define BCNN_XNOR_X86_H
+
+#ifndef BCNN_XNOR_H
+#error "include bcnn_xnor.h"
+#endif
+
+#include <immintrin.h>
+
+#if BCNN_XNOR_PATH_ID == BCNN_XNOR_AVX512
+
+/* 8 words per step; the last 1..7 by a masked load (masked-off lanes read nothing and are 0). */
+static inline uint32_t bcnn_xnor_pop_avx512(const uint8_t *x, const uint8_t *w, int words)
+{
+    __m512i acc = _mm512_setzero_si512();
+    int j = 0;
+    for (; j + 8 <= words; j += 8) {
+        __m512i v = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + 8 * j)),
+                                     _mm512_loadu_si512((const void *)(w + 8 * j)));
+        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(v));
+    }
+    if (j < words) {
+        __mmask8 k = (__mmask8)((1u << (words - j)) - 1u);
+        __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi64(k, (const void *)(x + 8 * j)),
+                                     _mm512_maskz_loadu_epi64(k, (const void *)(w + 8 * j)));
+        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(v));
+    }
+    return (uint32_t)_mm512_reduce_add_epi64(acc);
+}
+#define BCNN_XNOR_KERNEL(x, w, words) bcnn_xnor_pop_avx512(x, w, words)
+
+#else
+
+/* Set bits of each byte of v: two 16-entry look-ups (low and high nibbles) and their sum (<= 8). */
+static inline __m256i bcnn_xnor_bytes256(__m256i v)
+{
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
+    __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+    return _mm256_add_epi8(lo, hi);
+}
+
+/* 4 words per step, byte counters summed into 64-bit lanes every 31 steps; the last 1..3 words
+   by the portable code. */
+static inline uint32_t bcnn_xnor_pop_avx2(const uint8_t *x, const uint8_t *w, int words)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i sum = zero;
+    __m128i s;
+    int steps = words / 4;
+    for (int j = 0; j < steps;) {
+        int end = BCNN_XNOR_MIN(steps, j + 31);
+        __m256i bytes = zero;
+        for (; j < end; ++j) {
+            __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + 32 * j)),
+                                         _mm256_loadu_si256((const __m256i *)(const void *)(w + 32 * j)));
+            bytes = _mm256_add_epi8(bytes, bcnn_xnor_bytes256(v));
+        }
+        sum = _mm256_add_epi64(sum, _mm256_sad_epu8(bytes, zero));
+    }
+    s = _mm_add_epi64(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+    return (uint32_t)_mm_cvtsi128_si64(s) + bcnn_xnor_pop_portable(x, w, 4 * steps, words);
+}
+#define BCNN_XNOR_KERNEL(x, w, words) bcnn_xnor_pop_avx2(x, w, words)
+
+#endif
+
+#endif
