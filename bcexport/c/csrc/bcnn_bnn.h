@@ -61,7 +61,9 @@ static inline void bcnn_xnor_sign(int M, int K, int N, const uint8_t *x, int ldx
     }
 }
 
-/* Logits y [M, N] (row stride ldy) of the output block: a[n] * u + c[n], u exact in float32. */
+/* Logits y [M, N] (row stride ldy) of the output block: a[n] * u + c[n], u exact in float32; two
+ * statements, so that no compiler contracts them into a fused multiply-add (C99 6.5 §8: clang's
+ * default contracts within an expression): every build rounds twice, as the tests' NumPy does. */
 static inline void bcnn_xnor_affine(int M, int K, int N, const uint8_t *x, int ldx, const uint8_t *w,
                                     const float *a, const float *c, float *y, int ldy)
 {
@@ -70,7 +72,8 @@ static inline void bcnn_xnor_affine(int M, int K, int N, const uint8_t *x, int l
         const uint8_t *wn = w + (size_t)n * 8u * (size_t)words;
         for (int m = 0; m < M; ++m) {
             int32_t u = (int32_t)K - 2 * (int32_t)bcnn_xnor_pop(x + (size_t)m * (size_t)ldx, wn, words);
-            y[(size_t)m * (size_t)ldy + (size_t)n] = a[n] * (float)u + c[n];
+            float au = a[n] * (float)u;
+            y[(size_t)m * (size_t)ldy + (size_t)n] = au + c[n];
         }
     }
 }
