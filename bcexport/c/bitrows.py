@@ -3,12 +3,13 @@
 A row of K values in {−1, +1} is 8·ceil(K / 64) bytes: value k is bit k mod 8 of byte k // 8
 (least significant bit first, numpy.packbits with bitorder="little"), 1 = +1, 0 = −1, and the
 bits from K to the end of the row are 0 (`bcexport/c/csrc/bcnn_xnor.h` mirrors this). A hidden
-block on ±1 inputs stores its weights as one such row per output unit ([n_out] rows of its n_in
-inputs), its inputs as one row per sample, and computes
+dense block on ±1 inputs stores its weights as one such row per output unit ([n_out] rows of its
+n_in inputs), its inputs as one row per sample, and computes
 
     u[m, n] = K − 2·popcount(x_m XOR w_n)      (= Σ_k x[m, k]·w[k, n], exactly)
 
-Pure NumPy.
+A conv on ±1 inputs stores 9 rows per output (its taps) and an image as one row per pixel
+(`pack_conv_weights`, bcnn_xconv.h). Pure NumPy.
 """
 import math
 
@@ -43,6 +44,18 @@ def unpack_rows(packed, k: int) -> np.ndarray:
 def pack_weights(wb) -> np.ndarray:
     """A dense block's ±1 weights [K, N] as the C model stores them: N rows of K, flattened."""
     return pack_rows(np.asarray(wb).T).reshape(-1)
+
+
+def pack_conv_weights(wb) -> np.ndarray:
+    """A 3x3 conv's ±1 kernel HWIO [3, 3, C, N] as the C model stores it: per output n, its 9 taps
+    (dy, dx) in row-major order, each a bit row of the C input channels (bcnn_xconv.h), flattened."""
+    wb = np.asarray(wb)
+    return pack_rows(wb.transpose(3, 0, 1, 2).reshape(-1, wb.shape[2])).reshape(-1)
+
+
+def pack_block(kind: str, wb) -> np.ndarray:
+    """A block on ±1 inputs: dense weights as `pack_weights`, conv kernels as `pack_conv_weights`."""
+    return pack_conv_weights(wb) if kind == "conv" else pack_weights(wb)
 
 
 def unpack_weights(packed, k: int, n: int) -> np.ndarray:

@@ -125,7 +125,7 @@ class CModel:
         return logits
 
     def predict_hidden(self, inputs, feed: str = "x", scratch=None) -> tuple:
-        """BinaryNet: (logits [N, n_classes], [±1 int8 [N, units] of each hidden block])."""
+        """BinaryNet: (logits [N, n_classes], [±1 int8 [N, *output shape] of each hidden block])."""
         from bcexport.c.bitrows import unpack_rows
         fn, ptr = self._hidden_fns[feed], self._fns[feed][1]
         data = np.ascontiguousarray(inputs, dtype=np.float32 if feed == "x" else np.uint8)
@@ -139,9 +139,10 @@ class CModel:
         if err:
             raise ExportError(f"C model returned error {err} on {len(data)} samples")
         acts, at = [], 0
-        for units in self.hidden["units"]:
-            acts.append(unpack_rows(bits[:, at:at + -(-units // 8)], units))
-            at += -(-units // 8)
+        for shape in self.hidden["shapes"]:
+            values = int(np.prod(shape))
+            acts.append(unpack_rows(bits[:, at:at + -(-values // 8)], values).reshape(len(data), *shape))
+            at += -(-values // 8)
         return logits, acts
 
 

@@ -69,9 +69,9 @@ def weight_array(i: int) -> str:
 
 def packed_weights(block) -> np.ndarray:
     """A block's ±1 weights as bcnn_model.c stores them: uint8 in the layout of bcexport.c.layout, or
-    as bit rows (bcexport.c.bitrows) for a dense block on ±1 inputs (BinaryNet: bcexport.c.bnn)."""
-    if block.input == "binary" and block.kind == "dense":
-        return bitrows.pack_weights(block.wb)
+    as bit rows (bcexport.c.bitrows) for a block on ±1 inputs (BinaryNet: bcexport.c.bnn)."""
+    if block.input == "binary":
+        return bitrows.pack_block(block.kind, block.wb)
     return pack_matrix(block_matrix(block.kind, block.wb))
 
 
