@@ -21,10 +21,10 @@ from test_c_bgemm import QEMU, STRICT, Target, missing
 DRIVER = Path(__file__).with_name("xnor_driver.c")
 AVX512_POPCNT = PATHS["avx512"].flags + ("-mavx512vpopcntdq",)
 
-# (rows, weight rows, K, byte offset of the rows)
+# (rows, weight rows, K, byte offset of the rows); 4 or more weight rows exercise bcnn_xnor_pop4
 CASES = [(1, 1, 1, 0), (2, 3, 63, 1), (1, 5, 64, 3), (3, 2, 65, 0), (2, 4, 200, 5), (1, 7, 256, 1),
          (2, 3, 257, 2), (1, 2, 511, 7), (3, 5, 513, 0), (1, 3, 784, 1), (2, 2, 1000, 3), (1, 4, 4096, 0),
-         (1, 2, 7999, 1), (1, 1, 31 * 256 + 300, 2), (2, 1, 64 * 256, 0), (1, 2, 2048 * 128 + 64 * 3 + 5, 1),
+         (1, 2, 7999, 1), (1, 1, 31 * 256 + 300, 2), (2, 5, 64 * 256, 0), (1, 2, 2048 * 128 + 64 * 3 + 5, 1),
          (1, 1, 4200 * 128 + 64, 1)]
 
 TARGETS = {

@@ -49,14 +49,25 @@ static inline void bcnn_xnor_sign(int M, int K, int N, const uint8_t *x, int ldx
                                   const int32_t *thr, const int8_t *dir, uint8_t *y, int ldy)
 {
     int words = BCNN_XROW_WORDS(K);
+    size_t ws = 8u * (size_t)words;
     for (int m = 0; m < M; ++m)
         bcnn_zero_bytes(y + (size_t)m * (size_t)ldy, (size_t)ldy);
-    for (int n = 0; n < N; ++n) {
-        const uint8_t *wn = w + (size_t)n * 8u * (size_t)words;
+    for (int n0 = 0; n0 < N; n0 += 4) {
         for (int m = 0; m < M; ++m) {
-            int32_t u = (int32_t)K - 2 * (int32_t)bcnn_xnor_pop(x + (size_t)m * (size_t)ldx, wn, words);
-            if (dir[n] * u >= thr[n])
-                y[(size_t)m * (size_t)ldy + (size_t)(n / 8)] |= (uint8_t)(1u << (n % 8));
+            const uint8_t *xm = x + (size_t)m * (size_t)ldx;
+            uint8_t *ym = y + (size_t)m * (size_t)ldy;
+            uint32_t pop[4];
+            int r, nr = N - n0 < 4 ? N - n0 : 4;
+            if (nr == 4)
+                bcnn_xnor_pop4(xm, w + (size_t)n0 * ws, ws, words, pop);
+            else
+                for (r = 0; r < nr; ++r)
+                    pop[r] = bcnn_xnor_pop(xm, w + (size_t)(n0 + r) * ws, words);
+            for (r = 0; r < nr; ++r) {
+                int n = n0 + r;
+                int32_t u = (int32_t)K - 2 * (int32_t)pop[r];
+                ym[n / 8] |= (uint8_t)((unsigned)(dir[n] * u >= thr[n]) << (n % 8));
+            }
         }
     }
 }
@@ -68,12 +79,22 @@ static inline void bcnn_xnor_affine(int M, int K, int N, const uint8_t *x, int l
                                     const float *a, const float *c, float *y, int ldy)
 {
     int words = BCNN_XROW_WORDS(K);
-    for (int n = 0; n < N; ++n) {
-        const uint8_t *wn = w + (size_t)n * 8u * (size_t)words;
+    size_t ws = 8u * (size_t)words;
+    for (int n0 = 0; n0 < N; n0 += 4) {
         for (int m = 0; m < M; ++m) {
-            int32_t u = (int32_t)K - 2 * (int32_t)bcnn_xnor_pop(x + (size_t)m * (size_t)ldx, wn, words);
-            float au = a[n] * (float)u;
-            y[(size_t)m * (size_t)ldy + (size_t)n] = au + c[n];
+            const uint8_t *xm = x + (size_t)m * (size_t)ldx;
+            uint32_t pop[4];
+            int r, nr = N - n0 < 4 ? N - n0 : 4;
+            if (nr == 4)
+                bcnn_xnor_pop4(xm, w + (size_t)n0 * ws, ws, words, pop);
+            else
+                for (r = 0; r < nr; ++r)
+                    pop[r] = bcnn_xnor_pop(xm, w + (size_t)(n0 + r) * ws, words);
+            for (r = 0; r < nr; ++r) {
+                int n = n0 + r;
+                float au = a[n] * (float)((int32_t)K - 2 * (int32_t)pop[r]);
+                y[(size_t)m * (size_t)ldy + (size_t)n] = au + c[n];
+            }
         }
     }
 }

@@ -44,13 +44,19 @@ static inline __m256i bcnn_xnor_bytes256(__m256i v)
     return _mm256_add_epi8(lo, hi);
 }
 
+static inline uint32_t bcnn_xnor_sum256(__m256i sum)
+{
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+    return (uint32_t)_mm_cvtsi128_si64(s);
+}
+
 /* 4 words per step, byte counters summed into 64-bit lanes every 31 steps; the last 1..3 words
    by the portable code. */
 static inline uint32_t bcnn_xnor_pop_avx2(const uint8_t *x, const uint8_t *w, int words)
 {
     const __m256i zero = _mm256_setzero_si256();
     __m256i sum = zero;
-    __m128i s;
     int steps = words / 4;
     for (int j = 0; j < steps;) {
         int end = BCNN_XNOR_MIN(steps, j + 31);
@@ -62,11 +68,40 @@ static inline uint32_t bcnn_xnor_pop_avx2(const uint8_t *x, const uint8_t *w, in
         }
         sum = _mm256_add_epi64(sum, _mm256_sad_epu8(bytes, zero));
     }
-    s = _mm_add_epi64(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-    s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
-    return (uint32_t)_mm_cvtsi128_si64(s) + bcnn_xnor_pop_portable(x, w, 4 * steps, words);
+    return bcnn_xnor_sum256(sum) + bcnn_xnor_pop_portable(x, w, 4 * steps, words);
 }
 #define BCNN_XNOR_KERNEL(x, w, words) bcnn_xnor_pop_avx2(x, w, words)
+
+/* Four weight rows (w, w + ws, w + 2 ws, w + 3 ws) against one x: each x load serves four
+   XORs, and the four independent sums keep more of the vector pipes busy. */
+static inline void bcnn_xnor_pop4_avx2(const uint8_t *x, const uint8_t *w, size_t ws, int words, uint32_t *out)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+    int steps = words / 4;
+    for (int j = 0; j < steps;) {
+        int end = BCNN_XNOR_MIN(steps, j + 31);
+        __m256i b0 = zero, b1 = zero, b2 = zero, b3 = zero;
+        for (; j < end; ++j) {
+            const uint8_t *wj = w + 32 * j;
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(x + 32 * j));
+#define BCNN_XNOR_ROW4(r) \
+            b##r = _mm256_add_epi8(b##r, bcnn_xnor_bytes256(_mm256_xor_si256(xv, \
+                       _mm256_loadu_si256((const __m256i *)(const void *)(wj + (size_t)(r) * ws)))));
+            BCNN_XNOR_ROW4(0) BCNN_XNOR_ROW4(1) BCNN_XNOR_ROW4(2) BCNN_XNOR_ROW4(3)
+#undef BCNN_XNOR_ROW4
+        }
+        s0 = _mm256_add_epi64(s0, _mm256_sad_epu8(b0, zero));
+        s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(b1, zero));
+        s2 = _mm256_add_epi64(s2, _mm256_sad_epu8(b2, zero));
+        s3 = _mm256_add_epi64(s3, _mm256_sad_epu8(b3, zero));
+    }
+    out[0] = bcnn_xnor_sum256(s0) + bcnn_xnor_pop_portable(x, w, 4 * steps, words);
+    out[1] = bcnn_xnor_sum256(s1) + bcnn_xnor_pop_portable(x, w + ws, 4 * steps, words);
+    out[2] = bcnn_xnor_sum256(s2) + bcnn_xnor_pop_portable(x, w + 2 * ws, 4 * steps, words);
+    out[3] = bcnn_xnor_sum256(s3) + bcnn_xnor_pop_portable(x, w + 3 * ws, 4 * steps, words);
+}
+#define BCNN_XNOR_KERNEL4(x, w, ws, words, out) bcnn_xnor_pop4_avx2(x, w, ws, words, out)
 
 #endif
 
