@@ -199,7 +199,8 @@ def generate_bnn(dep: Deployment, run_name: str, prefix: str, tile: int):
     ]
     hidden_decl = "\n".join([
         comment(f"As {p}_predict, and the bits of every hidden block: hidden [n, {P}_HIDDEN_BYTES], per sample "
-                "block after block, ceil(units / 8) bytes each, unit j in bit j % 8 of byte j / 8, 1 = +1."),
+                "block after block, ceil(values / 8) bytes each (its output in NHWC order), value j in bit j % 8 "
+                "of byte j / 8, 1 = +1."),
         f"int {p}_predict_hidden(const float *x, int n, float *logits, uint8_t *hidden, float *scratch, "
         "size_t scratch_bytes);"])
     arrays = [block_arrays(i, dep) for i in range(len(dep.blocks))]
@@ -222,7 +223,8 @@ def generate_bnn(dep: Deployment, run_name: str, prefix: str, tile: int):
         HEADER: render(HEADER + ".in", banner=banner(HEADER, run_name, dep).replace("BinaryConnect", "BinaryNet"),
                        guard=f"{P}_MODEL_H", defines="\n".join(defines),
                        pixels_decl=hidden_decl + "\n" + pixels_decl, **names),
-        SOURCE: render("bcnn_bnn_model.c.in", banner=banner(SOURCE, run_name, dep).replace("BinaryConnect", "BinaryNet"),
+        SOURCE: render("bcnn_bnn_model.c.in",
+                       banner=banner(SOURCE, run_name, dep).replace("BinaryConnect", "BinaryNet"),
                        arrays="\n\n".join(arrays), forward=forward_body(plan, P, offsets),
                        layout=", ".join(f"{n} at {o}" for n, o, _ in layout), pixels_def=pixels_def, **names),
         HARNESS: render(HARNESS + ".in", banner=banner(HARNESS, run_name, dep), **names),
