@@ -43,8 +43,44 @@ static inline int32_t bcnn_xconv_u(int H, int W, int C, const uint8_t *x, const 
     return taps * (int32_t)C - 2 * (int32_t)pop;
 }
 
+/* u of the four outputs whose tap rows start at w, w + ws, w + 2 ws, w + 3 ws, at pixel (i, j):
+ * the taps of each kernel row inside the image are one bcnn_xnor_pop4 call for all four. */
+static inline void bcnn_xconv_u4(int H, int W, int C, const uint8_t *x, const uint8_t *w, size_t ws, int i, int j,
+                                 int32_t *u)
+{
+    int words = BCNN_XROW_WORDS(C), dx0 = j == 0 ? 1 : 0, dx1 = j == W - 1 ? 1 : 2;
+    size_t px = 8u * (size_t)words;
+    int32_t taps = 0;
+    uint32_t pop[4] = {0, 0, 0, 0}, p[4];
+    for (int dy = 0; dy < 3; ++dy) {
+        int yy = i + dy - 1;
+        if (yy < 0 || yy >= H)
+            continue;
+        bcnn_xnor_pop4(x + ((size_t)yy * (size_t)W + (size_t)(j + dx0 - 1)) * px, w + (size_t)(dy * 3 + dx0) * px,
+                       ws, (dx1 - dx0 + 1) * words, p);
+        for (int r = 0; r < 4; ++r)
+            pop[r] += p[r];
+        taps += dx1 - dx0 + 1;
+    }
+    for (int r = 0; r < 4; ++r)
+        u[r] = taps * (int32_t)C - 2 * (int32_t)pop[r];
+}
+
+/* u of nr <= 4 outputs (tap rows at w + r * ws) at pixel (i, j), into u[0 .. nr-1]. */
+static inline void bcnn_xconv_un(int H, int W, int C, const uint8_t *x, const uint8_t *w, size_t ws, int nr,
+                                 int i, int j, int32_t *u)
+{
+    if (nr == 4) {
+        bcnn_xconv_u4(H, W, C, x, w, ws, i, j, u);
+        return;
+    }
+    for (int r = 0; r < nr; ++r)
+        u[r] = bcnn_xconv_u(H, W, C, x, w + (size_t)r * ws, i, j);
+}
+
 /* Bits y (one bit row of N values per output pixel) of a conv block on the bits x [H, W, C], with
- * weights w (9 tap rows per output), 2x2 max-pool of u if pool, then dir[n] * u >= thr[n]. */
+ * weights w (9 tap rows per output), 2x2 max-pool of u if pool, then dir[n] * u >= thr[n]. Outputs
+ * four at a time (their 36 tap rows stay in L1 while the image is swept). */
 static inline void bcnn_xconv_sign(int H, int W, int C, int N, int pool, const uint8_t *x, const uint8_t *w,
                                    const int32_t *thr, const int8_t *dir, uint8_t *y)
 {
@@ -52,23 +88,31 @@ static inline void bcnn_xconv_sign(int H, int W, int C, int N, int pool, const u
     size_t wrow = 9u * (size_t)BCNN_XROW_BYTES(C), ldy = (size_t)BCNN_XROW_BYTES(N);
     for (size_t b = 0; b < (size_t)Ho * (size_t)Wo * ldy; ++b)
         y[b] = 0;
-    for (int n = 0; n < N; ++n) {
-        const uint8_t *wn = w + (size_t)n * wrow;
+    for (int n0 = 0; n0 < N; n0 += 4) {
+        const uint8_t *wn = w + (size_t)n0 * wrow;
+        int nr = N - n0 < 4 ? N - n0 : 4;
         for (int i = 0; i < Ho; ++i) {
             for (int j = 0; j < Wo; ++j) {
-                int32_t u;
+                int32_t u[4], v[4];
                 if (pool) {
-                    int32_t u00 = bcnn_xconv_u(H, W, C, x, wn, 2 * i, 2 * j);
-                    int32_t u01 = bcnn_xconv_u(H, W, C, x, wn, 2 * i, 2 * j + 1);
-                    int32_t u10 = bcnn_xconv_u(H, W, C, x, wn, 2 * i + 1, 2 * j);
-                    int32_t u11 = bcnn_xconv_u(H, W, C, x, wn, 2 * i + 1, 2 * j + 1);
-                    int32_t m0 = u00 > u01 ? u00 : u01, m1 = u10 > u11 ? u10 : u11;
-                    u = m0 > m1 ? m0 : m1;
+                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, 2 * i, 2 * j, u);
+                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, 2 * i, 2 * j + 1, v);
+                    for (int r = 0; r < nr; ++r)
+                        u[r] = u[r] > v[r] ? u[r] : v[r];
+                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, 2 * i + 1, 2 * j, v);
+                    for (int r = 0; r < nr; ++r)
+                        u[r] = u[r] > v[r] ? u[r] : v[r];
+                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, 2 * i + 1, 2 * j + 1, v);
+                    for (int r = 0; r < nr; ++r)
+                        u[r] = u[r] > v[r] ? u[r] : v[r];
                 } else {
-                    u = bcnn_xconv_u(H, W, C, x, wn, i, j);
+                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, i, j, u);
                 }
-                if (dir[n] * u >= thr[n])
-                    y[((size_t)i * (size_t)Wo + (size_t)j) * ldy + (size_t)(n / 8)] |= (uint8_t)(1u << (n % 8));
+                for (int r = 0; r < nr; ++r) {
+                    int n = n0 + r;
+                    y[((size_t)i * (size_t)Wo + (size_t)j) * ldy + (size_t)(n / 8)]
+                        |= (uint8_t)((unsigned)(dir[n] * u[r] >= thr[n]) << (n % 8));
+                }
             }
         }
     }
