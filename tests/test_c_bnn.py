@@ -50,8 +50,9 @@ def bnn_config(hidden_units=(300, 530, 70)):
 
 
 def bnn_cnn_config():
-    """7x5x3 inputs, conv(5)+pool (an odd row and column dropped), conv(6) on 3x2 pixels, dense(19)."""
-    return dataclasses.replace(awkward_cnn_config(), binarize_act="sign", preprocess="pm1")
+    """7x5x3 inputs, conv(5), conv(6)+pool on ±1 inputs (15 interior pixels, an odd row and column
+    dropped by the pool), dense(19)."""
+    return dataclasses.replace(awkward_cnn_config(), pool=(0, 1), binarize_act="sign", preprocess="pm1")
 
 
 @pytest.fixture(scope="module", params=["mlp", "cnn"])

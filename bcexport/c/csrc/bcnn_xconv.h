@@ -11,7 +11,8 @@
  *
  * (docs/BINARYNET.md: the same u as the zero-padded convolution; no tap_sums correction is
  * needed because nothing outside the image is counted). The taps of one kernel row that lie
- * inside the image are consecutive pixels and consecutive tap rows, so they are one popcount call.
+ * inside the image are consecutive pixels and consecutive tap rows, so they are one popcount call;
+ * on the vector paths an interior pixel's 9 taps are first copied into one row (its patch).
  * A 2x2 max-pool (stride 2, VALID) takes the largest integer u of each window, before the
  * comparison, as the deployment defines it (with direction -1 the comparison is decreasing in u,
  * so pooling the bits would be an AND, not an OR: pooling u is right for both). Header-only, no
@@ -78,40 +79,80 @@ static inline void bcnn_xconv_un(int H, int W, int C, const uint8_t *x, const ui
         u[r] = bcnn_xconv_u(H, W, C, x, w + (size_t)r * ws, i, j);
 }
 
+/* On the vector paths an interior pixel's 9 taps are copied side by side (one bit row of 9 C
+ * values, C <= 512) once, and every output then takes one popcount over the whole patch, long
+ * enough for the vector steps; on the portable path (a microcontroller: no vectors, little stack)
+ * every pixel goes tap row by tap row. */
+#if BCNN_XNOR_PATH_ID == BCNN_XNOR_PORTABLE
+#define BCNN_XCONV_PATCH_WORDS 1
+#else
+#define BCNN_XCONV_PATCH_WORDS 72
+#endif
+
+/* 1 if (i, j) has all 9 taps inside the image and its patch fits, and then the patch. */
+static inline int bcnn_xconv_patch(int H, int W, int C, const uint8_t *x, int i, int j, uint8_t *patch)
+{
+    int words = BCNN_XROW_WORDS(C);
+    size_t seg = 24u * (size_t)words;
+    if (i < 1 || i > H - 2 || j < 1 || j > W - 2 || 9 * words > BCNN_XCONV_PATCH_WORDS)
+        return 0;
+    for (int dy = 0; dy < 3; ++dy) {
+        const uint8_t *src = x + ((size_t)(i + dy - 1) * (size_t)W + (size_t)(j - 1)) * 8u * (size_t)words;
+        for (size_t b = 0; b < seg; ++b)
+            patch[(size_t)dy * seg + b] = src[b];
+    }
+    return 1;
+}
+
+/* u of nr <= 4 outputs (tap rows at w + r * ws) at pixel (i, j) whose patch is `patch` if `inside`. */
+static inline void bcnn_xconv_at(int H, int W, int C, const uint8_t *x, const uint8_t *w, size_t ws, int nr,
+                                 int i, int j, int inside, const uint8_t *patch, int32_t *u)
+{
+    int words = BCNN_XROW_WORDS(C);
+    uint32_t p[4];
+    if (!inside) {
+        bcnn_xconv_un(H, W, C, x, w, ws, nr, i, j, u);
+        return;
+    }
+    if (nr == 4)
+        bcnn_xnor_pop4(patch, w, ws, 9 * words, p);
+    for (int r = 0; r < nr; ++r)
+        u[r] = 9 * (int32_t)C - 2 * (int32_t)(nr == 4 ? p[r] : bcnn_xnor_pop(patch, w + (size_t)r * ws, 9 * words));
+}
+
 /* Bits y (one bit row of N values per output pixel) of a conv block on the bits x [H, W, C], with
- * weights w (9 tap rows per output), 2x2 max-pool of u if pool, then dir[n] * u >= thr[n]. Outputs
- * four at a time (their 36 tap rows stay in L1 while the image is swept). */
+ * weights w (9 tap rows per output), 2x2 max-pool of u if pool, then dir[n] * u >= thr[n]. Pixel by
+ * pixel (the patches built once), outputs four at a time. */
 static inline void bcnn_xconv_sign(int H, int W, int C, int N, int pool, const uint8_t *x, const uint8_t *w,
                                    const int32_t *thr, const int8_t *dir, uint8_t *y)
 {
-    int Ho = pool ? H / 2 : H, Wo = pool ? W / 2 : W;
+    int Ho = pool ? H / 2 : H, Wo = pool ? W / 2 : W, q, positions = pool ? 4 : 1;
     size_t wrow = 9u * (size_t)BCNN_XROW_BYTES(C), ldy = (size_t)BCNN_XROW_BYTES(N);
+    uint8_t patch[4][8 * BCNN_XCONV_PATCH_WORDS];
     for (size_t b = 0; b < (size_t)Ho * (size_t)Wo * ldy; ++b)
         y[b] = 0;
-    for (int n0 = 0; n0 < N; n0 += 4) {
-        const uint8_t *wn = w + (size_t)n0 * wrow;
-        int nr = N - n0 < 4 ? N - n0 : 4;
-        for (int i = 0; i < Ho; ++i) {
-            for (int j = 0; j < Wo; ++j) {
+    for (int i = 0; i < Ho; ++i) {
+        for (int j = 0; j < Wo; ++j) {
+            int pi[4], pj[4], inside[4];
+            uint8_t *yp = y + ((size_t)i * (size_t)Wo + (size_t)j) * ldy;
+            for (q = 0; q < positions; ++q) {
+                pi[q] = pool ? 2 * i + q / 2 : i;
+                pj[q] = pool ? 2 * j + q % 2 : j;
+                inside[q] = bcnn_xconv_patch(H, W, C, x, pi[q], pj[q], patch[q]);
+            }
+            for (int n0 = 0; n0 < N; n0 += 4) {
+                const uint8_t *wn = w + (size_t)n0 * wrow;
+                int nr = N - n0 < 4 ? N - n0 : 4;
                 int32_t u[4], v[4];
-                if (pool) {
-                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, 2 * i, 2 * j, u);
-                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, 2 * i, 2 * j + 1, v);
+                bcnn_xconv_at(H, W, C, x, wn, wrow, nr, pi[0], pj[0], inside[0], patch[0], u);
+                for (q = 1; q < positions; ++q) {
+                    bcnn_xconv_at(H, W, C, x, wn, wrow, nr, pi[q], pj[q], inside[q], patch[q], v);
                     for (int r = 0; r < nr; ++r)
                         u[r] = u[r] > v[r] ? u[r] : v[r];
-                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, 2 * i + 1, 2 * j, v);
-                    for (int r = 0; r < nr; ++r)
-                        u[r] = u[r] > v[r] ? u[r] : v[r];
-                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, 2 * i + 1, 2 * j + 1, v);
-                    for (int r = 0; r < nr; ++r)
-                        u[r] = u[r] > v[r] ? u[r] : v[r];
-                } else {
-                    bcnn_xconv_un(H, W, C, x, wn, wrow, nr, i, j, u);
                 }
                 for (int r = 0; r < nr; ++r) {
                     int n = n0 + r;
-                    y[((size_t)i * (size_t)Wo + (size_t)j) * ldy + (size_t)(n / 8)]
-                        |= (uint8_t)((unsigned)(dir[n] * u[r] >= thr[n]) << (n % 8));
+                    yp[n / 8] |= (uint8_t)((unsigned)(dir[n] * u[r] >= thr[n]) << (n % 8));
                 }
             }
         }
