@@ -128,7 +128,8 @@ static inline void bcnn_xconv_sign(int H, int W, int C, int N, int pool, const u
 {
     int Ho = pool ? H / 2 : H, Wo = pool ? W / 2 : W, q, positions = pool ? 4 : 1;
     size_t wrow = 9u * (size_t)BCNN_XROW_BYTES(C), ldy = (size_t)BCNN_XROW_BYTES(N);
-    uint8_t patch[4][8 * BCNN_XCONV_PATCH_WORDS];
+    uint8_t patch[4][8 * BCNN_XCONV_PATCH_WORDS] = {{0}};   /* once per block: flow analysis cannot see
+                                                                that only a built patch is read */
     for (size_t b = 0; b < (size_t)Ho * (size_t)Wo * ldy; ++b)
         y[b] = 0;
     for (int i = 0; i < Ho; ++i) {
