@@ -3,7 +3,8 @@
  * EOF, each: int32 R (rows), N (weight rows), words, offset; uint8 X[R * 8 * words],
  * W[N * 8 * words], and writes uint32 P[R * N] (P[r * N + n] = popcount(X_r XOR W_n)) to stdout.
  * The rows are read from `offset` bytes into their buffers, so that no path can rely on alignment.
- * bcnn_xnor_pop4 must give bcnn_xnor_pop's counts on every 4 consecutive weight rows (exit 4).
+ * bcnn_xnor_pop4 (and bcnn_xnor_pop4_next where 8 rows follow) must give bcnn_xnor_pop's counts
+ * on every 4 consecutive weight rows (exit 4).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +38,14 @@ int main(int argc, char **argv)
             for (int n = 0; n < N; ++n)
                 P[(size_t)r * (size_t)N + (size_t)n] = bcnn_xnor_pop(x, W + off + (size_t)n * row, words);
             for (int n = 0; n + 4 <= N; ++n) {     /* every window of 4 rows, against bcnn_xnor_pop */
-                uint32_t p4[4];
+                uint32_t p4[4], q4[4];
                 bcnn_xnor_pop4(x, W + off + (size_t)n * row, row, words, p4);
+                if (n + 8 <= N)
+                    bcnn_xnor_pop4_next(x, W + off + (size_t)n * row, row, words, q4);
                 for (int i = 0; i < 4; ++i)
-                    if (p4[i] != P[(size_t)r * (size_t)N + (size_t)(n + i)]) {
-                        fprintf(stderr, "bcnn_xnor_pop4 row %d differs from bcnn_xnor_pop\n", i);
+                    if (p4[i] != P[(size_t)r * (size_t)N + (size_t)(n + i)]
+                        || (n + 8 <= N && q4[i] != p4[i])) {
+                        fprintf(stderr, "bcnn_xnor_pop4(_next) row %d differs from bcnn_xnor_pop\n", i);
                         return 4;
                     }
             }

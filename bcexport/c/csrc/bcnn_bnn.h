@@ -58,7 +58,9 @@ static inline void bcnn_xnor_sign(int M, int K, int N, const uint8_t *x, int ldx
             uint8_t *ym = y + (size_t)m * (size_t)ldy;
             uint32_t pop[4];
             int r, nr = N - n0 < 4 ? N - n0 : 4;
-            if (nr == 4)
+            if (nr == 4 && m == 0 && n0 + 8 <= N)   /* the first row brings the next units' weights in */
+                bcnn_xnor_pop4_next(xm, w + (size_t)n0 * ws, ws, words, pop);
+            else if (nr == 4)
                 bcnn_xnor_pop4(xm, w + (size_t)n0 * ws, ws, words, pop);
             else
                 for (r = 0; r < nr; ++r)
@@ -85,7 +87,9 @@ static inline void bcnn_xnor_affine(int M, int K, int N, const uint8_t *x, int l
             const uint8_t *xm = x + (size_t)m * (size_t)ldx;
             uint32_t pop[4];
             int r, nr = N - n0 < 4 ? N - n0 : 4;
-            if (nr == 4)
+            if (nr == 4 && m == 0 && n0 + 8 <= N)   /* the first row brings the next units' weights in */
+                bcnn_xnor_pop4_next(xm, w + (size_t)n0 * ws, ws, words, pop);
+            else if (nr == 4)
                 bcnn_xnor_pop4(xm, w + (size_t)n0 * ws, ws, words, pop);
             else
                 for (r = 0; r < nr; ++r)

@@ -12,6 +12,7 @@
  *   uint32_t bcnn_xnor_pop(const uint8_t *x, const uint8_t *w, int words)
  *       popcount(x XOR w) over `words` 64-bit words (8 * words bytes each), any alignment.
  *   void bcnn_xnor_pop4(x, w, ws, words, out)    the same for the 4 rows w + r * ws into out[r]
+ *   void bcnn_xnor_pop4_next(...)                 the same, prefetching rows 4..7 (which must exist)
  *   const char *bcnn_xnor_path(void)      "avx512", "avx2", "neon" or "portable"
  *
  * Paths, chosen at compile time from the target macros (-DBCNN_PORTABLE forces the portable one):
@@ -100,14 +101,27 @@ static inline uint32_t bcnn_xnor_pop(const uint8_t *x, const uint8_t *w, int wor
 
 /* popcount(x XOR w_r) for the four rows w_r = w + r * ws (r = 0..3) into out[0..3]: a vector
    path may share the loads of x among them (AVX2 does); otherwise four bcnn_xnor_pop. */
-static inline void bcnn_xnor_pop4(const uint8_t *x, const uint8_t *w, size_t ws, int words, uint32_t *out)
+static inline void bcnn_xnor_pop4_hint(const uint8_t *x, const uint8_t *w, size_t ws, int words, uint32_t *out,
+                                       int next)
 {
 #ifdef BCNN_XNOR_KERNEL4
-    BCNN_XNOR_KERNEL4(x, w, ws, words, out);
+    BCNN_XNOR_KERNEL4(x, w, ws, words, out, next);
 #else
+    (void)next;
     for (int r = 0; r < 4; ++r)
         out[r] = bcnn_xnor_pop(x, w + (size_t)r * ws, words);
 #endif
+}
+
+static inline void bcnn_xnor_pop4(const uint8_t *x, const uint8_t *w, size_t ws, int words, uint32_t *out)
+{
+    bcnn_xnor_pop4_hint(x, w, ws, words, out, 0);
+}
+
+/* As bcnn_xnor_pop4, and the four rows after them, which must exist, may be prefetched (AVX2). */
+static inline void bcnn_xnor_pop4_next(const uint8_t *x, const uint8_t *w, size_t ws, int words, uint32_t *out)
+{
+    bcnn_xnor_pop4_hint(x, w, ws, words, out, 1);
 }
 
 static inline const char *bcnn_xnor_path(void)
