@@ -135,6 +135,25 @@ def c_raw_logits(path, dep, pixels, batch, run_dir) -> np.ndarray:
     return batched(lambda pb: model.predict(pb, "pixels"), pixels, batch)
 
 
+def _c_hidden_run(run_dir, feed, batch):
+    model = c_model(run_dir)
+
+    def run(xb):
+        logits, acts = model.predict_hidden(xb, feed)
+        return [logits, *acts]
+    return lambda inputs: _batched_outputs(run, inputs, batch)
+
+
+def c_hidden(path, dep, run_dir, batch):
+    """The generated C model's predict_hidden (BinaryNet): logits and every hidden block's bits."""
+    return _c_hidden_run(run_dir, "x", batch)
+
+
+def c_raw_hidden(path, dep, run_dir, batch):
+    """As c_hidden, through the pixel entry point (predict_pixels_hidden)."""
+    return _c_hidden_run(run_dir, "pixels", batch)
+
+
 def c_has_pixels(run_dir: str) -> bool:
     from bcexport.c.export import read_c_export
     return "pixels" in (read_c_export(run_dir) or {}).get("entry_points", {})
@@ -153,9 +172,10 @@ BACKENDS = (
             hidden=onnx_hidden),
     Backend("onnx_raw", runfiles.MODEL_RAW_ONNX, "pixels", onnx_logits, required=False,
             stored=stored_weights.onnx_float, hidden=onnx_hidden),
-    Backend("c", C_FILE, "x", c_logits, required=False, stored=stored_weights.c_bits, details=c_details),
+    Backend("c", C_FILE, "x", c_logits, required=False, stored=stored_weights.c_bits, details=c_details,
+            hidden=c_hidden),
     Backend("c_raw", C_FILE, "pixels", c_raw_logits, required=False, stored=stored_weights.c_bits,
-            available=c_has_pixels, details=c_details),
+            available=c_has_pixels, details=c_details, hidden=c_raw_hidden),
 )
 
 

@@ -54,15 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _refuse_binary_activations(run_dir: str):
-    """The C back end has no kernels for binary activations yet (issue 21 §3)."""
-    from bcexport.rundir import require_finished
-    cfg = require_finished(run_dir)
-    if cfg.binarize_act != "none":
-        raise ExportError(f"{run_dir}: binary activations (binarize_act={cfg.binarize_act}) have no C back end yet; "
-                          f"`bcexport onnx {run_dir}` exports them")
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -75,7 +66,6 @@ def main(argv=None) -> int:
                   f"1/{1 / summary['binary_weight_bytes']['ratio']:.1f} of their float32 bytes")
             return 0
         if args.command == "c":
-            _refuse_binary_activations(args.run_dir)
             from bcexport.c.export import export_c
             summary = export_c(args.run_dir, prefix=args.prefix, tile=args.tile)
             mcu = summary["microcontroller"]

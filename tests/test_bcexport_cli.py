@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 from bccommon import atomic
 from bcexport import cli, verify
-from export_fixtures import make_run_dir, mlp_config, synthetic_loader
+from export_fixtures import cnn_config, make_run_dir, mlp_config, synthetic_loader
 
 
 def _error_line(capsys):
@@ -34,12 +34,14 @@ def test_missing_run_directory(tmp_path, capsys):
     assert "no such run directory" in _error_line(capsys)
 
 
-def test_binary_activations_have_no_c_back_end_yet(tmp_path, capsys):
+def test_a_binarynet_exports_to_c(tmp_path, capsys):
     import dataclasses
-    run = make_run_dir(tmp_path / "bnn", dataclasses.replace(mlp_config(), binarize_act="sign", preprocess="pm1"))
-    assert cli.main(["c", run]) == cli.EXIT_USAGE
-    assert "binary activations (binarize_act=sign) have no C back end yet" in _error_line(capsys)
-    assert not os.path.exists(os.path.join(run, "c"))
+    run = make_run_dir(tmp_path / "bnn", dataclasses.replace(cnn_config(), binarize_act="sign", preprocess="pm1"))
+    assert cli.main(["c", run]) == 0
+    out = capsys.readouterr().out
+    assert f"to {run}/c" in out and "no pixel entry point" in out   # pm1 has none yet
+    summary = json.load(open(os.path.join(run, "c", "export.json")))
+    assert summary["hidden"]["shapes"] == [[8, 8, 4], [4, 4, 8], [16]]
 
 
 @pytest.mark.parametrize("missing", ["metrics.json", "best.npz"])

@@ -28,16 +28,18 @@ def test_train_export_verify_on_the_bundled_sample(tmp_path, capsys):
 @pytest.mark.parametrize("conv", [(), pytest.param((4, 8), marks=pytest.mark.slow)])
 def test_a_binarynet_trains_exports_and_verifies_every_hidden_bit(conv, tmp_path, capsys):
     """BinaryNet's recipe on the bundled sample (binary activations, dropout, inputs 2x/255 - 1), a tiny
-    MLP, or a tiny CNN on the 28x28 images; every hidden bit of TF and ONNX checked (bcexport.hidden)."""
+    MLP, or a tiny CNN on the 28x28 images; every hidden bit of TF, ONNX and C checked (bcexport.hidden)."""
     run = str(tmp_path / "run")
     net = (["--input-shape", "28,28,1", "--conv", ",".join(map(str, conv)), "--pool", "0,1", "--hidden", "16"]
            if conv else ["--hidden", "48,32"])
     assert bctrain_main(["train", "--preset", "mnist-bnn", *net, "--epochs", "1", "--batch-size", "200",
                          "--jit", "false", "--run-dir", run]) == 0
     assert bcexport_main(["onnx", run]) == 0
+    assert bcexport_main(["c", run]) == 0
     assert bcexport_main(["verify", run]) == 0
     metrics = json.load(open(f"{run}/metrics.json"))
     verify = json.load(open(f"{run}/verify.json"))
+    assert "c" in verify["backends"]
     assert verify["passed"] and verify["binary_activations"]["hidden_blocks"] == [0, 1, 2][:3 if conv else 2]
     assert metrics["binarize_act"] == "sign" and metrics["test_error"] < 0.5  # chance: 0.9
     for name, b in verify["backends"].items():

@@ -87,6 +87,13 @@ class CModel:
                 fn.argtypes = [ptr, ctypes.c_int, f32, f32, ctypes.c_size_t]
                 fn.restype = ctypes.c_int
                 self._fns[feed] = (fn, ptr)
+        self.hidden = facts.get("hidden")   # BinaryNet: the entry points that also give the hidden bits
+        self._hidden_fns = {}
+        for feed, name in (self.hidden or {}).get("entry_points", {}).items():
+            fn = getattr(self.lib, name)
+            fn.argtypes = [self._fns[feed][1], ctypes.c_int, f32, u8, f32, ctypes.c_size_t]
+            fn.restype = ctypes.c_int
+            self._hidden_fns[feed] = fn
         for name, restype in ((f"{p}_kernel_path", ctypes.c_char_p), (f"{p}_scratch_bytes", ctypes.c_size_t)):
             getattr(self.lib, name).restype = restype
         self.kernel_path = getattr(self.lib, f"{p}_kernel_path")().decode()
@@ -116,6 +123,27 @@ class CModel:
         if err:
             raise ExportError(f"C model returned error {err} on {len(data)} samples")
         return logits
+
+    def predict_hidden(self, inputs, feed: str = "x", scratch=None) -> tuple:
+        """BinaryNet: (logits [N, n_classes], [±1 int8 [N, *output shape] of each hidden block])."""
+        from bcexport.c.bitrows import unpack_rows
+        fn, ptr = self._hidden_fns[feed], self._fns[feed][1]
+        data = np.ascontiguousarray(inputs, dtype=np.float32 if feed == "x" else np.uint8)
+        data = data.reshape(len(inputs), self.input_size)
+        logits = np.empty((len(data), self.n_classes), np.float32)
+        bits = np.zeros((len(data), self.hidden["bytes"]), np.uint8)
+        scratch = self.new_scratch() if scratch is None else scratch
+        f32 = ctypes.POINTER(ctypes.c_float)
+        err = fn(data.ctypes.data_as(ptr), len(data), logits.ctypes.data_as(f32),
+                 bits.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), scratch.ctypes.data_as(f32), scratch.nbytes)
+        if err:
+            raise ExportError(f"C model returned error {err} on {len(data)} samples")
+        acts, at = [], 0
+        for shape in self.hidden["shapes"]:
+            values = int(np.prod(shape))
+            acts.append(unpack_rows(bits[:, at:at + -(-values // 8)], values).reshape(len(data), *shape))
+            at += -(-values // 8)
+        return logits, acts
 
 
 def size_of(obj: str, tool: str = MCU_SIZE) -> dict:

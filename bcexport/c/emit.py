@@ -17,7 +17,7 @@ C_KEYWORDS = frozenset("""auto break case char const continue default do double 
     for goto if inline int long register restrict return short signed sizeof static struct switch
     typedef union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic
     _Generic _Noreturn _Static_assert _Thread_local""".split())
-PER_LINE = {"uint8_t": 16, "float": 6, "double": 4}
+PER_LINE = {"uint8_t": 16, "float": 6, "double": 4, "int8_t": 16, "int32_t": 8}
 # Bytes per string literal of `byte_strings`: a C99 compiler need accept no longer literal than
 # 4,095 characters (and -pedantic says so).
 STRING_BYTES = 4092
@@ -94,6 +94,11 @@ def array(ctype: str, name: str, values, static=True) -> str:
         items = [float_literal(v) for v in values]
     elif ctype == "double":
         items = [double_literal(v) for v in values]
+    elif ctype in ("int8_t", "int32_t"):  # decimal; INT32_MIN is outside every threshold's range
+        cast = values.astype(ctype[:-2])
+        if not np.array_equal(cast, values):
+            raise ValueError(f"array {name}: values outside {ctype}")
+        items = [str(int(v)) for v in cast]
     else:
         raise ValueError(f"no array format for C type {ctype!r}")
     if not items:

@@ -17,6 +17,7 @@ from importlib import metadata
 import numpy as np
 
 from bccommon import runfiles
+from bcexport.c import bitrows
 from bcexport.c.emit import array, call, comment, define, identifier, render
 from bcexport.c.layout import block_matrix, pack_matrix
 from bcexport.c.plan import DEFAULT_TILE, Plan, make_plan
@@ -67,7 +68,10 @@ def weight_array(i: int) -> str:
 
 
 def packed_weights(block) -> np.ndarray:
-    """A block's ±1 weights as bcnn_model.c stores them: uint8 in the layout of bcexport.c.layout."""
+    """A block's ±1 weights as bcnn_model.c stores them: uint8 in the layout of bcexport.c.layout, or
+    as bit rows (bcexport.c.bitrows) for a block on ±1 inputs (BinaryNet: bcexport.c.bnn)."""
+    if block.input == "binary":
+        return bitrows.pack_block(block.kind, block.wb)
     return pack_matrix(block_matrix(block.kind, block.wb))
 
 
@@ -129,6 +133,9 @@ def generate(dep: Deployment, run_name: str, prefix: str = "bcnn", tile: int = D
     """Every file of the C export of `dep` (module docstring); `prefix` starts every public name."""
     if tile < 1:
         raise ValueError(f"tile={tile}: expected at least 1 sample")
+    if dep.binary_activations:
+        from bcexport.c.bnn import generate_bnn
+        return generate_bnn(dep, run_name, prefix, tile)
     pre, why_not = pixel_step(dep)
     plan = dataclasses.replace(make_plan(dep), pre_floats=pre.work if pre else "0")
     p = identifier(prefix)
