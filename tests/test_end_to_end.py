@@ -25,7 +25,7 @@ def test_train_export_verify_on_the_bundled_sample(tmp_path, capsys):
     assert "verify: PASSED" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("conv", [(), pytest.param((4, 8), marks=pytest.mark.slow)])
+@pytest.mark.parametrize("conv", [(), (4, 8)])  # issue 21: an MLP and a CNN in make test
 def test_a_binarynet_trains_exports_and_verifies_every_hidden_bit(conv, tmp_path, capsys):
     """BinaryNet's recipe on the bundled sample (binary activations, dropout, inputs 2x/255 - 1), a tiny
     MLP, or a tiny CNN on the 28x28 images; every hidden bit of TF, ONNX and C checked (bcexport.hidden)."""
