@@ -92,6 +92,39 @@ static inline bcnn_v8 bcnn_v8_neg(bcnn_v8 x)
 }
 #endif
 
+/* dst[l * ds + k] = src[k * ss + l] for k, l < 8: a copy, so any path gives the same bits. */
+static inline void bcnn_tc_t8x8(const float *src, size_t ss, float *dst, size_t ds)
+{
+#if BCNN_BGEMM_PATH_ID == BCNN_PATH_NEON
+    for (size_t l = 0; l < 8; ++l)
+        for (size_t k = 0; k < 8; ++k)
+            dst[l * ds + k] = src[k * ss + l];
+#else
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ss), r2 = _mm256_loadu_ps(src + 2 * ss);
+    __m256 r3 = _mm256_loadu_ps(src + 3 * ss), r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3);
+    __m256 t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    r0 = _mm256_shuffle_ps(t0, t2, 0x44);
+    r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    r2 = _mm256_shuffle_ps(t1, t3, 0x44);
+    r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    r4 = _mm256_shuffle_ps(t4, t6, 0x44);
+    r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    r6 = _mm256_shuffle_ps(t5, t7, 0x44);
+    r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(r0, r4, 0x20));
+    _mm256_storeu_ps(dst + ds, _mm256_permute2f128_ps(r1, r5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(r2, r6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(r3, r7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(r0, r4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(r1, r5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(r2, r6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(r3, r7, 0x31));
+#endif
+}
+
 #if BCNN_TC_P != 2
 #error "the register tile of bcnn_tc_products holds 2 pixel blocks"
 #endif
@@ -130,7 +163,12 @@ static inline void bcnn_tc_build(int XB, int CG, size_t xs, const float *xt, int
 /* Input row r of x [H, W, C] into xt (columns 1 .. W of each channel's row; the rest stays zero). */
 static inline void bcnn_tc_transpose(int W, int C, const float *xrow, float *xt, int XT)
 {
-    for (int j = 0; j < W; ++j)
+    int j8 = C % 8 == 0 ? W / 8 * 8 : 0;
+    for (int j = 0; j < j8; j += 8)
+        for (int c = 0; c < C; c += 8)
+            bcnn_tc_t8x8(xrow + (size_t)j * (size_t)C + (size_t)c, (size_t)C,
+                         xt + (size_t)c * (size_t)XT + (size_t)j + 1u, (size_t)XT);
+    for (int j = j8; j < W; ++j)
         for (int c = 0; c < C; ++c)
             xt[(size_t)c * (size_t)XT + (size_t)j + 1u] = xrow[(size_t)j * (size_t)C + (size_t)c];
 }
@@ -139,7 +177,8 @@ static inline void bcnn_tc_transpose(int W, int C, const float *xrow, float *xt,
  * weight bytes r .. r+3) for each of the BCNN_TC_P = 2 pixel blocks, 16 sums. */
 #define BCNN_TC_O(S) S(0, 0) S(1, 8) S(2, 16) S(3, 24) S(4, 128) S(5, 136) S(6, 144) S(7, 152)
 #define BCNN_TC_LOAD(k, off)                                                                  \
-    bcnn_v8 a##k = bcnn_v8_load(ua + (off)), b##k = bcnn_v8_load(ub + (off));
+    bcnn_v8 a##k = first ? bcnn_v8_zero() : bcnn_v8_load(ua + (off));                         \
+    bcnn_v8 b##k = first ? bcnn_v8_zero() : bcnn_v8_load(ub + (off));
 #define BCNN_TC_STORE(k, off)                                                                 \
     bcnn_v8_store(ua + (off), a##k);                                                          \
     bcnn_v8_store(ub + (off), b##k);
@@ -158,14 +197,13 @@ static inline void bcnn_tc_transpose(int W, int C, const float *xrow, float *xt,
 static inline void bcnn_tc_products(int CG, int NP, const uint8_t *W, const float *const *base, float *acc)
 {
     size_t KG = 9u * (size_t)CG;
-    /* the sums start from +0, as bcnn_bgemm's do (0 + e is e, and +0 for e = -0) */
-    for (size_t i = 0; i < BCNN_TC_P * (size_t)NP * 8u; i += 8)
-        bcnn_v8_store(acc + i, bcnn_v8_zero());
     for (int n0 = 0; n0 < NP; n0 += BCNN_TC_NR) {
         int n1 = BCNN_MIN(NP, n0 + BCNN_TC_NR);
         for (int dd = 0; dd < 9; ++dd) {
             for (int c0 = 0; c0 < CG; c0 += BCNN_TC_CHUNK) {
                 int gn = BCNN_MIN(BCNN_TC_CHUNK, CG - c0), g0 = dd * CG + c0;
+                /* the sums start from +0, as bcnn_bgemm's do (0 + e is e, and +0 for e = -0) */
+                int first = g0 == 0;
                 const float *tb0 = base[dd / 3] + dd % 3 + (size_t)c0 * BCNN_TC_ENTRY_FLOATS;
                 const float *tb1 = base[3 + dd / 3] + dd % 3 + (size_t)c0 * BCNN_TC_ENTRY_FLOATS;
                 for (int n = n0; n < n1; n += n % BCNN_BLOCK == 12 ? 20 : 4) {
@@ -234,11 +272,13 @@ static inline void bcnn_tconv3(int H, int W, int C, int N, const float *x, const
         for (int q = 0; q <= last - f0; ++q) {
             int i = (f0 + q) / XB, j0 = 8 * ((f0 + q) % XB);
             const float *sums = acc + (size_t)q * (size_t)NP * 8u;
-            for (int l = 0; l < 8 && j0 + l < W; ++l) {
-                float *d = u + ((size_t)i * (size_t)W + (size_t)(j0 + l)) * (size_t)N;
-                for (int n = 0; n < N; ++n)
-                    d[n] = sums[(size_t)n * 8u + (size_t)l];
-            }
+            float *d = u + ((size_t)i * (size_t)W + (size_t)j0) * (size_t)N;
+            int n8 = j0 + 8 <= W ? N / 8 * 8 : 0;
+            for (int n = 0; n < n8; n += 8)
+                bcnn_tc_t8x8(sums + (size_t)n * 8u, 8u, d + n, (size_t)N);
+            for (int l = 0; l < 8 && j0 + l < W; ++l)
+                for (int n = n8; n < N; ++n)
+                    d[(size_t)l * (size_t)N + (size_t)n] = sums[(size_t)n * 8u + (size_t)l];
         }
         if (a != NULL)
             bcnn_tc_post(H, W, N, (last + 1) / XB, pool, a, c, relu, u, &done);
