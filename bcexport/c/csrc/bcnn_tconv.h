@@ -227,12 +227,36 @@ static inline void bcnn_tc_products(int CG, int NP, const uint8_t *W, const floa
 
 /* The block's pool and affine (bcnn_runtime.h's bcnn_pool_row and bcnn_affine, the same operations
  * as separate passes) on the rows of u that became complete: `*done` of them were processed before. */
+#if BCNN_BGEMM_PATH_ID != BCNN_PATH_NEON
+/* bcnn_pool_row 8 channels at a time (C % 8 == 0): maxps(a, b) is a > b ? a : b, as the scalar
+ * expression, so the same bits. (The affine stays scalar: a vector multiply and add need not be
+ * contracted into a fused multiply-add where the compiler contracts the scalar expression, as clang
+ * does by default on FMA targets, and the bits would then differ.) */
+static inline void bcnn_tc_pool_row(int W, int C, float *u, int i)
+{
+    int W2 = W / 2;
+    for (int j = 0; j < W2; ++j) {
+        const float *s00 = u + ((size_t)(2 * i) * (size_t)W + (size_t)(2 * j)) * (size_t)C;
+        const float *s01 = s00 + C, *s10 = s00 + (size_t)W * (size_t)C, *s11 = s10 + C;
+        float *d = u + ((size_t)i * (size_t)W2 + (size_t)j) * (size_t)C;
+        for (int c = 0; c < C; c += 8) {
+            __m256 m0 = _mm256_max_ps(_mm256_loadu_ps(s00 + c), _mm256_loadu_ps(s01 + c));
+            __m256 m1 = _mm256_max_ps(_mm256_loadu_ps(s10 + c), _mm256_loadu_ps(s11 + c));
+            _mm256_storeu_ps(d + c, _mm256_max_ps(m0, m1));
+        }
+    }
+}
+#define BCNN_TC_POOL_ROW(W, N, u, i) (N % 8 == 0 ? bcnn_tc_pool_row(W, N, u, i) : bcnn_pool_row(W, N, u, i))
+#else
+#define BCNN_TC_POOL_ROW(W, N, u, i) bcnn_pool_row(W, N, u, i)
+#endif
+
 static inline void bcnn_tc_post(int H, int W, int N, int complete, int pool, const float *a, const float *c,
                                 int relu, float *u, int *done)
 {
     int W2 = W / 2;
     for (; pool && 2 * *done + 2 <= complete && *done < H / 2; ++*done) {
-        bcnn_pool_row(W, N, u, *done);
+        BCNN_TC_POOL_ROW(W, N, u, *done);
         bcnn_affine(W2, N, u + (size_t)*done * (size_t)W2 * (size_t)N, N, a, c, relu);
     }
     for (; !pool && *done < complete; ++*done)
