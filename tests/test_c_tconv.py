@@ -27,7 +27,7 @@ DRIVER = CSRC.parent.parent.parent / "tests" / "conv_driver.c"
 # and over several output sweeps, images with fewer pixel blocks than a register tile.
 CASES = [(1, 1, 4, 1, 1), (3, 5, 4, 5, 4), (7, 9, 8, 33, 16), (5, 16, 12, 40, 8), (4, 8, 16, 70, 8),
          (6, 3, 4, 17, 5), (9, 17, 20, 64, 16), (8, 8, 64, 160, 8), (2, 24, 44, 31, 3), (5, 7, 3, 9, 8),
-         (4, 6, 5, 12, 8), (1, 8, 36, 129, 8), (3, 40, 8, 16, 16)]
+         (4, 6, 5, 12, 8), (1, 8, 36, 129, 8), (3, 40, 8, 16, 16), (3, 10, 68, 40, 8), (2, 9, 8, 548, 4)]
 
 TARGETS = {
     "portable-gcc": Target("gcc", PATHS["portable"].flags, "portable"),

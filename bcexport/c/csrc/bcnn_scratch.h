@@ -67,10 +67,10 @@
 #else
 #define BCNN_TCONV 1
 #endif
-#define BCNN_TC_P 4
+#define BCNN_TC_P 2
 #define BCNN_TC_RING (BCNN_TC_P + 2)
-#define BCNN_TC_CHUNK 8
-#define BCNN_TC_NR 256
+#define BCNN_TC_CHUNK 16
+#define BCNN_TC_NR 512
 /* Floats of work of bcnn_tconv3 on a W-wide image, C inputs, N outputs: the zero row and the ring
  * of table rows (16 entries of 16 floats per 8 columns and 4 channels), the transposed input row,
  * and the sums of a tile. */

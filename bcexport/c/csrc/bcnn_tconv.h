@@ -14,10 +14,12 @@
  *     the 8 output columns of the block read their input shifted by dx as floats dx .. dx + 7;
  *   - the lanes of a vector are 8 output pixels, not 8 outputs: one weight nibble, decoded once
  *     with scalar shifts, names the slot to add for all 8 pixels, so a lookup is one vector load
- *     and one addition (no permute, no sign flip); BCNN_TC_P blocks of 8 pixels share each decoding;
- *   - the sums are kept in registers for 4 outputs (bytes r, r+1 of each group: outputs r, r+1,
- *     r+16, r+17 of the block of 32) over BCNN_TC_CHUNK groups, in scratch between chunks (a float
- *     store is exact, so the order stays that of one sequential pass).
+ *     and one addition (no permute, no sign flip); BCNN_TC_P = 2 blocks of 8 pixels share each
+ *     decoding, and one 32-bit load gives the 8 nibbles of a group for a register tile;
+ *   - the sums are kept in registers for 8 outputs (bytes r .. r+3 of each group: outputs r .. r+3
+ *     and r+16 .. r+19 of the block of 32) over BCNN_TC_CHUNK groups, in scratch between chunks (a
+ *     float store is exact, so the order stays that of one sequential pass); a chunk's tables
+ *     (2 blocks x 16 groups x 1 KB) stay in L1 while the tiles of up to BCNN_TC_NR outputs pass.
  * Table rows are built as the blocks reach them, in a ring of BCNN_TC_RING rows, plus one row of
  * zero pixels for the padding above and below the image. Scratch: BCNN_TCONV_FLOATS (bcnn_scratch.h).
  * Lanes are independent sums, so the vector width of the target cannot change a result: AVX2 (also
@@ -90,17 +92,41 @@ static inline bcnn_v8 bcnn_v8_neg(bcnn_v8 x)
 }
 #endif
 
-#define BCNN_REP3(S) S(0) S(1) S(2)
-#if BCNN_TC_P == 1
-#define BCNN_TC_REP BCNN_REP1
-#elif BCNN_TC_P == 2
-#define BCNN_TC_REP BCNN_REP2
-#elif BCNN_TC_P == 3
-#define BCNN_TC_REP BCNN_REP3
-#elif BCNN_TC_P == 4
-#define BCNN_TC_REP BCNN_REP4
+/* dst[l * ds + k] = src[k * ss + l] for k, l < 8: a copy, so any path gives the same bits. */
+static inline void bcnn_tc_t8x8(const float *src, size_t ss, float *dst, size_t ds)
+{
+#if BCNN_BGEMM_PATH_ID == BCNN_PATH_NEON
+    for (size_t l = 0; l < 8; ++l)
+        for (size_t k = 0; k < 8; ++k)
+            dst[l * ds + k] = src[k * ss + l];
 #else
-#error "BCNN_TC_P must be 1 to 4"
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ss), r2 = _mm256_loadu_ps(src + 2 * ss);
+    __m256 r3 = _mm256_loadu_ps(src + 3 * ss), r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3);
+    __m256 t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    r0 = _mm256_shuffle_ps(t0, t2, 0x44);
+    r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    r2 = _mm256_shuffle_ps(t1, t3, 0x44);
+    r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    r4 = _mm256_shuffle_ps(t4, t6, 0x44);
+    r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    r6 = _mm256_shuffle_ps(t5, t7, 0x44);
+    r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(r0, r4, 0x20));
+    _mm256_storeu_ps(dst + ds, _mm256_permute2f128_ps(r1, r5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(r2, r6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(r3, r7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(r0, r4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(r1, r5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(r2, r6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(r3, r7, 0x31));
+#endif
+}
+
+#if BCNN_TC_P != 2
+#error "the register tile of bcnn_tc_products holds 2 pixel blocks"
 #endif
 
 #define BCNN_TC_SLOT 16                      /* floats per table entry slot (10 used) */
@@ -137,78 +163,62 @@ static inline void bcnn_tc_build(int XB, int CG, size_t xs, const float *xt, int
 /* Input row r of x [H, W, C] into xt (columns 1 .. W of each channel's row; the rest stays zero). */
 static inline void bcnn_tc_transpose(int W, int C, const float *xrow, float *xt, int XT)
 {
-    for (int j = 0; j < W; ++j)
+    int j8 = C % 8 == 0 ? W / 8 * 8 : 0;
+    for (int j = 0; j < j8; j += 8)
+        for (int c = 0; c < C; c += 8)
+            bcnn_tc_t8x8(xrow + (size_t)j * (size_t)C + (size_t)c, (size_t)C,
+                         xt + (size_t)c * (size_t)XT + (size_t)j + 1u, (size_t)XT);
+    for (int j = j8; j < W; ++j)
         for (int c = 0; c < C; ++c)
             xt[(size_t)c * (size_t)XT + (size_t)j + 1u] = xrow[(size_t)j * (size_t)C + (size_t)c];
 }
 
-#define BCNN_TC_LOAD(q)                                                                       \
-    float *u##q = acc + ((size_t)(q) * (size_t)NP + (size_t)n) * 8u;                          \
-    bcnn_v8 s##q##0 = bcnn_v8_load(u##q), s##q##1 = bcnn_v8_load(u##q + 8);                  \
-    bcnn_v8 s##q##2 = bcnn_v8_load(u##q + 128), s##q##3 = bcnn_v8_load(u##q + 136);            \
-    const float *t##q = tp[q];
-#define BCNN_TC_ADD(q)                                                                        \
-    s##q##0 = bcnn_v8_add(s##q##0, bcnn_v8_load(t##q + i0));                                  \
-    s##q##1 = bcnn_v8_add(s##q##1, bcnn_v8_load(t##q + i1));                                  \
-    s##q##2 = bcnn_v8_add(s##q##2, bcnn_v8_load(t##q + i2));                                  \
-    s##q##3 = bcnn_v8_add(s##q##3, bcnn_v8_load(t##q + i3));
-#define BCNN_TC_ADD2(q)                                                                       \
-    s##q##0 = bcnn_v8_add(s##q##0, bcnn_v8_load(t##q + BCNN_TC_ENTRY_FLOATS + j0));           \
-    s##q##1 = bcnn_v8_add(s##q##1, bcnn_v8_load(t##q + BCNN_TC_ENTRY_FLOATS + j1));           \
-    s##q##2 = bcnn_v8_add(s##q##2, bcnn_v8_load(t##q + BCNN_TC_ENTRY_FLOATS + j2));           \
-    s##q##3 = bcnn_v8_add(s##q##3, bcnn_v8_load(t##q + BCNN_TC_ENTRY_FLOATS + j3));           \
-    t##q += 2 * BCNN_TC_ENTRY_FLOATS;
-#define BCNN_TC_STORE(q)                                                                      \
-    bcnn_v8_store(u##q, s##q##0);                                                             \
-    bcnn_v8_store(u##q + 8, s##q##1);                                                         \
-    bcnn_v8_store(u##q + 128, s##q##2);                                                       \
-    bcnn_v8_store(u##q + 136, s##q##3);
+/* Register tile: 8 outputs (n .. n+3, n+16 .. n+19 of a block of 32: the low and high nibbles of
+ * weight bytes r .. r+3) for each of the BCNN_TC_P = 2 pixel blocks, 16 sums. */
+#define BCNN_TC_O(S) S(0, 0) S(1, 8) S(2, 16) S(3, 24) S(4, 128) S(5, 136) S(6, 144) S(7, 152)
+#define BCNN_TC_LOAD(k, off)                                                                  \
+    bcnn_v8 a##k = first ? bcnn_v8_zero() : bcnn_v8_load(ua + (off));                         \
+    bcnn_v8 b##k = first ? bcnn_v8_zero() : bcnn_v8_load(ub + (off));
+#define BCNN_TC_STORE(k, off)                                                                 \
+    bcnn_v8_store(ua + (off), a##k);                                                          \
+    bcnn_v8_store(ub + (off), b##k);
+/* entry k's offset, 16 floats per slot: nibble k of the word (low nibbles of its 4 bytes, then high) */
+#define BCNN_TC_E(k, off)                                                                     \
+    size_t e##k = (k) < 4 ? (size_t)((v >> (8 * (k))) << 4) & 0xF0u : (size_t)(v >> (8 * (k) - 32)) & 0xF0u;
+#define BCNN_TC_ADD(k, off)                                                                   \
+    a##k = bcnn_v8_add(a##k, bcnn_v8_load(t0 + e##k));                                        \
+    b##k = bcnn_v8_add(b##k, bcnn_v8_load(t1 + e##k));
 
-/* The sums of BCNN_TC_P pixel blocks (block q's table rows for dy = 0, 1, 2 at base[3q + dy]) over
- * all KG = 9 CG groups, for the NP outputs (N rounded up to 32), into acc [P][NP][8]. */
+/* The sums of BCNN_TC_P = 2 pixel blocks (block q's table rows for dy = 0, 1, 2 at base[3q + dy])
+ * over all KG = 9 CG groups, for the NP outputs (N rounded up to 32), into acc [2][NP][8]. Loop
+ * order: output sweeps of BCNN_TC_NR, then groups in order (dd, then chunks of BCNN_TC_CHUNK
+ * channel groups, whose 2 x 16 KB of tables stay in L1 while the sweep's register tiles pass over
+ * them), then the tiles. One 32-bit load gives a tile's 8 weight nibbles of a group. */
 static inline void bcnn_tc_products(int CG, int NP, const uint8_t *W, const float *const *base, float *acc)
 {
     size_t KG = 9u * (size_t)CG;
-    /* the sums start from +0, as bcnn_bgemm's do (0 + e is e, and +0 for e = -0) */
-    for (size_t i = 0; i < BCNN_TC_P * (size_t)NP * 8u; i += 8)
-        bcnn_v8_store(acc + i, bcnn_v8_zero());
     for (int n0 = 0; n0 < NP; n0 += BCNN_TC_NR) {
         int n1 = BCNN_MIN(NP, n0 + BCNN_TC_NR);
         for (int dd = 0; dd < 9; ++dd) {
             for (int c0 = 0; c0 < CG; c0 += BCNN_TC_CHUNK) {
                 int gn = BCNN_MIN(BCNN_TC_CHUNK, CG - c0), g0 = dd * CG + c0;
-                const float *tp[BCNN_TC_P];
-                for (int q = 0; q < BCNN_TC_P; ++q)
-                    tp[q] = base[3 * q + dd / 3] + dd % 3 + (size_t)c0 * BCNN_TC_ENTRY_FLOATS;
-                /* the quads n = 32 b + r, r = 0, 2, .., 14: bytes r, r+1 of each group of block b */
-                const uint8_t *wq = W + ((size_t)(n0 / BCNN_BLOCK) * KG + (size_t)g0) * 16u;
-                for (int n = n0; n < n1; n += 2, wq += 2) {
-                    const uint8_t *w = wq;
-                    if (n % BCNN_BLOCK == 16) {
-                        n += 16;
-                        wq += 16u * KG - 16u;
-                        w = wq;
-                        if (n >= n1)
-                            break;
+                /* the sums start from +0, as bcnn_bgemm's do (0 + e is e, and +0 for e = -0) */
+                int first = g0 == 0;
+                const float *tb0 = base[dd / 3] + dd % 3 + (size_t)c0 * BCNN_TC_ENTRY_FLOATS;
+                const float *tb1 = base[3 + dd / 3] + dd % 3 + (size_t)c0 * BCNN_TC_ENTRY_FLOATS;
+                for (int n = n0; n < n1; n += n % BCNN_BLOCK == 12 ? 20 : 4) {
+                    const uint8_t *w = W + ((size_t)(n / BCNN_BLOCK) * KG + (size_t)g0) * 16u + (size_t)(n % 32);
+                    float *ua = acc + (size_t)n * 8u, *ub = acc + ((size_t)NP + (size_t)n) * 8u;
+                    const float *t0 = tb0, *t1 = tb1;
+                    BCNN_TC_O(BCNN_TC_LOAD)
+                    for (const uint8_t *wend = w + 16 * gn; w < wend; w += 16) {
+                        uint32_t v = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24;
+                        BCNN_TC_O(BCNN_TC_E)
+                        BCNN_TC_O(BCNN_TC_ADD)
+                        t0 += BCNN_TC_ENTRY_FLOATS;
+                        t1 += BCNN_TC_ENTRY_FLOATS;
                     }
-                    BCNN_TC_REP(BCNN_TC_LOAD)
-                    /* two groups per turn: the second group's entries at a constant displacement */
-                    for (const uint8_t *wend = w + 16 * (gn & ~1); w < wend; w += 32) {
-                        unsigned b0 = w[0], b1 = w[1], c0 = w[16], c1 = w[17];
-                        size_t i0 = (size_t)(b0 & 15u) * BCNN_TC_SLOT, i1 = (size_t)(b1 & 15u) * BCNN_TC_SLOT;
-                        size_t i2 = (size_t)(b0 >> 4) * BCNN_TC_SLOT, i3 = (size_t)(b1 >> 4) * BCNN_TC_SLOT;
-                        size_t j0 = (size_t)(c0 & 15u) * BCNN_TC_SLOT, j1 = (size_t)(c1 & 15u) * BCNN_TC_SLOT;
-                        size_t j2 = (size_t)(c0 >> 4) * BCNN_TC_SLOT, j3 = (size_t)(c1 >> 4) * BCNN_TC_SLOT;
-                        BCNN_TC_REP(BCNN_TC_ADD)
-                        BCNN_TC_REP(BCNN_TC_ADD2)
-                    }
-                    if (gn & 1) {
-                        unsigned b0 = w[0], b1 = w[1];
-                        size_t i0 = (size_t)(b0 & 15u) * BCNN_TC_SLOT, i1 = (size_t)(b1 & 15u) * BCNN_TC_SLOT;
-                        size_t i2 = (size_t)(b0 >> 4) * BCNN_TC_SLOT, i3 = (size_t)(b1 >> 4) * BCNN_TC_SLOT;
-                        BCNN_TC_REP(BCNN_TC_ADD)
-                    }
-                    BCNN_TC_REP(BCNN_TC_STORE)
+                    BCNN_TC_O(BCNN_TC_STORE)
                 }
             }
         }
@@ -217,12 +227,36 @@ static inline void bcnn_tc_products(int CG, int NP, const uint8_t *W, const floa
 
 /* The block's pool and affine (bcnn_runtime.h's bcnn_pool_row and bcnn_affine, the same operations
  * as separate passes) on the rows of u that became complete: `*done` of them were processed before. */
+#if BCNN_BGEMM_PATH_ID != BCNN_PATH_NEON
+/* bcnn_pool_row 8 channels at a time (C % 8 == 0): maxps(a, b) is a > b ? a : b, as the scalar
+ * expression, so the same bits. (The affine stays scalar: a vector multiply and add need not be
+ * contracted into a fused multiply-add where the compiler contracts the scalar expression, as clang
+ * does by default on FMA targets, and the bits would then differ.) */
+static inline void bcnn_tc_pool_row(int W, int C, float *u, int i)
+{
+    int W2 = W / 2;
+    for (int j = 0; j < W2; ++j) {
+        const float *s00 = u + ((size_t)(2 * i) * (size_t)W + (size_t)(2 * j)) * (size_t)C;
+        const float *s01 = s00 + C, *s10 = s00 + (size_t)W * (size_t)C, *s11 = s10 + C;
+        float *d = u + ((size_t)i * (size_t)W2 + (size_t)j) * (size_t)C;
+        for (int c = 0; c < C; c += 8) {
+            __m256 m0 = _mm256_max_ps(_mm256_loadu_ps(s00 + c), _mm256_loadu_ps(s01 + c));
+            __m256 m1 = _mm256_max_ps(_mm256_loadu_ps(s10 + c), _mm256_loadu_ps(s11 + c));
+            _mm256_storeu_ps(d + c, _mm256_max_ps(m0, m1));
+        }
+    }
+}
+#define BCNN_TC_POOL_ROW(W, N, u, i) (N % 8 == 0 ? bcnn_tc_pool_row(W, N, u, i) : bcnn_pool_row(W, N, u, i))
+#else
+#define BCNN_TC_POOL_ROW(W, N, u, i) bcnn_pool_row(W, N, u, i)
+#endif
+
 static inline void bcnn_tc_post(int H, int W, int N, int complete, int pool, const float *a, const float *c,
                                 int relu, float *u, int *done)
 {
     int W2 = W / 2;
     for (; pool && 2 * *done + 2 <= complete && *done < H / 2; ++*done) {
-        bcnn_pool_row(W, N, u, *done);
+        BCNN_TC_POOL_ROW(W, N, u, *done);
         bcnn_affine(W2, N, u + (size_t)*done * (size_t)W2 * (size_t)N, N, a, c, relu);
     }
     for (; !pool && *done < complete; ++*done)
@@ -262,11 +296,13 @@ static inline void bcnn_tconv3(int H, int W, int C, int N, const float *x, const
         for (int q = 0; q <= last - f0; ++q) {
             int i = (f0 + q) / XB, j0 = 8 * ((f0 + q) % XB);
             const float *sums = acc + (size_t)q * (size_t)NP * 8u;
-            for (int l = 0; l < 8 && j0 + l < W; ++l) {
-                float *d = u + ((size_t)i * (size_t)W + (size_t)(j0 + l)) * (size_t)N;
-                for (int n = 0; n < N; ++n)
-                    d[n] = sums[(size_t)n * 8u + (size_t)l];
-            }
+            float *d = u + ((size_t)i * (size_t)W + (size_t)j0) * (size_t)N;
+            int n8 = j0 + 8 <= W ? N / 8 * 8 : 0;
+            for (int n = 0; n < n8; n += 8)
+                bcnn_tc_t8x8(sums + (size_t)n * 8u, 8u, d + n, (size_t)N);
+            for (int l = 0; l < 8 && j0 + l < W; ++l)
+                for (int n = n8; n < N; ++n)
+                    d[(size_t)l * (size_t)N + (size_t)n] = sums[(size_t)n * 8u + (size_t)l];
         }
         if (a != NULL)
             bcnn_tc_post(H, W, N, (last + 1) / XB, pool, a, c, relu, u, &done);
