@@ -47,9 +47,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m bctrain.step.fused_update || echo "(training will use the XLA update)"
 	touch $(STAMP)
 
-# Everyday: the tests not marked slow (a few minutes); test-all: every test (CI runs it).
+# Everyday: the tests not marked slow, in TEST_JOBS processes (pytest-xdist; 1: one process);
+# test-all: every test, in one process (CI runs it).
+TEST_JOBS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS))
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
