@@ -79,3 +79,20 @@ def test_bcexport_errors_are_one_line_too(tmp_path):
     result = run("bcexport.cli", "onnx", run_dir)
     assert result.returncode == 2 and result.stderr.splitlines() == [
         f"bcexport onnx: error: {run_dir}: run is a float baseline (binarize=none): nothing to binarize"]
+
+
+RETRACING = """
+import sys
+from bctrain.run import startup
+tf = startup.load_tensorflow(verbose={verbose})
+for n in range(8):  # a new function each time: TensorFlow warns about retracing from the sixth on
+    tf.function(lambda x: x + 1)(tf.constant(n))
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_python_warnings_of_tensorflow_are_hidden_unless_verbose(verbose):
+    result = subprocess.run([sys.executable, "-c", RETRACING.format(verbose=verbose)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert ("retracing" in result.stderr) == verbose, result.stderr[-2000:]

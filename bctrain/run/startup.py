@@ -62,4 +62,7 @@ def load_tensorflow(verbose: bool = False):
     with stderr_captured():
         import tensorflow as tf
         tf.config.list_physical_devices()
+    # TensorFlow's Python warnings too (e.g. "triggered tf.function retracing", which the benchmarks
+    # cause on purpose by building one step per plan); errors still show.
+    tf.get_logger().setLevel("ERROR")
     return tf
