@@ -132,7 +132,7 @@ def _conv_lines(plan: Plan, P: str, hb: list, at: list, rb: int) -> list:
             inner.append(f"bcnn_xconv_sign({s.height}, {s.width}, {s.c_in}, {s.n}, {int(s.pool)}, {img}, "
                          f"block{s.index}_w, block{s.index}_thr, block{s.index}_dir, {dst});")
             img = dst
-        inner += [f"if (hs != NULL)",
+        inner += ["if (hs != NULL)",
                   f"    bcnn_flatten_bits({s.out_pixels}, {s.n}, {img}, hs + {at[s.index]}, {hb[s.index]});"]
     last = plan.conv_steps[-1]
     inner.append(f"bcnn_flatten_bits({last.out_pixels}, {last.n}, {img}, bits0 + (size_t)s * {rb}, {rb});")
