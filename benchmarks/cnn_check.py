@@ -44,6 +44,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 EPOCHS = 10  # docs/CNN_CHECK.md: why 10
 MODE_NAMES = {"none": "float"}
 EXIT_INTERRUPTED = 130  # as bctrain's
+EXIT_TERMINATED = 143  # bctrain stopped by SIGTERM: resumable, like an interrupt
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ def main(argv=None) -> int:
             continue
         data = cnn_check_data.write_data(run.preset, out / "data" / run.preset, args.images)
         code = train(run, args, data, out / run.name, resume=how == "resume")
-        if code == EXIT_INTERRUPTED:
+        if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
             print("cnn_check: interrupted; run the same command again to resume", file=sys.stderr)
             return EXIT_INTERRUPTED
         if code:

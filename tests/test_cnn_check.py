@@ -151,3 +151,14 @@ def test_finished_runs_are_reused_and_summarised_without_training(tmp_path, caps
     out = capsys.readouterr().out
     assert "finished earlier" in out and "| `svhn` | stoch | 21.00 % | 22.00 % | 2 of 2 |" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "r.json", "svhn-stoch"]  # no data written
+
+
+@pytest.mark.parametrize("code", [130, 143])  # Ctrl-C, SIGTERM: bctrain left a resumable run
+def test_an_interrupted_or_terminated_run_stops_the_check_without_starting_the_next(code, tmp_path, monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(cnn_check, "train", lambda run, *a, **k: started.append(run.name) or code)
+    monkeypatch.setattr(cnn_check.cnn_check_data, "write_data", lambda *a, **k: tmp_path / "data")
+    argv = ["--presets", "svhn", "--precisions", "float32", "--out-dir", str(tmp_path), "--json", str(tmp_path / "r.json")]
+    assert cnn_check.main(argv) == 130
+    assert started == ["svhn-float"] and not (tmp_path / "r.json").exists()
+    assert "run the same command again to resume" in capsys.readouterr().err
