@@ -43,6 +43,22 @@ static inline void bcnn_sign_real(int M, int N, const float *u, int ldu, const f
     }
 }
 
+/* Popcounts pop[r] of x xor the weight rows n0 .. n0 + nr - 1 (nr = min(4, N - n0), returned); the
+ * first sample row (`first`) also brings the next 4 units' weights into the cache. */
+static inline int bcnn_xnor_pops(const uint8_t *xm, const uint8_t *w, size_t ws, int words, int n0, int N,
+                                 int first, uint32_t pop[4])
+{
+    int r, nr = N - n0 < 4 ? N - n0 : 4;
+    if (nr == 4 && first && n0 + 8 <= N)
+        bcnn_xnor_pop4_next(xm, w + (size_t)n0 * ws, ws, words, pop);
+    else if (nr == 4)
+        bcnn_xnor_pop4(xm, w + (size_t)n0 * ws, ws, words, pop);
+    else
+        for (r = 0; r < nr; ++r)
+            pop[r] = bcnn_xnor_pop(xm, w + (size_t)(n0 + r) * ws, words);
+    return nr;
+}
+
 /* Bits y [M rows of ldy bytes] of a hidden block on bit rows x [M rows of ldx bytes, K values] with
  * weights w [N bit rows of K values]: unit n of row m is +1 where dir[n] * u >= thr[n]. */
 static inline void bcnn_xnor_sign(int M, int K, int N, const uint8_t *x, int ldx, const uint8_t *w,
@@ -57,14 +73,7 @@ static inline void bcnn_xnor_sign(int M, int K, int N, const uint8_t *x, int ldx
             const uint8_t *xm = x + (size_t)m * (size_t)ldx;
             uint8_t *ym = y + (size_t)m * (size_t)ldy;
             uint32_t pop[4];
-            int r, nr = N - n0 < 4 ? N - n0 : 4;
-            if (nr == 4 && m == 0 && n0 + 8 <= N)   /* the first row brings the next units' weights in */
-                bcnn_xnor_pop4_next(xm, w + (size_t)n0 * ws, ws, words, pop);
-            else if (nr == 4)
-                bcnn_xnor_pop4(xm, w + (size_t)n0 * ws, ws, words, pop);
-            else
-                for (r = 0; r < nr; ++r)
-                    pop[r] = bcnn_xnor_pop(xm, w + (size_t)(n0 + r) * ws, words);
+            int r, nr = bcnn_xnor_pops(xm, w, ws, words, n0, N, m == 0, pop);
             for (r = 0; r < nr; ++r) {
                 int n = n0 + r;
                 int32_t u = (int32_t)K - 2 * (int32_t)pop[r];
@@ -86,14 +95,7 @@ static inline void bcnn_xnor_affine(int M, int K, int N, const uint8_t *x, int l
         for (int m = 0; m < M; ++m) {
             const uint8_t *xm = x + (size_t)m * (size_t)ldx;
             uint32_t pop[4];
-            int r, nr = N - n0 < 4 ? N - n0 : 4;
-            if (nr == 4 && m == 0 && n0 + 8 <= N)   /* the first row brings the next units' weights in */
-                bcnn_xnor_pop4_next(xm, w + (size_t)n0 * ws, ws, words, pop);
-            else if (nr == 4)
-                bcnn_xnor_pop4(xm, w + (size_t)n0 * ws, ws, words, pop);
-            else
-                for (r = 0; r < nr; ++r)
-                    pop[r] = bcnn_xnor_pop(xm, w + (size_t)(n0 + r) * ws, words);
+            int r, nr = bcnn_xnor_pops(xm, w, ws, words, n0, N, m == 0, pop);
             for (r = 0; r < nr; ++r) {
                 int n = n0 + r;
                 float au = a[n] * (float)((int32_t)K - 2 * (int32_t)pop[r]);
