@@ -73,14 +73,26 @@ def hlo_parts(module) -> dict:
                 users.setdefault((comp.id, operand), []).append((comp.id, ins.id))
             own[(comp.id, ins.id)] = _own_part(ins, by_id)
 
-    def resolve(key, seen=()):
-        if own[key] is not None or key in seen:
-            return own[key]
-        for user in users.get(key, []):
-            part = resolve(user, seen + (key,))
-            if part is not None:
-                return part
-        return None
+    resolved = {}
+
+    def resolve(start):
+        """The part of `start`, else that of its first user that has one, depth first. Each
+        instruction is resolved once: an HLO graph can have exponentially many paths."""
+        stack, path = [(start, False)], set()
+        while stack:
+            key, expanded = stack.pop()
+            if key in resolved or (key in path and not expanded):  # done, or a cycle
+                continue
+            if own[key] is not None:
+                resolved[key] = own[key]
+            elif not expanded:
+                path.add(key)
+                stack.append((key, True))
+                stack.extend((u, False) for u in reversed(users.get(key, [])) if u not in resolved)
+            else:
+                path.discard(key)
+                resolved[key] = next((resolved[u] for u in users.get(key, []) if resolved.get(u)), None)
+        return resolved[start]
 
     return {instructions[key].name: resolve(key) or "other kernels" for key in own}
 

@@ -50,3 +50,19 @@ def test_xla_instructions_by_metadata_fusion_root_and_user():
         "Conv2D.1": "conv products", "broadcast_add_fusion": "bias and casts", "wrapped_reduce-window": "BatchNorm",
         "wrapped_reduce": "BatchNorm", "transpose_copy_fusion": "layout copies", "dot_add_fusion": "dense products",
         "copy.3": "layout copies"}
+
+
+def test_a_graph_of_many_paths_is_resolved_in_linear_time():
+    # 60 diamonds in a row from the first instruction, 2^60 paths, none naming a part; the first
+    # instruction's other user names one. A search that revisits instructions tries every path
+    # before it finds that user (it hung `make test-all` in CI).
+    ins, prev = [_ins(0, "n0", "add")], 0
+    for k in range(60):
+        a, b, c = 3 * k + 1, 3 * k + 2, 3 * k + 3
+        ins += [_ins(a, f"n{a}", "add", operands=[prev]), _ins(b, f"n{b}", "add", operands=[prev]),
+                _ins(c, f"n{c}", "add", operands=[a, b])]
+        prev = c
+    ins.append(_ins(prev + 1, "tagged", "add", "AddV2", "batchnorm/add", [0]))
+    parts = tp.hlo_parts(NS(computations=[NS(id=1, root_id=prev, instructions=ins)]))
+    assert parts["n0"] == "BatchNorm" and parts["tagged"] == "BatchNorm"
+    assert {parts[f"n{i}"] for i in range(1, prev + 1)} == {"other kernels"}
