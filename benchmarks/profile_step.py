@@ -124,8 +124,10 @@ def _protos():
     return hlo_pb2, xplane_pb2
 
 
-def module_parts(space, hlo_pb2) -> dict:
-    """{HLO module name: {instruction: part}} of the XLA modules the trace stores."""
+def module_protos(space) -> dict:
+    """{HLO module name: its serialized HloProto} of the XLA modules the trace stores. The
+    profiler keeps every module the process ever compiled, so they are parsed only when a
+    profiled kernel names them."""
     out = {}
     for plane in space.planes:
         if plane.name != "/host:metadata":
@@ -133,16 +135,14 @@ def module_parts(space, hlo_pb2) -> dict:
         for md in plane.event_metadata.values():
             for stat in md.stats:
                 if plane.stat_metadata[stat.metadata_id].name == "Hlo Proto":
-                    proto = hlo_pb2.HloProto()
-                    proto.ParseFromString(stat.bytes_value)
                     name = md.name.rsplit("(", 1)[0] if md.name.endswith(")") else md.name  # "NAME(program id)"
-                    out[name] = (hlo_parts(proto.hlo_module), proto.hlo_module)
+                    out[name] = stat.bytes_value
     return out
 
 
 def read_trace(logdir):
     """(steps [(start, end)], kernel events [(start, end, thread, name, part)] in seconds, the XLA
-    modules {name: (parts, HloModuleProto)}), from the host plane."""
+    modules its kernels name {name: (parts, HloModuleProto)}), from the host plane."""
     hlo_pb2, xplane_pb2 = _protos()
     paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
     if not paths:
@@ -150,7 +150,16 @@ def read_trace(logdir):
     space = xplane_pb2.XSpace()
     with open(paths[0], "rb") as fh:
         space.ParseFromString(fh.read())
-    modules = module_parts(space, hlo_pb2)
+    protos, modules = module_protos(space), {}
+
+    def parts_of(module) -> dict:
+        """{instruction: part} of a module a kernel names (parsed once), {} for TensorFlow's."""
+        if module not in modules and module in protos:
+            proto = hlo_pb2.HloProto()
+            proto.ParseFromString(protos[module])
+            modules[module] = (hlo_parts(proto.hlo_module), proto.hlo_module)
+        return modules.get(module, ({}, None))[0]
+
     steps, events = [], []
     for plane in space.planes:
         if plane.name != "/host:CPU":
@@ -167,8 +176,7 @@ def read_trace(logdir):
                 elif line.name != "python" and is_kernel(name):
                     module = next((st.str_value or stat_names.get(st.ref_value) for st in ev.stats
                                    if stat_names.get(st.metadata_id) == "hlo_module"), None)
-                    parts = modules.get(module, ({}, None))[0]
-                    events.append((start, end, line.name, name, part_of_kernel(name, parts.get(name))))
+                    events.append((start, end, line.name, name, part_of_kernel(name, parts_of(module).get(name))))
     return sorted(steps), leaf_kernels(events), modules
 
 
