@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -109,6 +110,9 @@ def train(run: Run, args, data_dir: Path, run_dir: Path, resume: bool) -> int:
     with open(base_dir(args) / f"{run.name}.log", "a") as log:
         log.write(f"$ {shlex.join(cmd)}\n")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # A SIGTERM to the check goes to the training (which stops after writing what a resume
+        # needs, exit 143) instead of ending the check and leaving the training running alone.
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
         try:
             for line in proc.stdout:
                 log.write(line)
@@ -117,6 +121,8 @@ def train(run: Run, args, data_dir: Path, run_dir: Path, resume: bool) -> int:
         except KeyboardInterrupt:  # bctrain got it too: it stops after writing what a resume needs
             proc.wait()
             return EXIT_INTERRUPTED
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return proc.wait()
 
 

@@ -5,6 +5,7 @@ arguments and a run directory holding other settings before anything trains.
 (The check itself trains for most of an hour per preset: `make cnn-check`.)"""
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -162,3 +163,38 @@ def test_an_interrupted_or_terminated_run_stops_the_check_without_starting_the_n
     assert cnn_check.main(argv) == 130
     assert started == ["svhn-float"] and not (tmp_path / "r.json").exists()
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_a_sigterm_to_the_check_reaches_the_training_and_stops_the_check(tmp_path, monkeypatch, capsys):
+    # The training stands in for bctrain: it says it is ready, then waits 5 s; on SIGTERM it writes
+    # a mark and exits 143 as bctrain does. This test's own handler (not reached when the check
+    # forwards the signal) keeps a missing forward from ending the test process.
+    import signal
+    import sys
+    import threading
+    mark = tmp_path / "terminated"
+    child = ("import pathlib, signal, sys, time\n"
+             f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(mark)!r}).write_text('x'), sys.exit(143)))\n"
+             "print('ready', flush=True)\ntime.sleep(5)\n")
+    monkeypatch.setattr(cnn_check, "train_command", lambda *a, **k: [sys.executable, "-c", child])
+    real_print = print
+
+    def print_then_signal(*args, **kwargs):  # the first line from the training: SIGTERM to us
+        real_print(*args, **kwargs)
+        if args and "ready" in str(args[0]):
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    monkeypatch.setattr(cnn_check, "print", print_then_signal, raising=False)
+    run = cnn_check.plan(("svhn",), ("none",), ("float32",))[0]
+    args = cnn_check.parse_args(["--out-dir", str(tmp_path)])
+    got = []
+
+    def ours(*_):
+        got.append("test process")
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        code = cnn_check.train(run, args, tmp_path, tmp_path / "run", resume=False)
+        assert signal.getsignal(signal.SIGTERM) is ours  # restored by the check
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert code == 143 and mark.read_text() == "x" and got == []
+    assert "[svhn-float] ready" in capsys.readouterr().out
