@@ -1,5 +1,16 @@
-/* x86 paths of bcnn_xnor_pop (included by bcnn_xnor.h, which states the contract): AVX2 with the
- * vpshufb nibble look-up, AVX-512 with VPOPCNTDQ. */
+/* x86 paths of bcnn_xnor_pop (included by bcnn_xnor.h, which states the contract): AVX2 with
+ * vpshufb nibble look-ups, AVX-512 with VPOPCNTDQ.
+ *
+ * AVX2 has no vector popcount. The look-up per 256 bits (Mula, Kurz, Lemire 2018) costs 8 vector
+ * operations with its XOR: 2 AND, a shift, 2 VPSHUFB and 2 byte adds. Rows of 16 or more vectors
+ * go 16 at a time through a carry-save-adder tree instead (Harley-Seal, same paper): a full adder
+ * (2 XOR, 2 AND, 1 OR) turns three vectors of one weight into one of that weight and one of twice
+ * it, so 11 of them take the 16 XORs down to 5 vectors of weights 1, 1, 2, 4, 8, whose bits are
+ * counted by look-ups of weighted tables: 107 operations per 16 vectors instead of 128. A hidden
+ * row of mnist-bnn (K = 4096) is one tree. The paper's loop carries ones .. eights from block to
+ * block and counts only the sixteens; with one block per row that saves nothing, so each block is
+ * counted whole. Shorter rows and the rest of a row take the look-up, the last 1..3 words the
+ * portable code. */
 #ifndef BCNN_XNOR_X86_H
 #define BCNN_XNOR_X86_H
 
@@ -119,10 +130,13 @@ static inline uint32_t bcnn_xnor_pop_avx2(const uint8_t *x, const uint8_t *w, in
 }
 #define BCNN_XNOR_KERNEL(x, w, words) bcnn_xnor_pop_avx2(x, w, words)
 
-/* Four weight rows (w, w + ws, w + 2 ws, w + 3 ws) against one x: each x load serves four
-   XORs, and the four independent sums keep more of the vector pipes busy. With `next`, the four
-   rows after these (which the caller guarantees exist) are prefetched, 128 bytes per step: at
-   batch 1 the weights stream from L3 once, and this took a quarter off a 4096 x 4096 block. */
+/* Four weight rows (w, w + ws, w + 2 ws, w + 3 ws) against one x: blocks of 16 vectors by
+   bcnn_xnor_hs16, row after row; then look-up steps, where each x load serves four XORs and the
+   four independent sums keep more of the vector pipes busy. With `next`, the look-up steps
+   prefetch the four rows after these (which the caller guarantees exist), 128 bytes per step: at
+   batch 1 the weights stream from L3 once, and this took a quarter off a 4096 x 4096 block with
+   the look-up alone. The tree blocks prefetch nothing: there the hardware prefetcher alone was
+   faster than any software prefetch tried (docs/BINARYNET.md). */
 static inline void bcnn_xnor_pop4_avx2(const uint8_t *x, const uint8_t *w, size_t ws, int words, uint32_t *out,
                                        int next)
 {
@@ -130,7 +144,6 @@ static inline void bcnn_xnor_pop4_avx2(const uint8_t *x, const uint8_t *w, size_
     __m256i s0 = zero, s1 = zero, s2 = zero, s3 = zero;
     int steps = words / 4;
     int j0 = 0;
-#ifndef BCNN_XNOR_NO_HS
     for (; j0 + 16 <= steps; j0 += 16) {
         const uint8_t *wj = w + 32 * j0;
         s0 = _mm256_add_epi64(s0, bcnn_xnor_hs16(x + 32 * j0, wj));
@@ -138,7 +151,6 @@ static inline void bcnn_xnor_pop4_avx2(const uint8_t *x, const uint8_t *w, size_
         s2 = _mm256_add_epi64(s2, bcnn_xnor_hs16(x + 32 * j0, wj + 2 * ws));
         s3 = _mm256_add_epi64(s3, bcnn_xnor_hs16(x + 32 * j0, wj + 3 * ws));
     }
-#endif
     for (int j = j0; j < steps;) {
         int end = BCNN_XNOR_MIN(steps, j + 31);
         __m256i b0 = zero, b1 = zero, b2 = zero, b3 = zero;
