@@ -7,12 +7,13 @@ has it), paths interleaved over --rounds rounds (one process each), the median r
 this thread's CPU time, and the clock is measured the same way (a chain of dependent additions),
 so that a loaded machine's waits are not counted.
 
-The roofline, per core and cycle: the AVX2 step covers 256 weights with one XOR, the popcount of
-Mula et al. (two AND, one shift, two VPSHUFB, one byte add) and one accumulating add: 8 vector
-ALU operations. Zen 3 issues 4 vector ALU operations per cycle (VPSHUFB on 2 of its pipes), so at
-best 2 cycles per 256 weights: 128 weights per cycle. (The step as if it took one cycle, 256 weights
-per cycle, is reported too: the figure issue 21 §4 names.) AVX-512 VPOPCNTDQ: XOR + VPOPCNTQ + add
-per 512 weights.
+The roofline is the hardware step of the path, per core and cycle, whatever the kernel spends on
+it: one XOR + popcount + add of a full vector register of weights per cycle (issue 21 §4 names
+the 512-bit step of AVX-512 VPOPCNTDQ). On AVX2 that is 256 weights per cycle, on AVX-512 512,
+for the portable SWAR code one 64-bit word. AVX2 has no popcount instruction: its kernel spends
+107 vector operations per 16 steps (a carry-save-adder tree and nibble look-ups, bcnn_xnor_x86.h)
+and Zen 3 issues at most 4 per cycle, so that kernel's own bound is 4 * 16 / 107 steps per cycle,
+60 % of the roofline.
 
 Usage: python -m benchmarks.bench_xnor [--width 4096] [--rounds 5] [--seconds 0.5] [--out PATH]
 """
@@ -29,8 +30,7 @@ from bcexport.c.csrc import CSRC
 
 SOURCE = Path(__file__).with_name("bench_xnor.c")
 FLAGS = {"portable": ("-DBCNN_PORTABLE",), "native": ("-march=native",)}
-ROOF_AVX2 = 128          # weights per cycle: 8 vector ALU ops per 256 weights, 4 per cycle (Zen 3)
-ROOF_ONE_STEP = 256      # one 256-bit XOR + popcount + add step per cycle
+STEP_BITS = {"avx512": 512, "avx2": 256, "neon": 128, "portable": 64}   # weights per step of each path
 
 
 def build(tmp: Path, name: str) -> Path:
@@ -67,15 +67,15 @@ def main(argv=None) -> int:
         per_cycle = m * args.width * args.width / (t * 1e3 * ghz)
         rows.append({"build": name, "path": paths[name], "M": m, "K": args.width, "N": args.width,
                      "us_per_call": round(t, 2), "weights_per_cycle": round(per_cycle, 1),
-                     "of_roofline_128": round(per_cycle / ROOF_AVX2, 3),
-                     "of_one_step_256": round(per_cycle / ROOF_ONE_STEP, 3)})
+                     "roofline_weights_per_cycle": STEP_BITS[paths[name]],
+                     "of_roofline": round(per_cycle / STEP_BITS[paths[name]], 3)})
     result = {"cpu": machine.describe(), "clock_ghz": ghz, "rounds": args.rounds, "rows": rows,
               "command": "python -m benchmarks.bench_xnor " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(f"{result['cpu']}; clock {ghz:.2f} GHz (CPU time, median of {args.rounds}); one thread")
     for r in rows:
         print(f"{r['build']:9s} {r['path']:9s} M={r['M']:<3d} {r['K']}x{r['N']}: {r['us_per_call']:9.2f} us  "
-              f"{r['weights_per_cycle']:6.1f} weights/cycle  {100 * r['of_roofline_128']:5.1f} % of 128/cycle  "
-              f"{100 * r['of_one_step_256']:5.1f} % of 256/cycle")
+              f"{r['weights_per_cycle']:6.1f} weights/cycle  {100 * r['of_roofline']:5.1f} % of the roofline, "
+              f"one {r['roofline_weights_per_cycle']}-bit step per cycle")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     return 0

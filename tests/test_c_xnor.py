@@ -5,7 +5,8 @@ rows packed by bcexport.c.bitrows; every path must give, exactly, popcount(x XOR
 of the ±1 rows (a NumPy matrix product). Row lengths K are off every multiple the paths step by
 (64 bits per word, 256 per AVX2 step, 512 per AVX-512 step, 128 per NEON step), long enough to pass
 the AVX2 byte-counter flush (31 steps) and the NEON 16-bit flush (2048 steps), and the rows start
-at odd addresses. The AVX-512 VPOPCNTDQ path is only compiled where the CPU lacks it.
+at odd addresses. Around AVX2's blocks of 16 steps (the carry-save-adder tree): 15 steps and 3 words,
+16 steps with 0 or 1 word after them, 17, 47 (a block, then 31 look-up steps) and 48 steps. The AVX-512 VPOPCNTDQ path is only compiled where the CPU lacks it.
 """
 import shutil
 import subprocess
@@ -25,7 +26,9 @@ AVX512_POPCNT = PATHS["avx512"].flags + ("-mavx512vpopcntdq",)
 CASES = [(1, 1, 1, 0), (2, 3, 63, 1), (1, 5, 64, 3), (3, 2, 65, 0), (2, 4, 200, 5), (1, 7, 256, 1),
          (2, 3, 257, 2), (1, 2, 511, 7), (3, 5, 513, 0), (1, 3, 784, 1), (2, 2, 1000, 3), (1, 4, 4096, 0),
          (1, 2, 7999, 1), (1, 1, 31 * 256 + 300, 2), (2, 5, 64 * 256, 0), (1, 2, 2048 * 128 + 64 * 3 + 5, 1),
-         (1, 1, 4200 * 128 + 64, 1)]
+         (1, 1, 4200 * 128 + 64, 1),
+         (1, 5, 15 * 256 + 190, 1), (2, 4, 16 * 256 - 1, 3), (1, 6, 16 * 256 + 1, 0), (1, 4, 17 * 256, 5),
+         (1, 5, 47 * 256 + 64, 2), (1, 4, 48 * 256, 0)]
 
 TARGETS = {
     "portable-gcc": Target("gcc", PATHS["portable"].flags, "portable"),

@@ -74,11 +74,13 @@ static inline void bcnn_xnor_sign(int M, int K, int N, const uint8_t *x, int ldx
             uint8_t *ym = y + (size_t)m * (size_t)ldy;
             uint32_t pop[4];
             int r, nr = bcnn_xnor_pops(xm, w, ws, words, n0, N, m == 0, pop);
+            unsigned bits = 0;      /* n0 is a multiple of 4: the group's bits share one byte */
             for (r = 0; r < nr; ++r) {
                 int n = n0 + r;
                 int32_t u = (int32_t)K - 2 * (int32_t)pop[r];
-                ym[n / 8] |= (uint8_t)((unsigned)(dir[n] * u >= thr[n]) << (n % 8));
+                bits |= (unsigned)(dir[n] * u >= thr[n]) << r;
             }
+            ym[n0 / 8] |= (uint8_t)(bits << (n0 % 8));
         }
     }
 }

@@ -20,7 +20,8 @@
  *             the ragged end by a masked load. Without VPOPCNTDQ an AVX-512 build takes avx2.
  *   avx2      vpshufb nibble look-up (Mula, Kurz, Lemire 2018): 256 bits per XOR, two look-ups,
  *             byte adds; byte counters summed into 64-bit ones (vpsadbw) every 31 steps, before
- *             they could overflow (31 * 8 < 256).
+ *             they could overflow (31 * 8 < 256). Rows of 16 or more steps 16 at a time through
+ *             a carry-save-adder tree first (Harley-Seal, same paper; bcnn_xnor_x86.h).
  *   neon      vcnt on 128 bits, pairwise-accumulated into 16-bit lanes (vpadal), those into
  *             32-bit lanes every 2048 steps (2048 * 16 < 65536).
  *   portable  C99, no compiler builtins: the classic SWAR popcount of a 64-bit word.
