@@ -210,3 +210,10 @@ def test_the_c_export_deploys_the_recorded_statistics(exported_stoch_dir, tmp_pa
     report = verify_run(run_dir, load_test=synthetic_loader(cfg), out=devnull)
     assert not report["passed"]
     assert any("other BatchNorm statistics" in line for line in report["changed_since_export"])
+
+
+def test_help_names_the_flag_and_its_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["onnx", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--bn-restat-images N" in out and f"default: {bn_restat.DEFAULT_IMAGES} for a --binarize stoch" in out
