@@ -1,8 +1,9 @@
 """Reading a finished run directory for export (docs/DESIGN.md "Run directory"; paper §9).
 
 Export only reads what training wrote (`config.json`, `best.npz`, `preprocess.npz`, `metrics.json`,
-`data.json`) and adds its own files next to them; `deployed_weights` is the one reader of the weights
-every back end deploys (best.npz with the BatchNorm statistics export.json records, bcexport.bn_restat). Problems a user can fix are `ExportError`s with one line naming
+`data.json`) and adds its own files next to them; `deployed_weights` is the one reader of the
+weights every back end deploys (best.npz with the BatchNorm statistics export.json records,
+bcexport.bn_restat). Problems a user can fix are `ExportError`s with one line naming
 the file and what was expected.
 """
 import json

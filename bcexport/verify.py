@@ -11,11 +11,12 @@ the packed weights (`bcexport.reference`):
     c            the generated C (c/bcnn_model.c, `bcexport c`), built natively (-O2 -march=native)
                  and called through ctypes               (preprocessed float32 input)
     c_raw        its pixel entry point                  (raw uint8 pixels, preprocessing in C)
-Re-estimated BatchNorm statistics (bcexport.bn_restat: a stochastic run's, by default) must be in
-bn_stats.npz with the SHA-256 export.json records, else verify stops with one line (exit 2) before
-running anything; a C export generated with other statistics than export.json records is named and
-fails. Every back end whose file exists is verified, whatever export.json lists; the C entries record the
-kernel path they ran. A C export that export.c.json records must be there whole (`bcexport.c.swap`).
+Every back end whose file exists is verified, whatever export.json lists; the C entries record the
+kernel path they ran. Re-estimated BatchNorm statistics (bcexport.bn_restat: a stochastic run's, by
+default) must be in bn_stats.npz with the SHA-256 export.json records, else verify stops with one
+line (exit 2) before running anything; a C export generated with other statistics than export.json
+records is named and fails. A C export that export.c.json records must be there whole
+(`bcexport.c.swap`).
 
 With binary activations (BinaryNet, PAPER.md §10) every back end also gives the ±1 outputs of its
 hidden blocks, checked block by block, each fed the back end's own bits of the block before: exactly

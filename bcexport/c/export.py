@@ -7,9 +7,9 @@ sized for a Cortex-M4; only then is it swapped in as `c/` (`bcexport.c.swap`: ev
 whole `c/`, or one that the next `bcexport c` or `bcexport verify` restores). `c/export.json`
 records the facts (runfiles.C_EXPORT_JSON), `export.c.json` that a C export was made. The C deploys
 the BatchNorm statistics `bcexport onnx` recorded (`bcexport.rundir.deployed_weights`; c/export.json
-repeats export.json's "bn_statistics" record, if any): a stochastic run must be exported to ONNX first. The whole
-command holds the run directory's lock (`bcexport.lock`); under it, it first puts right and removes
-what a killed `bcexport c` left behind, saying so in one line. A failure (a full disk: the line names
+repeats export.json's "bn_statistics" record, if any), so a stochastic run must be exported to ONNX
+first. The whole command holds the run directory's lock (`bcexport.lock`); under it, it first puts
+right and removes what a killed `bcexport c` left behind, saying so in one line. A failure (a full disk: the line names
 the file) leaves the earlier `c/` untouched. A new export removes an earlier verify.json.
 """
 import os
