@@ -66,7 +66,7 @@ repeat-mnist: $(STAMP)
 	$(VENV)/bin/bctrain repeat $(CONFIG_ARGS) --seeds $(SEEDS) --root-dir $(REPEAT_DIR)
 
 export: $(STAMP)
-	$(VENV)/bin/bcexport onnx $(RUN_DIR)
+	$(VENV)/bin/bcexport onnx $(RUN_DIR) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 export-c: $(STAMP)
 	$(VENV)/bin/bcexport c $(RUN_DIR)

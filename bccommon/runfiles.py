@@ -27,6 +27,7 @@ MODEL_PACKED_ONNX = "model.packed.onnx"
 MODEL_RAW_ONNX = "model.raw.onnx"
 EXPORT_JSON = "export.json"
 VERIFY_JSON = "verify.json"
+BN_STATS_NPZ = "bn_stats.npz"        # BatchNorm mean/std re-estimated under sign(w) (bcexport.bn_restat)
 C_DIR = "c"                          # generated C sources (bcexport c), replaced as a whole
 C_RECORD = "export.c.json"           # a C export was made: c/ must hold it whole (bcexport.c.swap)
 

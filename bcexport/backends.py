@@ -44,13 +44,14 @@ def batched(fn, x, batch) -> np.ndarray:
 
 
 def tf_net_logits(path, dep, x, batch, run_dir) -> np.ndarray:
-    """The training code path: bctrain.paper.models.Net on the latent best.npz weights, binary eval."""
+    """The training code path: bctrain.paper.models.Net on the latent weights (`deployed_weights`: best.npz
+    with the recorded BatchNorm statistics), binary eval."""
     import tensorflow as tf  # only this back end needs TensorFlow
 
     from bctrain.paper.models import Net
-    from bcexport.rundir import load_best
+    from bcexport.rundir import deployed_weights
     net = Net(dep.cfg, seed=dep.cfg.seed)
-    net.load_weights_dict(load_best(run_dir, dep.cfg))
+    net.load_weights_dict(deployed_weights(run_dir, dep.cfg))
     return batched(lambda xb: net(tf.constant(xb), training=False, eval_mode="binary").numpy(), x, batch)
 
 
@@ -69,10 +70,10 @@ def tf_net_hidden(path, dep, run_dir, batch):
     import tensorflow as tf
 
     from bctrain.paper.models import Net
-    from bcexport.rundir import load_best
+    from bcexport.rundir import deployed_weights
     cfg = dataclasses.replace(dep.cfg, precision="float32")
     net = Net(cfg, seed=cfg.seed)
-    net.load_weights_dict(load_best(run_dir, cfg))
+    net.load_weights_dict(deployed_weights(run_dir, cfg))
 
     def run(xb):
         taps = []

@@ -1,6 +1,8 @@
 """`bcexport`: export a finished BinaryConnect run and verify the export (paper §9).
 
-    bcexport onnx RUN_DIR                   model.onnx, model.packed.onnx, model.raw.onnx, export.json
+    bcexport onnx RUN_DIR [--bn-restat-images N] [--data-dir D]
+                                            model.onnx, model.packed.onnx, model.raw.onnx, export.json
+                                            (and bn_stats.npz: a stochastic run's BatchNorm statistics)
     bcexport c RUN_DIR [--prefix P] [--tile T]  C99 sources in RUN_DIR/c/ (bcnn_model.h/.c, harness.c)
     bcexport verify RUN_DIR [--data-dir D]  parity of TF, NumPy, ONNX and C back ends on the test set
 
@@ -12,7 +14,7 @@ import sys
 from bctrain.config import ConfigError
 from bctrain.data import DataError
 from bctrain.run.startup import load_tensorflow
-from bcexport import ExportError
+from bcexport import ExportError, bn_restat
 from bcexport.c.plan import DEFAULT_TILE
 
 EXIT_FAILED = 1
@@ -32,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and export.json into RUN_DIR (a finished bctrain run).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="finished run directory (config.json, best.npz, "
                                                       "preprocess.npz, metrics.json)")
+    p.add_argument("--bn-restat-images", type=int, default=None, metavar="N",
+                   help="re-estimate every block's BatchNorm mean and std under sign(w) on the first N "
+                        "training images (preprocessed as in training) and deploy those, written to "
+                        f"bn_stats.npz; 0 keeps the trained running statistics (default: "
+                        f"{bn_restat.DEFAULT_IMAGES} for a --binarize stoch run, whose statistics are of its "
+                        "sampled weights, 0 otherwise)")
+    p.add_argument("--data-dir", default=None, metavar="D",
+                   help="directory with the run's dataset files, for the re-estimation (default: the one "
+                        "recorded in metrics.json, else the download cache)")
     p = sub.add_parser("c", parents=[common], help="write the C99 inference code into RUN_DIR/c/",
                        description="Generate bcnn_model.h, bcnn_model.c (1-bit weights, add/subtract "
                                    "kernels, no malloc) and harness.c into RUN_DIR/c/, compile them with "
@@ -60,9 +71,12 @@ def main(argv=None) -> int:
         if args.command == "onnx":
             load_tensorflow(args.verbose)  # quietly: its start-up lines are noise (bctrain.run.startup)
             from bcexport.onnx.export import export_run
-            summary = export_run(args.run_dir)
+            summary = export_run(args.run_dir, bn_restat_images=args.bn_restat_images, data_dir=args.data_dir)
             files = ", ".join(f"{k} ({v:,} B)" for k, v in summary["files"].items())
-            print(f"wrote {files} and export.json to {args.run_dir}; binary weights stored in "
+            bn = summary.get("bn_statistics")
+            restat = (f", {bn['file']} (BatchNorm statistics re-estimated under sign(w) on {bn['images']:,} "
+                      "training images)" if bn else "")
+            print(f"wrote {files}{restat} and export.json to {args.run_dir}; binary weights stored in "
                   f"1/{1 / summary['binary_weight_bytes']['ratio']:.1f} of their float32 bytes")
             return 0
         if args.command == "c":

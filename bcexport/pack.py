@@ -25,7 +25,7 @@ from bctrain.config import Config
 from bctrain.paper.arch import layer_specs
 from bctrain.data.registry import DATASETS
 from bcexport import ExportError, threshold
-from bcexport.rundir import load_best, load_preprocess, require_finished
+from bcexport.rundir import deployed_weights, load_preprocess, require_finished
 
 BIT_ORDER = "little"
 
@@ -141,11 +141,23 @@ def build_blocks(cfg: Config, weights: dict) -> tuple:
     return tuple(blocks)
 
 
-def load_deployment(run_dir: str) -> Deployment:
-    """The deployment form of a finished run directory (float baselines are refused)."""
+def binary_run(run_dir: str) -> Config:
+    """The Config of a finished binary run (float baselines are refused)."""
     cfg = require_finished(run_dir)
     if cfg.binarize == "none":
         raise ExportError(f"{run_dir}: run is a float baseline (binarize=none): nothing to binarize")
-    blocks = build_blocks(cfg, load_best(run_dir, cfg))
+    return cfg
+
+
+def deployment(run_dir: str, cfg: Config, weights: dict) -> Deployment:
+    """The deployment form of `weights` (a best.npz-style dict) with the run's preprocessing."""
     kind, params = load_preprocess(run_dir, math.prod(cfg.input_shape))
-    return Deployment(cfg, blocks, tuple(cfg.input_shape), kind, params, DATASETS[cfg.dataset].image_shape)
+    return Deployment(cfg, build_blocks(cfg, weights), tuple(cfg.input_shape), kind, params,
+                      DATASETS[cfg.dataset].image_shape)
+
+
+def load_deployment(run_dir: str) -> Deployment:
+    """The deployment form of a finished run directory: its `deployed_weights` (best.npz, with the
+    BatchNorm statistics export.json records if re-estimated; bcexport.bn_restat)."""
+    cfg = binary_run(run_dir)
+    return deployment(run_dir, cfg, deployed_weights(run_dir, cfg))

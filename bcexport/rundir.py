@@ -1,7 +1,9 @@
 """Reading a finished run directory for export (docs/DESIGN.md "Run directory"; paper §9).
 
-Export only reads what training wrote (`config.json`, `best.npz`, `preprocess.npz`, `metrics.json`)
-and adds its own files next to them. Problems a user can fix are `ExportError`s with one line naming
+Export only reads what training wrote (`config.json`, `best.npz`, `preprocess.npz`, `metrics.json`,
+`data.json`) and adds its own files next to them; `deployed_weights` is the one reader of the
+weights every back end deploys (best.npz with the BatchNorm statistics export.json records,
+bcexport.bn_restat). Problems a user can fix are `ExportError`s with one line naming
 the file and what was expected.
 """
 import json
@@ -13,10 +15,10 @@ import numpy as np
 from bccommon import runfiles
 from bctrain.paper.arch import WEIGHT_KEYS, layer_specs
 from bctrain.config import Config, load_config
+from bctrain.data import DATASETS, load_splits
 from bctrain.data.preprocess import KINDS
 from bcexport import ExportError
 from bccommon import digests
-
 
 
 def require_finished(run_dir: str) -> Config:
@@ -85,6 +87,70 @@ def load_best(run_dir: str, cfg: Config) -> dict:
         if not np.all(weights[f"{i}/std"] > 0):
             raise ExportError(f"{path}: {i}/std must be positive")
     return {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+
+
+def run_splits(run_dir: str, data_dir=None):
+    """The Splits (bctrain.data) of the dataset the run used (metrics.json), from `data_dir`, else the
+    directory metrics.json records, else the download cache; never the bundled sample in its place."""
+    metrics = read_metrics(run_dir)
+    dataset = metrics.get("dataset")
+    if dataset not in DATASETS:
+        raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
+    if not isinstance(metrics.get("data_dir"), (str, type(None))):
+        raise ExportError(f"{run_dir}/metrics.json: data_dir {metrics['data_dir']!r}, expected a path or null")
+    return load_splits(dataset, data_dir or metrics.get("data_dir"), allow_sample=False)
+
+
+def read_data_json(run_dir: str) -> dict | None:
+    """data.json (the identity of the training data), or None for a run directory without one."""
+    path = os.path.join(run_dir, runfiles.DATA_JSON)
+    return read_json_object(path, "data record") if os.path.isfile(path) else None
+
+
+def bn_statistics_record(run_dir: str) -> dict | None:
+    """export.json's record of re-estimated BatchNorm statistics ({"file", "images", "sha256"}), or
+    None: no export yet, or one that deploys the trained running statistics."""
+    if not os.path.isfile(os.path.join(run_dir, runfiles.EXPORT_JSON)):
+        return None
+    record = read_export(run_dir).get("bn_statistics")
+    if record is None:
+        return None
+    if (not isinstance(record, dict) or record.get("file") != runfiles.BN_STATS_NPZ
+            or not digests.is_record({record["file"]: record.get("sha256")})
+            or not isinstance(record.get("images"), int) or record["images"] < 1):
+        raise ExportError(f"{run_dir}/{runfiles.EXPORT_JSON}: bn_statistics {record!r}, expected "
+                          f"{{'file': '{runfiles.BN_STATS_NPZ}', 'images': N >= 1, 'sha256': hex}}; run "
+                          f"`bcexport onnx {run_dir}` again")
+    return record
+
+
+def deployed_weights(run_dir: str, cfg: Config) -> dict:
+    """The weights every back end deploys: best.npz, with each block's BatchNorm mean and std replaced
+    by the re-estimated ones (bcexport.bn_restat) when export.json records them. The statistics file
+    must be there and have the recorded SHA-256 (an ExportError of one line otherwise)."""
+    weights = load_best(run_dir, cfg)
+    record = bn_statistics_record(run_dir)
+    if record is None:
+        return weights
+    path = os.path.join(run_dir, runfiles.BN_STATS_NPZ)
+    again = f"run `bcexport onnx {run_dir}` again"
+    if not os.path.isfile(path):
+        raise ExportError(f"{path}: missing, but {runfiles.EXPORT_JSON} records BatchNorm statistics "
+                          f"re-estimated on {record['images']} training images; {again}")
+    got = digests.sha256_file(path)
+    if got != record["sha256"]:
+        raise ExportError(f"{path}: changed since export (SHA-256 {got[:12]}..., exported "
+                          f"{record['sha256'][:12]}...); {again}")
+    stats = _load_npz(path)
+    for i in range(len(layer_specs(cfg))):
+        for key in ("mean", "std"):
+            name = f"{i}/{key}"
+            if name not in stats or stats[name].shape != weights[name].shape:
+                raise ExportError(f"{path}: {name} missing or not of shape {weights[name].shape}; {again}")
+            if not np.all(np.isfinite(stats[name])) or (key == "std" and not np.all(stats[name] > 0)):
+                raise ExportError(f"{path}: {name} holds non-finite{' or non-positive' * (key == 'std')} values")
+            weights[name] = np.asarray(stats[name], dtype=np.float32)
+    return weights
 
 
 def load_preprocess(run_dir: str, n_inputs: int) -> tuple:

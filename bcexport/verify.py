@@ -3,7 +3,8 @@
 Back ends (the table in `bcexport.backends`), each compared with the NumPy float64 reference over
 the packed weights (`bcexport.reference`):
     tf_net       the training code path: bctrain.paper.models.Net(training=False, eval_mode="binary")
-                 on the latent best.npz weights (unfolded BN, its own sign), TensorFlow float32
+                 on the latent best.npz weights (unfolded BN, its own sign), TensorFlow float32, with
+                 the BatchNorm statistics every back end deploys (`bcexport.rundir.deployed_weights`)
     onnx         onnxruntime on model.onnx            (preprocessed float32 input)
     onnx_packed  onnxruntime on model.packed.onnx     (preprocessed float32 input)
     onnx_raw     onnxruntime on model.raw.onnx        (raw uint8 pixels, preprocessing in-graph)
@@ -11,7 +12,11 @@ the packed weights (`bcexport.reference`):
                  and called through ctypes               (preprocessed float32 input)
     c_raw        its pixel entry point                  (raw uint8 pixels, preprocessing in C)
 Every back end whose file exists is verified, whatever export.json lists; the C entries record the
-kernel path they ran. A C export that export.c.json records must be there whole (`bcexport.c.swap`).
+kernel path they ran. Re-estimated BatchNorm statistics (bcexport.bn_restat: a stochastic run's, by
+default) must be in bn_stats.npz with the SHA-256 export.json records, else verify stops with one
+line (exit 2) before running anything; a C export generated with other statistics than export.json
+records is named and fails. A C export that export.c.json records must be there whole
+(`bcexport.c.swap`).
 
 With binary activations (BinaryNet, PAPER.md §10) every back end also gives the ±1 outputs of its
 hidden blocks, checked block by block, each fed the back end's own bits of the block before: exactly
@@ -62,7 +67,6 @@ import sys
 
 import numpy as np
 
-from bctrain.data import DATASETS, load_splits
 from bctrain.data.preprocess import KINDS
 from bccommon import runfiles
 from bccommon import atomic
@@ -71,7 +75,7 @@ from bccommon import digests
 from bcexport.c import swap
 from bcexport.c.export import read_c_export
 from bcexport.pack import Deployment, load_deployment
-from bcexport.rundir import read_export, read_metrics
+from bcexport.rundir import read_export, run_splits
 from bcexport.tolerance import K_TOL, U32, checked_noise, compare, noise_level, tolerance
 
 MAX_WEIGHT_BYTES_RATIO = 1 / 30
@@ -80,14 +84,7 @@ N_PROBES = 256  # random images checked after the test set
 
 def load_test_data(run_dir: str, data_dir=None) -> tuple:
     """(pixels uint8 [N, *image_shape], labels int64 [N], dataset name) of the data the run used."""
-    metrics = read_metrics(run_dir)
-    dataset = metrics.get("dataset")
-    if dataset not in DATASETS:
-        raise ExportError(f"{run_dir}/metrics.json: dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
-    if not isinstance(metrics.get("data_dir"), (str, type(None))):
-        raise ExportError(f"{run_dir}/metrics.json: data_dir {metrics['data_dir']!r}, expected a path or null")
-    data_dir = data_dir or metrics.get("data_dir")
-    splits = load_splits(dataset, data_dir, allow_sample=False)
+    splits = run_splits(run_dir, data_dir)
     return splits.x_test, splits.y_test, splits.name
 
 
@@ -155,6 +152,9 @@ def _verify(run_dir: str, dep: Deployment, data_dir, load_test, out) -> dict:
             results[b.name]["details"] = b.details(run_dir)
     changed = (digests.changed(run_dir, recorded)
                + digests.unrecorded(sorted({b.file for b, _ in todo if b.file}), recorded))
+    if c_exported and c_exported.get("bn_statistics") != exported.get("bn_statistics"):
+        changed.append(f"{runfiles.C_DIR}/: generated with other BatchNorm statistics than "
+                       f"{runfiles.EXPORT_JSON} records; run `bcexport c {run_dir}` again")
 
     bits = results["onnx_packed"]["stored_weights"]["bytes"]
     float_bytes = 4 * dep.n_binary_weights

@@ -5,9 +5,11 @@ BatchNorm statistics of its *sampled* weights, whose pre-activations have the me
 weights; deployed with sign(w), each layer's pre-activations have other statistics whenever the
 latent weights are far from ±1. This module evaluates the selected weights (best.npz) on the test
 split three ways: real weights with the trained statistics (the paper's figure), sign(w) with the
-trained statistics (what `bcexport` deploys today) and sign(w) with every layer's mean and std
+trained statistics (what `bcexport onnx --bn-restat-images 0` deploys) and sign(w) with every layer's mean and std
 re-estimated, layer by layer, on the first --images training images (batch statistics, as
-BatchNorm computes them in training). NumPy and TensorFlow's conv op, eager, float32.
+BatchNorm computes them in training): `bcexport.bn_restat`, the computation `bcexport onnx` deploys
+a stochastic run with. The data are read as export reads them (the run's dataset, preprocess.npz,
+data.json). NumPy, float32; TensorFlow-free.
 
 Usage: python -m benchmarks.bn_restat RUN_DIR [--data-dir DIR] [--images 2000]
 """
@@ -16,37 +18,28 @@ import sys
 
 import numpy as np
 
-from benchmarks.quiet_tf import tf  # first: TensorFlow loads quietly
+from bcexport import bn_restat as restat
 
-
-def product(spec, x, w):
-    if spec.kind == "dense":
-        return x.reshape(len(x), -1) @ w
-    return np.asarray(tf.nn.conv2d(x, w, 1, "SAME"))
+CHUNK = 250  # test images per forward pass
 
 
 def forward(specs, z, x, binary: bool, eps: float, stats=None, record=None):
     """Scores of `x`. `stats`: [(mean, std)] per layer instead of the trained running ones; `record`:
-    a list that receives each layer's batch (mean, std) and makes the layer normalise with them."""
+    a list that receives each layer's (mean, std) re-estimated on `x` under the ±1 weights
+    (`bcexport.bn_restat.restat`), which the layers then normalise with."""
+    if record is not None:
+        found = restat.restat(specs, z, x, eps)
+        record.extend((found[f"{i}/mean"], found[f"{i}/std"]) for i in range(len(specs)))
+        stats = record
     for i, spec in enumerate(specs):
-        w = z[f"{i}/w"]
-        w = np.where(w >= 0, 1.0, -1.0).astype(np.float32) if binary else w  # sign(0) = +1
-        x = product(spec, x, w) + z[f"{i}/b"]
-        if spec.pool:
-            x = np.asarray(tf.nn.max_pool2d(x, 2, 2, "VALID"))
-        if record is not None:
-            axes = tuple(range(x.ndim - 1))
-            record.append((x.mean(axes), x.std(axes)))
-            mean, std = record[-1]
-        else:
-            mean, std = (z[f"{i}/mean"], z[f"{i}/std"]) if stats is None else stats[i]
-        x = (x - mean) * (z[f"{i}/gamma"] / (std + eps)) + z[f"{i}/beta"]
-        if spec.relu:
-            x = np.maximum(x, 0)
+        w = restat.deployed_product_weights(spec, z[f"{i}/w"]) if binary else z[f"{i}/w"]
+        x = restat.pre_activation(spec, w, z[f"{i}/b"], x)
+        mean, std = (z[f"{i}/mean"], z[f"{i}/std"]) if stats is None else stats[i]
+        x = restat.normalize(spec, x, z[f"{i}/gamma"], z[f"{i}/beta"], np.asarray(mean), np.asarray(std), eps)
     return x
 
 
-def error(specs, z, x, y, binary, eps, stats=None, chunk=500) -> float:
+def error(specs, z, x, y, binary, eps, stats=None, chunk=CHUNK) -> float:
     pred = [forward(specs, z, x[i:i + chunk], binary, eps, stats).argmax(1) for i in range(0, len(x), chunk)]
     return float(np.mean(np.concatenate(pred) != y))
 
@@ -54,23 +47,32 @@ def error(specs, z, x, y, binary, eps, stats=None, chunk=500) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bn_restat", description=__doc__.split("\n")[0])
     parser.add_argument("run_dir")
-    parser.add_argument("--data-dir", help="the dataset directory the run trained on (default: the cache)")
-    parser.add_argument("--images", type=int, default=2000, help="training images for the statistics")
+    parser.add_argument("--data-dir", help="the dataset directory the run trained on (default: the one "
+                                           "metrics.json records, else the cache)")
+    parser.add_argument("--images", type=int, default=restat.DEFAULT_IMAGES, help="training images for the statistics")
     args = parser.parse_args(argv)
-    from bctrain.config import ConfigError, load_config
+    import math
+
+    from bcexport import ExportError
+    from bcexport.rundir import load_best, load_preprocess, read_data_json, require_finished, run_splits
+    from bctrain.config import ConfigError
+    from bctrain.data import DataError
+    from bctrain.data.preprocess import KINDS
     from bctrain.paper.arch import layer_specs
-    from bctrain.train import load_data
     try:
-        cfg = load_config(args.run_dir)
-        _, arrays, _ = load_data(cfg, args.data_dir)
-        z = dict(np.load(f"{args.run_dir}/best.npz"))
-    except (ConfigError, OSError, ValueError) as exc:
+        cfg = require_finished(args.run_dir)
+        splits = run_splits(args.run_dir, args.data_dir)
+        kind, params = load_preprocess(args.run_dir, math.prod(cfg.input_shape))
+        x_train = restat.training_inputs(cfg, args.images, splits, kind, params, read_data_json(args.run_dir))
+        z = load_best(args.run_dir, cfg)
+    except (ExportError, ConfigError, DataError, OSError) as exc:
         print(f"bn_restat: error: {exc}", file=sys.stderr)
         return 2
+    x = KINDS[kind].apply(splits.x_test, params).reshape((-1, *cfg.input_shape))
+    y = splits.y_test
     specs, eps = layer_specs(cfg), cfg.bn_eps
     record = []
-    forward(specs, z, arrays["train"][0][:args.images], True, eps, record=record)
-    x, y = arrays["test"]
+    forward(specs, z, x_train, True, eps, record=record)
     print(f"{args.run_dir} ({cfg.binarize}): test error, real weights {100 * error(specs, z, x, y, False, eps):.2f} %; "
           f"±1 weights {100 * error(specs, z, x, y, True, eps):.2f} %; ±1 weights with BatchNorm statistics "
           f"re-estimated on {args.images} training images {100 * error(specs, z, x, y, True, eps, record):.2f} %")

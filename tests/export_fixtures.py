@@ -105,6 +105,15 @@ def make_run_dir(path, cfg, seed=0, params=None) -> str:
     return str(path)
 
 
+def synthetic_train_loader(cfg, n=N_TEST, seed=5):
+    """A `load_train` for bcexport.onnx.export.export_run: Splits of synthetic images, whatever the
+    run's dataset (the training split `n` images, the others empty)."""
+    from bctrain.data.splits import Splits
+    pixels, labels, _ = synthetic_test_data(cfg, n, seed)
+    empty = (pixels[:0], labels[:0])
+    return lambda run_dir, data_dir: Splits("synthetic", pixels, labels, *empty, *empty, "synthetic")
+
+
 def synthetic_loader(cfg, n=N_TEST):
     """A `load_test` for bcexport.verify.verify_run that ignores the run's dataset."""
     return lambda run_dir, data_dir: synthetic_test_data(cfg, n)

@@ -5,9 +5,11 @@ with the strict flags (`-std=c99 -Wall -Wextra -Werror -pedantic`) under every c
 (gcc, clang, arm-none-eabi-gcc), built natively to read the kernel path and the scratch size, and
 sized for a Cortex-M4; only then is it swapped in as `c/` (`bcexport.c.swap`: every moment leaves a
 whole `c/`, or one that the next `bcexport c` or `bcexport verify` restores). `c/export.json`
-records the facts (runfiles.C_EXPORT_JSON), `export.c.json` that a C export was made. The whole
-command holds the run directory's lock (`bcexport.lock`); under it, it first puts right and removes
-what a killed `bcexport c` left behind, saying so in one line. A failure (a full disk: the line names
+records the facts (runfiles.C_EXPORT_JSON), `export.c.json` that a C export was made. The C deploys
+the BatchNorm statistics `bcexport onnx` recorded (`bcexport.rundir.deployed_weights`; c/export.json
+repeats export.json's "bn_statistics" record, if any), so a stochastic run must be exported to ONNX
+first. The whole command holds the run directory's lock (`bcexport.lock`); under it, it first puts
+right and removes what a killed `bcexport c` left behind, saying so in one line. A failure (a full disk: the line names
 the file) leaves the earlier `c/` untouched. A new export removes an earlier verify.json.
 """
 import os
@@ -24,7 +26,7 @@ from bcexport.c import swap
 from bcexport.c.plan import DEFAULT_TILE
 from bcexport.c.generate import bcnn_version, generate
 from bcexport.pack import load_deployment
-from bcexport.rundir import read_json_object
+from bcexport.rundir import bn_statistics_record, read_json_object
 
 STRICT_COMPILERS = ("gcc", "clang", c_build.MCU_CC)
 
@@ -71,13 +73,16 @@ def _write_sources(tmp: str, files: dict):
             raise OSError(exc.errno, exc.strerror or str(exc), path) from exc
 
 
-def _build(run_dir: str, tmp: str, sources) -> dict:
+def _build(run_dir: str, tmp: str, sources, bn_record=None) -> dict:
     """Write, compile and summarize the export in `tmp`; an OSError (a full disk) names the file
-    under c/ it was writing, not the temporary directory."""
+    under c/ it was writing, not the temporary directory. `bn_record`: export.json's record of the
+    re-estimated BatchNorm statistics the sources deploy, kept in c/export.json for verify."""
     try:
         _write_sources(tmp, sources.files)
         compilers = c_build.compile_check(tmp, sources.files, STRICT_COMPILERS)
         summary = summarize(run_dir, tmp, sources, compilers)
+        if bn_record:
+            summary["bn_statistics"] = bn_record
         atomic.write_json(os.path.join(tmp, runfiles.C_EXPORT_JSON), summary)
     except OSError as exc:
         where, final = str(exc.filename or ""), os.path.join(run_dir, runfiles.C_DIR)
@@ -94,6 +99,10 @@ def export_c(run_dir: str, prefix: str = "bcnn", tile: int = DEFAULT_TILE, err=N
     (what a killed export left behind) go to `err` (stderr)."""
     err = err or sys.stderr
     dep = load_deployment(run_dir)
+    bn_record = bn_statistics_record(run_dir)
+    if dep.cfg.binarize == "stoch" and not os.path.isfile(os.path.join(run_dir, runfiles.EXPORT_JSON)):
+        raise ExportError(f"{run_dir}: a stochastic run; run `bcexport onnx {run_dir}` first (it decides the "
+                          "BatchNorm statistics every back end deploys)")
     if tile < 1:
         raise ExportError(f"tile={tile}: expected at least 1 sample per tile")
     sources = generate(dep, os.path.basename(os.path.abspath(run_dir)), prefix, tile)
@@ -107,7 +116,7 @@ def export_c(run_dir: str, prefix: str = "bcnn", tile: int = DEFAULT_TILE, err=N
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror or str(exc), os.path.join(run_dir, runfiles.C_DIR)) from exc
         try:
-            summary = _build(run_dir, tmp, sources)
+            summary = _build(run_dir, tmp, sources, bn_record)
             stale = os.path.join(run_dir, runfiles.VERIFY_JSON)
             if os.path.exists(stale):
                 os.remove(stale)
