@@ -39,8 +39,9 @@ def test_a_binarynet_exports_to_c(tmp_path, capsys):
     run = make_run_dir(tmp_path / "bnn", dataclasses.replace(cnn_config(), binarize_act="sign", preprocess="pm1"))
     assert cli.main(["c", run]) == 0
     out = capsys.readouterr().out
-    assert f"to {run}/c" in out and "no pixel entry point" in out   # pm1 has none yet
+    assert f"to {run}/c" in out and "no pixel entry point" not in out   # pm1 has one (bcnn_pre_pm1)
     summary = json.load(open(os.path.join(run, "c", "export.json")))
+    assert summary["entry_points"]["pixels"] == "bcnn_predict_pixels"
     assert summary["hidden"]["shapes"] == [[8, 8, 4], [4, 4, 8], [16]]
 
 

@@ -146,10 +146,24 @@ def test_the_gate_finds_a_changed_threshold_in_the_c_source(bnn_c, tmp_path):
 
 
 def test_a_c_export_of_a_binarynet_records_its_entry_points_and_cortex_m4_sizes(tmp_path):
+    """pm1 inputs have a pixel entry point: from uint8 pixels it gives the bits and logits of
+    predict on NumPy's float32 pm1 of them."""
+    from bcexport.backends import c_model
     from bcexport.c.export import export_c
+    from bctrain.data.preprocess import KINDS
     run = make_run_dir(tmp_path / "run", bnn_config((37, 70)))
     summary = export_c(run)
-    assert summary["hidden"] == {"entry_points": {"x": "bcnn_predict_hidden"}, "bytes": 5 + 9, "shapes": [[37], [70]]}
+    assert summary["entry_points"] == {"x": "bcnn_predict", "pixels": "bcnn_predict_pixels"}
+    assert summary["hidden"] == {"entry_points": {"x": "bcnn_predict_hidden", "pixels": "bcnn_predict_pixels_hidden"},
+                                 "bytes": 5 + 9, "shapes": [[37], [70]]}
+    pixels = np.random.default_rng(2).integers(0, 256, (N_SAMPLES, 784), dtype=np.uint8)
+    model = c_model(run)
+    logits, acts = model.predict_hidden(pixels, "pixels")
+    want_logits, want_acts = model.predict_hidden(KINDS["pm1"].apply(pixels, {}))
+    np.testing.assert_array_equal(logits, want_logits)
+    np.testing.assert_array_equal(model.predict(pixels, "pixels"), want_logits)
+    for a, b in zip(acts, want_acts, strict=True):
+        np.testing.assert_array_equal(a, b)
     assert summary["native"]["kernel_path"].count("+xnor-") == 1
     # weights: block 0 in the add/subtract layout (2 blocks of 32 outputs x 196 groups x 16 B), then
     # 70 rows of 37 bits and 10 rows of 70 (8 and 16 bytes each)

@@ -1,6 +1,7 @@
 """The C pixel entry point of the CIFAR-10 and SVHN preprocessing (GCN+ZCA, GCN+LCN, paper §6)
 against the NumPy definitions, model.raw.onnx and `bcexport verify`, on 7x5x3 images (odd sizes,
-smaller than the 7x7 LCN kernel, so every pixel meets the zero border)."""
+smaller than the 7x7 LCN kernel, so every pixel meets the zero border); BinaryNet's pm1 against
+NumPy's to the last bit."""
 import dataclasses
 import io
 import os
@@ -55,8 +56,9 @@ def run(request, tmp_path_factory):
     return kind, path, dataclasses.replace(load_deployment(path), image_shape=SHAPE)
 
 
-def preprocess_in_c(dep, tmp_path, pixels):
-    """x [N, D] from the generated model's own preprocessing call, built with -ffp-contract=off."""
+def preprocess_in_c(dep, tmp_path, pixels, flags=("-ffp-contract=off",)):
+    """x [N, D] from the generated model's own preprocessing call, built with -ffp-contract=off
+    (or `flags`)."""
     cc, = require("cc")
     step, why = pixel_step(dep)
     assert step is not None, why
@@ -67,7 +69,7 @@ def preprocess_in_c(dep, tmp_path, pixels):
                       "void pre(int m, const uint8_t *p, float *x, float *work)\n{\n"
                       f"    (void)work;\n    {step.call('m', 'p', 'x', 'work')}\n}}\n")
     lib = tmp_path / "pre.so"
-    subprocess.run([cc, *STRICT, "-O2", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", f"-I{c_dir}",
+    subprocess.run([cc, *STRICT, "-O2", "-march=native", *flags, "-shared", "-fPIC", f"-I{c_dir}",
                     str(driver), "-o", str(lib), "-lm"], check=True)
     import ctypes
     so = ctypes.CDLL(str(lib))
@@ -110,6 +112,24 @@ def test_lcn_of_grey_images_in_c(tmp_path):
     pixels = pixels.astype(np.uint8)
     x = preprocess_in_c(dep, tmp_path, pixels)
     np.testing.assert_array_equal(x, KINDS["gcn_lcn"].apply(pixels, {}))
+
+
+@pytest.mark.parametrize("contract", ["off", "fast"])
+def test_pm1_in_c_is_numpys_float32_to_the_last_bit(contract, tmp_path):
+    """BinaryNet's 2 · (pixels / 255) − 1: every byte value and random images, NumPy's float32 bits,
+    also where the compiler fuses the doubling and the subtraction (the product by 2 is exact)."""
+    from c_fixtures import awkward_run
+    _, dep = awkward_run(tmp_path, "mlp")
+    dep = dataclasses.replace(dep, preprocess="pm1", params={})
+    rng = np.random.default_rng(9)
+    pixels = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    pixels[0].flat[:256] = np.arange(256)
+    x = preprocess_in_c(dep, tmp_path, pixels, (f"-ffp-contract={contract}",))
+    expected = KINDS["pm1"].apply(pixels, {})
+    np.testing.assert_array_equal(x.view(np.uint32), expected.view(np.uint32))
+    assert x[0, 0] == -1 and x[0, 255] == 1 and np.all(np.abs(x) <= 1)
+    # two roundings, not one: the float64 value rounded once differs somewhere
+    assert not np.array_equal(x, KINDS["pm1"].apply(pixels, {}, np.float64).astype(np.float32))
 
 
 def test_pixel_entry_point_matches_raw_onnx_and_the_float64_preprocessing(run, tmp_path):

@@ -247,7 +247,7 @@ def generate_bnn(dep: Deployment, run_name: str, prefix: str, tile: int):
 
 def xnor_headers() -> list:
     from bcexport.c.csrc import CSRC
-    return sorted(p.name for p in CSRC.glob("bcnn_xnor*.h")) + ["bcnn_xconv.h", "bcnn_bnn.h"]
+    return sorted(p.name for p in CSRC.glob("bcnn_xnor*.h")) + ["bcnn_xconv.h", "bcnn_xconv_x86.h", "bcnn_bnn.h"]
 
 
 def describe(plan: Plan) -> str:

@@ -8,6 +8,7 @@ generated call is `function(m, *constants, p, *arrays, x[, work])`, x [m, D] fro
 
     mean     x = pixels / 255 − mean             float32
     none     x = pixels / 255                    float32
+    pm1      x = pixels / 255 · 2 − 1            float32: two roundings as NumPy (BinaryNet's inputs)
     gcn_zca  x = zca(gcn(pixels, 55))            double, rounded once: P (float32 [D, D]) transposed,
                                                  as little-endian bytes in string literals, and two
                                                  double vectors (bcnn_preprocess.h says why)
@@ -80,6 +81,8 @@ PREPROCESS = {
                         lambda s: "pixels / 255 - mean (float32)"),
     "none": CPreprocess("bcnn_pre_unit", lambda shape, s: [math.prod(shape)], lambda dep, s: {},
                         lambda shape: "0", lambda s: "pixels / 255 (float32)"),
+    "pm1": CPreprocess("bcnn_pre_pm1", lambda shape, s: [math.prod(shape)], lambda dep, s: {},
+                       lambda shape: "0", lambda s: "pixels / 255 * 2 - 1 (float32)"),
     "gcn_zca": CPreprocess("bcnn_pre_gcn_zca", lambda shape, s: [math.prod(shape), *_gcn(s)], _zca_arrays,
                            lambda shape: f"BCNN_ZCA_WORK_FLOATS({math.prod(shape)})",
                            lambda s: f"zca(gcn(pixels, {s['gcn_scale']:g})), in double, rounded once to float32 "

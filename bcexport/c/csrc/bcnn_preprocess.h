@@ -5,6 +5,7 @@
  * function serves which kind, with which constants and arrays):
  *   mean     x = pixels / 255 - mean                       float32, as in training
  *   none     x = pixels / 255                              float32
+ *   pm1      x = pixels / 255 * 2 - 1                      float32, two roundings as in NumPy
  *   gcn_zca  x = zca(gcn(pixels, scale))                   double, rounded once to float32
  *   gcn_lcn  x = lcn(gcn(pixels, scale))                   GCN in double, LCN in float32
  * GCN (bctrain/data/gcn.py): g = (p - mean(p)) / divisor, divisor = ||p - mean(p)|| / scale, or 1
@@ -63,6 +64,16 @@ static inline void bcnn_pre_unit(int M, int D, const uint8_t *pixels, float *x)
 {
     for (size_t k = 0; k < (size_t)M * (size_t)D; ++k)
         x[k] = (float)pixels[k] / 255.0f;
+}
+
+/* BinaryNet's inputs in [-1, 1]: x = pixels / 255 rounded, doubled (exact), minus 1 rounded, the
+ * two roundings of NumPy's float32 apply_pm1, so x is NumPy's to the last bit. Even where a compiler
+ * contracts the last two steps into one fused multiply-add the result is the same: the product by 2
+ * is exact, so fma(v, 2, -1) rounds the same real number once, as v * 2 - 1 does. */
+static inline void bcnn_pre_pm1(int M, int D, const uint8_t *pixels, float *x)
+{
+    for (size_t k = 0; k < (size_t)M * (size_t)D; ++k)
+        x[k] = (float)pixels[k] / 255.0f * 2.0f - 1.0f;
 }
 
 /* GCN of one image p [D]: its mean and divisor. sum (p - mean)^2 = (D sum p^2 - (sum p)^2) / D with

@@ -89,6 +89,23 @@ static inline void bcnn_xconv_un(int H, int W, int C, const uint8_t *x, const ui
 #define BCNN_XCONV_PATCH_WORDS 72
 #endif
 
+/* bcnn_xconv_pop2x4(x, ps, w, ws, words, out): out[4 q + r] = popcount(p_q XOR w_r) for the two
+ * patches p_0 = x, p_1 = x + ps and the four rows w_r = w + r ws: on AVX2 one pass that loads each
+ * weight vector once for both patches (bcnn_xconv_x86.h), elsewhere two bcnn_xnor_pop4. */
+#if BCNN_XNOR_PATH_ID == BCNN_XNOR_AVX2
+#include "bcnn_xconv_x86.h"
+#if BCNN_XCONV_PATCH_WORDS > BCNN_XCONV_PAIR_MAX_WORDS
+#error "a patch longer than bcnn_xconv_pop2x4 takes"
+#endif
+#else
+static inline void bcnn_xconv_pop2x4(const uint8_t *x, size_t ps, const uint8_t *w, size_t ws, int words,
+                                     uint32_t *out)
+{
+    bcnn_xnor_pop4(x, w, ws, words, out);
+    bcnn_xnor_pop4(x + ps, w, ws, words, out + 4);
+}
+#endif
+
 /* 1 if (i, j) has all 9 taps inside the image and its patch fits, and then the patch. */
 static inline int bcnn_xconv_patch(int H, int W, int C, const uint8_t *x, int i, int j, uint8_t *patch)
 {
@@ -120,40 +137,65 @@ static inline void bcnn_xconv_at(int H, int W, int C, const uint8_t *x, const ui
         u[r] = 9 * (int32_t)C - 2 * (int32_t)(nr == 4 ? p[r] : bcnn_xnor_pop(patch, w + (size_t)r * ws, 9 * words));
 }
 
+/* u[q][0 .. nr-1] of nr <= 4 outputs (tap rows at w + r * ws) at the P positions (pi[q], pj[q]),
+ * patch[q] built where inside[q]: two inside positions in a row, with 4 outputs, by one
+ * bcnn_xconv_pop2x4 (each weight row read once for both), any other one by bcnn_xconv_at. */
+static inline void bcnn_xconv_positions(int H, int W, int C, const uint8_t *x, const uint8_t *w, size_t ws, int nr,
+                                        int P, const int *pi, const int *pj, const int *inside,
+                                        uint8_t patch[][8 * BCNN_XCONV_PATCH_WORDS], int32_t u[][4])
+{
+    int words = BCNN_XROW_WORDS(C);
+    for (int q = 0; q < P;) {
+        if (q + 1 < P && nr == 4 && inside[q] && inside[q + 1]) {
+            uint32_t p[8];
+            bcnn_xconv_pop2x4(patch[q], sizeof patch[q], w, ws, 9 * words, p);
+            for (int r = 0; r < 4; ++r) {
+                u[q][r] = 9 * (int32_t)C - 2 * (int32_t)p[r];
+                u[q + 1][r] = 9 * (int32_t)C - 2 * (int32_t)p[4 + r];
+            }
+            q += 2;
+        } else {
+            bcnn_xconv_at(H, W, C, x, w, ws, nr, pi[q], pj[q], inside[q], patch[q], u[q]);
+            q += 1;
+        }
+    }
+}
+
 /* Bits y (one bit row of N values per output pixel) of a conv block on the bits x [H, W, C], with
- * weights w (9 tap rows per output), 2x2 max-pool of u if pool, then dir[n] * u >= thr[n]. Pixel by
- * pixel (the patches built once), outputs four at a time. */
+ * weights w (9 tap rows per output), 2x2 max-pool of u if pool, then dir[n] * u >= thr[n]. With
+ * pool, one output pixel (its 4 window positions) at a time; without, two neighbours in a row at a
+ * time; their patches built once, outputs four at a time (bcnn_xconv_positions). */
 static inline void bcnn_xconv_sign(int H, int W, int C, int N, int pool, const uint8_t *x, const uint8_t *w,
                                    const int32_t *thr, const int8_t *dir, uint8_t *y)
 {
-    int Ho = pool ? H / 2 : H, Wo = pool ? W / 2 : W, q, positions = pool ? 4 : 1;
+    int Ho = pool ? H / 2 : H, Wo = pool ? W / 2 : W, q;
     size_t wrow = 9u * (size_t)BCNN_XROW_BYTES(C), ldy = (size_t)BCNN_XROW_BYTES(N);
     uint8_t patch[4][8 * BCNN_XCONV_PATCH_WORDS] = {{0}};   /* once per block: flow analysis cannot see
                                                                 that only a built patch is read */
     for (size_t b = 0; b < (size_t)Ho * (size_t)Wo * ldy; ++b)
         y[b] = 0;
     for (int i = 0; i < Ho; ++i) {
-        for (int j = 0; j < Wo; ++j) {
-            int pi[4], pj[4], inside[4];
-            uint8_t *yp = y + ((size_t)i * (size_t)Wo + (size_t)j) * ldy;
+        for (int j = 0; j < Wo; j += pool ? 1 : 2) {
+            int outs = pool || j + 1 == Wo ? 1 : 2, positions = pool ? 4 : outs, pi[4], pj[4], inside[4];
             for (q = 0; q < positions; ++q) {
                 pi[q] = pool ? 2 * i + q / 2 : i;
-                pj[q] = pool ? 2 * j + q % 2 : j;
+                pj[q] = pool ? 2 * j + q % 2 : j + q;
                 inside[q] = bcnn_xconv_patch(H, W, C, x, pi[q], pj[q], patch[q]);
             }
             for (int n0 = 0; n0 < N; n0 += 4) {
-                const uint8_t *wn = w + (size_t)n0 * wrow;
                 int nr = N - n0 < 4 ? N - n0 : 4;
-                int32_t u[4], v[4];
-                bcnn_xconv_at(H, W, C, x, wn, wrow, nr, pi[0], pj[0], inside[0], patch[0], u);
-                for (q = 1; q < positions; ++q) {
-                    bcnn_xconv_at(H, W, C, x, wn, wrow, nr, pi[q], pj[q], inside[q], patch[q], v);
+                int32_t u[4][4];
+                bcnn_xconv_positions(H, W, C, x, w + (size_t)n0 * wrow, wrow, nr, positions, pi, pj, inside, patch,
+                                     u);
+                for (q = 1; pool && q < positions; ++q)
                     for (int r = 0; r < nr; ++r)
-                        u[r] = u[r] > v[r] ? u[r] : v[r];
-                }
-                for (int r = 0; r < nr; ++r) {
-                    int n = n0 + r;
-                    yp[n / 8] |= (uint8_t)((unsigned)(dir[n] * u[r] >= thr[n]) << (n % 8));
+                        u[0][r] = u[0][r] > u[q][r] ? u[0][r] : u[q][r];
+                for (int o = 0; o < outs; ++o) {
+                    uint8_t *yp = y + ((size_t)i * (size_t)Wo + (size_t)(j + o)) * ldy;
+                    for (int r = 0; r < nr; ++r) {
+                        int n = n0 + r;
+                        yp[n / 8] |= (uint8_t)((unsigned)(dir[n] * u[o][r] >= thr[n]) << (n % 8));
+                    }
                 }
             }
         }
