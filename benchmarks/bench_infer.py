@@ -48,7 +48,7 @@ def _import_libraries(threads, verbose=False):
     TensorFlow as quietly as the CLIs load it unless `verbose` (bctrain.run.startup)."""
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
     global np, tf, ort, session, runfiles, reference, load_deployment, inference_function
-    global device_name, c_model, resident
+    global device_name, c_model, read_c_export, resident
     import numpy as np
     import onnxruntime as ort
     from bctrain.run.startup import load_tensorflow
@@ -60,6 +60,7 @@ def _import_libraries(threads, verbose=False):
     from bcexport.pack import load_deployment
     from bcexport.tfmodel import inference_function
     from bcexport.backends import c_model
+    from bcexport.c.export import read_c_export
     from benchmarks import resident
 
 
@@ -176,6 +177,7 @@ def measure_run(args, threads) -> dict:
             "blas_threads": "OpenBLAS default, NumPy imported first" if numpy_preloaded else threads,
             "versions": {"tensorflow": tf.__version__, "onnxruntime": ort.__version__, "numpy": np.__version__},
             "c_build": c_build, "c_kernel_path": c_model(args.run_dir).kernel_path if c_build else None,
+            "c_code_version": (read_c_export(args.run_dir) or {}).get("code_version") if c_build else None,
             "clock": args.clock, "calls": args.calls, "rounds": args.rounds, "batches": args.batches, "warmup": args.warmup,
             "batch_size": BATCH, "results": rows}
 

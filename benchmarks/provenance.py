@@ -17,10 +17,9 @@ code_version  `git describe --always --dirty` of the repository, or None outside
 import datetime
 import os
 import shlex
-import subprocess
 import sys
 
-from bccommon import machine  # stdlib only: bench_infer sets NumPy's threads before importing it
+from bccommon import machine, version  # stdlib only: bench_infer sets NumPy's threads before importing it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
@@ -33,15 +32,8 @@ def python_command(module: str, args=None) -> str:
 
 
 def code_version(root: str = ROOT):
-    """`git describe --always --dirty` of `root` (the commit, '-dirty' if files changed), or None."""
-    try:
-        proc = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.strip() or None
+    """`git describe --always --dirty` of `root`, or None (bccommon.version)."""
+    return version.code_version(root)
 
 
 def stamp(module: str, args=None, device=None) -> dict:

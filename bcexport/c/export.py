@@ -20,7 +20,7 @@ import tempfile
 from bccommon import runfiles
 from bccommon import atomic
 from bcexport import ExportError, lock
-from bccommon import digests
+from bccommon import digests, version
 from bcexport.c import build as c_build
 from bcexport.c import swap
 from bcexport.c.plan import DEFAULT_TILE
@@ -53,6 +53,7 @@ def summarize(run_dir: str, tmp: str, sources, compilers) -> dict:
               if model else {"skipped": "no C compiler (cc, gcc or clang) on PATH"})
     return {
         "run": os.path.basename(os.path.abspath(run_dir)), "bcnn_version": bcnn_version(),
+        "code_version": version.code_version(),
         "files": {f"{runfiles.C_DIR}/{name}": len(text.encode()) for name, text in sources.files.items()},
         "sha256": {f"{runfiles.C_DIR}/{name}": digest for name, digest in digests.record(tmp, sources.files).items()},
         **facts,
