@@ -37,7 +37,7 @@ CONFIG_ARGS = --preset $(PRESET) --binarize $(BINARIZE) $(if $(EPOCHS),--epochs 
 TRAIN_ARGS = $(CONFIG_ARGS) --run-dir $(RUN_DIR) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 .PHONY: venv test test-all train-mnist train-cifar10 train-svhn repeat-mnist export export-c verify bench bench-train \
-	bench-infer bench-infer-cnn bench-bgemm bench-cnn bench-cnn-c results-mnist cnn-check bnn-check docs clean
+	bench-infer bench-infer-cnn bench-bgemm bench-cnn bench-cnn-c bench-bnn-c results-mnist cnn-check bnn-check docs clean
 
 venv: $(STAMP)
 
@@ -109,6 +109,11 @@ bench-cnn: $(STAMP)
 # (~4 minutes); KEEP=DIR keeps their run directories, e.g. for bench-infer.
 bench-cnn-c: $(STAMP)
 	$(RECORD) $(PY) -m benchmarks.bench_cnn_c $(if $(KEEP),--keep $(KEEP))
+
+# The full-width mnist-bnn network in C against its BinaryConnect twin and onnxruntime, and the XNOR
+# blocks against their roofline (docs/BINARYNET.md, ~6 minutes); KEEP=DIR keeps the run directories.
+bench-bnn-c: $(STAMP)
+	$(RECORD) $(PY) -m benchmarks.bench_bnn_c $(if $(KEEP),--keep $(KEEP))
 
 # The mnist recipe on the bundled sample in det, stoch and none (README's MNIST results): EPOCHS=E
 # for a shorter check (written to another results file); re-run to resume an interrupted one.

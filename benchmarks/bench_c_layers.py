@@ -72,7 +72,9 @@ def instrument(source: str, prefix: str, clock: bool):
     # the preprocessing (its arrays and the pixel entry point) is not timed: leave it out of the build
     source = re.sub(r"\nstatic const [\w ]+ pre_\w+\[[^=]*= \{.*?\n\};", "\n", source, flags=re.S)
     source = re.sub(r"\nint \w+_predict_pixels\(.*?\n\}\n", "\n", source, flags=re.S)
-    head, rest = source.split("static void forward(", 1)
+    # BinaryNet's forward() only calls forward_hidden(), which holds the blocks
+    opening = "static void forward_hidden(" if "static void forward_hidden(" in source else "static void forward("
+    head, rest = source.split(opening, 1)
     body, tail = rest.split("\n}\n", 1)
     labels, out, wrappers = [], [], []
     block = -1
@@ -94,7 +96,7 @@ def instrument(source: str, prefix: str, clock: bool):
                             f"__attribute__((noinline)) void prof_{i}(void) {{ __asm__ volatile(\"\"); }}")
     # callgrind: a marker call before each statement; the cost between markers is the statement's
     text = (PROLOGUE.replace("PROF_N", str(max(1, len(labels)))) + "\n".join(wrappers) + "\n" + head
-            + "static void forward(" + "\n".join(out) + "\n}\n" + tail
+            + opening + "\n".join(out) + "\n}\n" + tail
             + MAIN.replace("PROF_N", str(max(1, len(labels)))).replace("UPREFIX_", prefix.upper() + "_")
             .replace("lprefix_", prefix + "_"))
     return text, labels

@@ -25,7 +25,7 @@ import sys
 from typing import Callable
 
 from benchmarks import provenance
-from benchmarks.tables import bnn, ckernels, cnn, cnn_check, infer, mnist, speed, train
+from benchmarks.tables import bnn, bnnc, ckernels, cnn, cnn_check, infer, mnist, speed, train
 
 MARKER = re.compile(r"<!-- results:([\w-]+) -->\n(.*?)<!-- /results:\1 -->", re.S)
 
@@ -62,6 +62,7 @@ SECTIONS = dict((
     ("bench_cnn", _single("bench_cnn", "make bench-cnn", cnn.render_cnn)),
     ("bench_preprocess", _single("bench_preprocess", "make bench-cnn", cnn.render_preprocess)),
     ("bnn_check", _single("bnn_check", "make bnn-check", bnn.render)),
+    ("bench_bnn_c", _single("bench_bnn_c", "make bench-bnn-c", bnnc.render)),
 ))
 
 

@@ -1,4 +1,4 @@
-"""README's speed figures: the few a user compares, from bench_train, bench_infer_mnist and bench_cnn.
+"""README's speed figures: the few a user compares, from bench_train, bench_infer_*, bench_bnn_c and bench_cnn.
 
 Each row names the command, machine and date of its results file; a file not measured yet gives a
 row saying which command writes it.
@@ -28,17 +28,26 @@ def training_rows(r: dict) -> list:
     return rows
 
 
-def inference_rows(r: dict) -> list:
+def inference_rows(r: dict, net: str = "`mnist` MLP") -> list:
     run = next((run for run in runs_of(r) if run["threads"] == 1), runs_of(r)[0])
     c, ort = run["results"].get("C"), run["results"]["ORT"]
     if c is None:
-        return [("inference, `mnist` MLP", "no C row: export the C first (`make export-c`)")]
+        return [(f"inference, {net}", "no C row: export the C first (`make export-c`)")]
     rate = f"batch{BATCH}_samples_per_s"
-    return [(f"inference, `mnist` MLP, {run['threads']} thread: generated C against onnxruntime",
+    return [(f"inference, {net}, {run['threads']} thread: generated C against onnxruntime",
              f"batch 1: {c['batch1_ms_median']:.3f} ms against {ort['batch1_ms_median']:.3f} ms "
              f"({ort['batch1_ms_median'] / c['batch1_ms_median']:.1f}x lower); batch {BATCH}: "
              f"{c[rate]:,.0f} against {ort[rate]:,.0f} images/s; weights held "
              f"{ort['weight_bytes'] / c['weight_bytes']:.0f}x smaller")]
+
+
+def bnn_rows(r: dict) -> list:
+    """The BinaryNet C at batch 1 against its BinaryConnect twin and onnxruntime (bench_bnn_c)."""
+    v, q = r["variants"]["binarynet"], r["ratios"]
+    return [("inference, `mnist-bnn` BinaryNet MLP (3 × 4096), 1 thread: XNOR-popcount C",
+             f"batch 1: {v['C_batch1_ms_median']:.3f} ms, {q['bc_c_over_bnn_c_batch1']:.1f}x lower than the "
+             f"BinaryConnect C of the same shape and {q['ort_over_bnn_c_batch1']:.0f}x lower than onnxruntime; "
+             f"batch {BATCH}: {v['C_batch256_samples_per_s']:,.0f} images/s")]
 
 
 def cnn_rows(r: dict) -> list:
@@ -65,6 +74,11 @@ PARTS = (  # (results file, what its rows show, the command that writes it, rows
     ("bench_train", "training step, `mnist` MLP", "make bench-train", training_rows),
     ("bench_infer_mnist", "inference, `mnist` MLP: generated C against onnxruntime",
      "make train-mnist EPOCHS=5 && make export export-c bench-infer", inference_rows),
+    ("bench_infer_cifar10", "inference, `cifar10` CNN: generated C against onnxruntime", "make bench-infer-cnn",
+     lambda r: inference_rows(r, "`cifar10` CNN")),
+    ("bench_infer_svhn", "inference, `svhn` CNN: generated C against onnxruntime", "make bench-infer-cnn",
+     lambda r: inference_rows(r, "`svhn` CNN")),
+    ("bench_bnn_c", "inference, `mnist-bnn` BinaryNet MLP: XNOR-popcount C", "make bench-bnn-c", bnn_rows),
     ("bench_cnn", "training, `cifar10` and `svhn` on this machine", "make bench-cnn", cnn_rows))
 
 
