@@ -11,13 +11,18 @@ interleaved; CPU time, so that a shared machine's waits are not counted); the me
 of each figure is reported. Last, `benchmarks.bench_xnor` (the binary blocks alone against their
 popcount roofline, on the same 4096 × 4096 shape).
 
+With --cnn, the same for the full-width `cifar10-bnn` CNN (conv 128-128-256-256-512-512, dense
+1024-1024, binary activations after every hidden block) and its twin, one epoch on tiny CIFAR-10
+files (`benchmarks.bench_cnn_c.write_data`): the issue asks for their gate and their batch-1
+latency against onnxruntime and the twin, with no target.
+
 Targets of the issue: BinaryNet C batch-1 latency ≥ 5× lower than the BinaryConnect C of the same
 shape and ≥ 30× lower than onnxruntime; the binary blocks at ≥ 50 % of their roofline.
 
 Writes benchmarks/results/bench_bnn_c.json (rendered into docs/BINARYNET.md and README by `make
 docs`). About 6 minutes on 2 cores; --keep DIR keeps (and re-uses) the run directories.
 
-Usage: make bench-bnn-c   (or: python -m benchmarks.bench_bnn_c [--rounds 3] [--keep DIR])
+Usage: make bench-bnn-c   (or: python -m benchmarks.bench_bnn_c [--rounds 3] [--cnn] [--keep DIR])
 """
 import argparse
 import json
@@ -35,7 +40,10 @@ from benchmarks.tables.bnnc import render
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"binarynet": (), "binaryconnect": ("--binarize-act", "none")}
-TRAIN = ("--preset", "mnist-bnn", "--dataset", "mnist-sample", "--epochs", "1")
+NETWORKS = {  # name -> the `bctrain train` flags of its one epoch, and the CIFAR-10 files it needs (or None)
+    "mlp": (("--preset", "mnist-bnn", "--dataset", "mnist-sample", "--epochs", "1"), None),
+    "cnn": (("--preset", "cifar10-bnn", "--epochs", "1", "--batch-size", "10", "--jit", "false"), "cifar10"),
+}
 
 
 def run(cmd, env) -> str:
@@ -47,13 +55,18 @@ def run(cmd, env) -> str:
     return proc.stdout
 
 
-def prepare(name: str, work: Path, env) -> dict:
+def prepare(net: str, name: str, work: Path, env) -> dict:
     """Train, export and verify one variant (skipped where its verify.json already says PASSED)."""
-    run_dir = work / name
+    flags, data = NETWORKS[net]
+    run_dir = work / (name if net == "mlp" else f"{net}-{name}")
     report = run_dir / "verify.json"
     if not (report.is_file() and json.loads(report.read_text()).get("passed")):
+        if data and not (work / f"{data}-data").is_dir():
+            from benchmarks.bench_cnn_c import write_data   # tiny official-format files, smooth images
+            write_data(data, work / f"{data}-data")
         if not (run_dir / "metrics.json").is_file():
-            run(["bctrain.cli", "train", *TRAIN, *VARIANTS[name], "--run-dir", run_dir], env)
+            run(["bctrain.cli", "train", *flags, *VARIANTS[name], "--run-dir", run_dir,
+                 *(["--data-dir", work / f"{data}-data"] if data else [])], env)
         for step in ("onnx", "c", "verify"):
             run(["bcexport.cli", step, run_dir], env)
     verify = json.loads(report.read_text())
@@ -78,6 +91,28 @@ def time_round(run_dir: str, args, env, tmp: Path) -> dict:
                for k in ("batch1_ms_median", "batch256_samples_per_s")}}
 
 
+def measure(net: str, work: Path, args, env) -> dict:
+    """One network's two variants: prepared, timed alternately, with their ratios."""
+    variants = {}
+    for name in VARIANTS:
+        print(f"{net} {name}: train 1 epoch, export, verify", flush=True)
+        variants[name] = prepare(net, name, work, env)
+    timings = {name: [] for name in VARIANTS}
+    with tempfile.TemporaryDirectory(prefix="bench-bnn-c-") as tmp:
+        for i in range(args.rounds):
+            for name in VARIANTS:
+                timings[name].append(time_round(variants[name]["run_dir"], args, env, Path(tmp)))
+            print(f"{net}: round {i + 1} of {args.rounds} timed", flush=True)
+    for name in VARIANTS:
+        variants[name].update(median_rows(timings[name]))
+    bnn, bc = variants["binarynet"], variants["binaryconnect"]
+    return {"variants": variants,
+            "ratios": {"bc_c_over_bnn_c_batch1": bc["C_batch1_ms_median"] / bnn["C_batch1_ms_median"],
+                       "ort_over_bnn_c_batch1": bnn["ORT_batch1_ms_median"] / bnn["C_batch1_ms_median"],
+                       "bnn_c_over_bc_c_batch256": bnn["C_batch256_samples_per_s"] / bc["C_batch256_samples_per_s"],
+                       "bnn_c_over_ort_batch256": bnn["C_batch256_samples_per_s"] / bnn["ORT_batch256_samples_per_s"]}}
+
+
 def median_rows(rounds: list) -> dict:
     keys = [k for k, v in rounds[0].items() if isinstance(v, float)]
     return {**rounds[0], **{k: statistics.median(r[k] for r in rounds) for k in keys},
@@ -88,6 +123,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternated timing rounds (default 3)")
     parser.add_argument("--calls", type=int, default=100, help="timed batch-1 calls per back end and round")
+    parser.add_argument("--cnn", action="store_true", help="also the full-width cifar10-bnn CNN and its twin, "
+                                                             "on tiny CIFAR-10 files (about 15 more minutes)")
     parser.add_argument("--keep", help="keep the run directories here (re-used when they already verify)")
     parser.add_argument("--out", default=os.path.join(provenance.RESULTS_DIR, "bench_bnn_c.json"))
     args = parser.parse_args(argv)
@@ -97,35 +134,22 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
-        variants = {}
-        for name in VARIANTS:
-            print(f"{name}: train 1 epoch, export, verify ({work / name})", flush=True)
-            variants[name] = prepare(name, work, env)
-        timings = {name: [] for name in VARIANTS}
+        result = {"cpu": machine.cpu_model(), **measure("mlp", work, args, env)}
+        if args.cnn:
+            result["cnn"] = measure("cnn", work, args, env)
         with tempfile.TemporaryDirectory(prefix="bench-bnn-c-") as tmp:
-            for i in range(args.rounds):
-                for name in VARIANTS:
-                    timings[name].append(time_round(variants[name]["run_dir"], args, env, Path(tmp)))
-                print(f"round {i + 1} of {args.rounds} timed", flush=True)
             xnor_out = Path(tmp) / "xnor.json"
             bench_xnor.main(["--rounds", "5", "--out", str(xnor_out)])
-            xnor = json.loads(xnor_out.read_text())
+            result["xnor"] = json.loads(xnor_out.read_text())
     except RuntimeError as exc:
         print(f"bench_bnn_c: error: {exc}", file=sys.stderr)
         return 1
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    for name in VARIANTS:
-        variants[name].update(median_rows(timings[name]))
-    bnn, bc = variants["binarynet"], variants["binaryconnect"]
-    result = {"cpu": machine.cpu_model(), "variants": variants, "xnor": xnor,
-              "ratios": {"bc_c_over_bnn_c_batch1": bc["C_batch1_ms_median"] / bnn["C_batch1_ms_median"],
-                         "ort_over_bnn_c_batch1": bnn["ORT_batch1_ms_median"] / bnn["C_batch1_ms_median"],
-                         "bnn_c_over_bc_c_batch256": bnn["C_batch256_samples_per_s"] / bc["C_batch256_samples_per_s"],
-                         "bnn_c_over_ort_batch256": bnn["C_batch256_samples_per_s"] / bnn["ORT_batch256_samples_per_s"]}}
     print(render(provenance.write(args.out, result, "benchmarks.bench_bnn_c", argv)))
-    return 0 if all(v["verify_passed"] for v in variants.values()) else 1
+    nets = [result, *([result["cnn"]] if args.cnn else [])]
+    return 0 if all(v["verify_passed"] for r in nets for v in r["variants"].values()) else 1
 
 
 if __name__ == "__main__":

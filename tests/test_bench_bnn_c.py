@@ -47,6 +47,15 @@ def test_the_table_says_which_targets_are_met():
     assert "| 4.0x | 5x: not met |" in text and "| 26.7x | 30x: not met |" in text
 
 
+def test_the_cnn_pair_is_shown_without_a_target():
+    r = _results(bnn_ms=0.3, bc_ms=1.8, ort_ms=10.0)
+    cnn = _results(bnn_ms=5.0, bc_ms=9.0, ort_ms=25.0)
+    text = bnnc.render({**r, "cnn": {"variants": cnn["variants"], "ratios": cnn["ratios"]}})
+    part = text.split("The `cifar10-bnn` CNN", 1)[1].split("The binary blocks alone", 1)[0]
+    assert "| batch-1 latency, onnxruntime / BinaryNet C | 5.0x |  |" in part and "met" not in part
+    assert "| 6.0x | 5x: met |" in text.split("The `cifar10-bnn` CNN", 1)[0]
+
+
 @pytest.mark.parametrize("flags", [["--rounds", "0"], ["--calls", "0"]])
 def test_bad_counts_are_refused_before_anything_runs(flags, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
