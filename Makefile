@@ -110,10 +110,11 @@ bench-cnn: $(STAMP)
 bench-cnn-c: $(STAMP)
 	$(RECORD) $(PY) -m benchmarks.bench_cnn_c $(if $(KEEP),--keep $(KEEP))
 
-# The full-width mnist-bnn network in C against its BinaryConnect twin and onnxruntime, and the XNOR
-# blocks against their roofline (docs/BINARYNET.md, ~6 minutes); KEEP=DIR keeps the run directories.
+# The full-width mnist-bnn and cifar10-bnn networks in C against their BinaryConnect twins and
+# onnxruntime, and the XNOR blocks against their roofline (docs/BINARYNET.md, ~25 minutes); KEEP=DIR
+# keeps (and re-uses) the run directories.
 bench-bnn-c: $(STAMP)
-	$(RECORD) $(PY) -m benchmarks.bench_bnn_c $(if $(KEEP),--keep $(KEEP))
+	$(RECORD) $(PY) -m benchmarks.bench_bnn_c --cnn $(if $(KEEP),--keep $(KEEP))
 
 # The mnist recipe on the bundled sample in det, stoch and none (README's MNIST results): EPOCHS=E
 # for a shorter check (written to another results file); re-run to resume an interrupted one.
