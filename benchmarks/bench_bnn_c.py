@@ -20,7 +20,8 @@ Targets of the issue: BinaryNet C batch-1 latency ≥ 5× lower than the BinaryC
 shape and ≥ 30× lower than onnxruntime; the binary blocks at ≥ 50 % of their roofline.
 
 Writes benchmarks/results/bench_bnn_c.json (rendered into docs/BINARYNET.md and README by `make
-docs`). About 6 minutes on 2 cores; --keep DIR keeps (and re-uses) the run directories.
+docs`). About 10 minutes on one core for the MLP pair, 15 more with --cnn; --keep DIR keeps (and
+re-uses, where they already verify) the run directories.
 
 Usage: make bench-bnn-c   (or: python -m benchmarks.bench_bnn_c [--rounds 3] [--cnn] [--keep DIR])
 """
