@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import glob
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -259,6 +260,10 @@ def main(argv=None):
     if not steps:
         raise SystemExit("profile_step: no training step found in the trace")
     start, end = sorted(steps, key=lambda s: s[1] - s[0])[len(steps) // 2]
+    if not any(start <= k[0] < end for k in kernels):
+        print(f"profile_step: notice: the trace holds no kernel event inside the profiled steps, so their time "
+              f"cannot be attributed below (seen when the process may use one CPU core: it may use "
+              f"{len(os.sched_getaffinity(0))})", file=sys.stderr)
     threads = {th: f"t{i}" for i, th in enumerate(sorted({k[2] for k in kernels}))}
     print(f"`{args.preset}` {cfg.binarize}, {args.precision}, {plan.describe()}: median of {len(steps)} "
           f"profiled steps")
