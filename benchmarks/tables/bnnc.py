@@ -18,7 +18,8 @@ def _network(r: dict, targets: bool) -> list:
     """The table of one network's two variants and the table of their ratios."""
     lines = ["| network | back end | batch 1, ms | batch 256, samples/s | weight bytes | Cortex-M4 flash / RAM, B "
              "| verify |", "|---|---|---|---|---|---|---|"]
-    for name, v in r["variants"].items():
+    for name, v in sorted(r["variants"].items(), key=lambda item: list(LABELS).index(item[0])
+                          if item[0] in LABELS else len(LABELS)):      # BinaryNet first, as LABELS lists them
         mcu = v["microcontroller"]
         lines.append(f"| {LABELS.get(name, name)} | C | {v['C_batch1_ms_median']:.3f} | "
                      f"{v['C_batch256_samples_per_s']:,.0f} | {v['weight_bytes']:,} | {mcu['flash']:,} / {mcu['ram']:,} "
