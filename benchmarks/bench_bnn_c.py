@@ -131,6 +131,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.calls < 1:
         parser.error("--rounds and --calls must be >= 1")
+    if args.keep and os.path.exists(args.keep) and not os.path.isdir(args.keep):
+        parser.error(f"--keep {args.keep}: exists and is not a directory")
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-bnn-c-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -62,3 +62,11 @@ def test_bad_counts_are_refused_before_anything_runs(flags, tmp_path, capsys):
         bench_bnn_c.main([*flags, "--keep", str(tmp_path / "k")])
     assert exc.value.code == 2 and "must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "k").exists()
+
+
+def test_a_keep_path_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "f").write_text("mine\n")
+    with pytest.raises(SystemExit) as exc:
+        bench_bnn_c.main(["--keep", str(tmp_path / "f")])
+    assert exc.value.code == 2 and "exists and is not a directory" in capsys.readouterr().err
+    assert (tmp_path / "f").read_text() == "mine\n"
